@@ -1,0 +1,225 @@
+/**
+ * The decoded-image cache: one file per (dataset, split, variant) holding the
+ * packed uint8 pixels (N x H x W x C), the int32 labels and a JSON header with
+ * the dataset, split, count, class list, a checksum of the sources it was
+ * built from and a SHA-256 of the payload.
+ *
+ * File layout (little-endian):
+ *
+ * | bytes | content |
+ * |---|---|
+ * | 8 | magic `SMAECACH` |
+ * | 4 | format version (1) |
+ * | 4 | header length L |
+ * | L | header, UTF-8 JSON ({@link CacheHeader}) |
+ * | pad | zeros up to a multiple of 8 |
+ * | N*H*W*C | pixels |
+ * | pad | zeros up to a multiple of 4 |
+ * | 4*N | labels, int32 |
+ *
+ * Writes go to `<path>.tmp-<pid>` and are renamed into place only when
+ * complete, so a reader never sees half a cache. A reader checks magic,
+ * version, sizes and the payload hash; any mismatch makes the cache stale or
+ * corrupt, and {@link cachedDataset} rebuilds it.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { checkDataset, type ImageDataset } from "./image_dataset.ts";
+
+const MAGIC = "SMAECACH";
+const VERSION = 1;
+
+/** The JSON header stored in a cache file. */
+export interface CacheHeader {
+  dataset: string;
+  split: string;
+  /** What preprocessing produced the pixels, e.g. "raw" or "short64-center64". */
+  variant: string;
+  count: number;
+  height: number;
+  width: number;
+  channels: number;
+  classes: string[];
+  /** Fingerprint of the source files (see the readers); a change means stale. */
+  sourceChecksum: string;
+  /** SHA-256 (hex) of the pixel bytes followed by the label bytes. */
+  payloadChecksum: string;
+}
+
+/** What a cache must match to be used. */
+export interface CacheKey {
+  dataset: string;
+  split: string;
+  variant: string;
+  sourceChecksum: string;
+}
+
+/** Thrown by {@link readCache} when the file exists but cannot be used. */
+export class CacheInvalidError extends Error {}
+
+const align = (n: number, a: number) => Math.ceil(n / a) * a;
+
+function payloadHash(images: Uint8Array, labels: Int32Array): string {
+  const h = createHash("sha256");
+  h.update(images);
+  h.update(new Uint8Array(labels.buffer, labels.byteOffset, labels.byteLength));
+  return h.digest("hex");
+}
+
+/** Serializes `ds` to cache bytes. */
+export function encodeCache(ds: ImageDataset, variant: string, sourceChecksum: string): Uint8Array {
+  checkDataset(ds);
+  const header: CacheHeader = {
+    dataset: ds.name,
+    split: ds.split,
+    variant,
+    count: ds.count,
+    height: ds.height,
+    width: ds.width,
+    channels: ds.channels,
+    classes: ds.classes,
+    sourceChecksum,
+    payloadChecksum: payloadHash(ds.images, ds.labels),
+  };
+  const hbytes = new TextEncoder().encode(JSON.stringify(header));
+  const imgOff = align(16 + hbytes.length, 8);
+  const lblOff = align(imgOff + ds.images.length, 4);
+  const out = new Uint8Array(lblOff + 4 * ds.count);
+  out.set(new TextEncoder().encode(MAGIC), 0);
+  const view = new DataView(out.buffer);
+  view.setUint32(8, VERSION, true);
+  view.setUint32(12, hbytes.length, true);
+  out.set(hbytes, 16);
+  out.set(ds.images, imgOff);
+  for (let i = 0; i < ds.count; i++) view.setInt32(lblOff + 4 * i, ds.labels[i], true);
+  return out;
+}
+
+/**
+ * Parses cache bytes; throws {@link CacheInvalidError} naming `path` and the
+ * problem if the file is corrupt or does not match `key`.
+ */
+export function decodeCache(bytes: Uint8Array, path: string, key?: CacheKey): ImageDataset {
+  const bad = (what: string) => new CacheInvalidError(`${path}: ${what}`);
+  if (bytes.length < 16 || new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) {
+    throw bad("not a dataset cache (bad magic)");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint32(8, true);
+  if (version !== VERSION) throw bad(`cache format version ${version}, expected ${VERSION}`);
+  const hlen = view.getUint32(12, true);
+  if (16 + hlen > bytes.length) throw bad("truncated header");
+  let h: CacheHeader;
+  try {
+    h = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + hlen)));
+  } catch {
+    throw bad("corrupt header");
+  }
+  if (key) {
+    for (const k of ["dataset", "split", "variant", "sourceChecksum"] as const) {
+      if (h[k] !== key[k]) {
+        throw bad(`stale: ${k} is ${JSON.stringify(h[k])}, expected ${JSON.stringify(key[k])}`);
+      }
+    }
+  }
+  const imgOff = align(16 + hlen, 8);
+  const imgLen = h.count * h.height * h.width * h.channels;
+  const lblOff = align(imgOff + imgLen, 4);
+  if (bytes.length !== lblOff + 4 * h.count) {
+    throw bad(
+      `size ${bytes.length} bytes, header implies ${lblOff + 4 * h.count} (truncated or padded)`,
+    );
+  }
+  // Copy out so the result owns aligned buffers independent of `bytes`.
+  const images = bytes.slice(imgOff, imgOff + imgLen);
+  const labels = new Int32Array(h.count);
+  for (let i = 0; i < h.count; i++) labels[i] = view.getInt32(lblOff + 4 * i, true);
+  if (payloadHash(images, labels) !== h.payloadChecksum) {
+    throw bad("payload checksum mismatch (corrupt)");
+  }
+  const ds: ImageDataset = {
+    name: h.dataset,
+    split: h.split,
+    count: h.count,
+    height: h.height,
+    width: h.width,
+    channels: h.channels,
+    images,
+    labels,
+    classes: h.classes,
+  };
+  try {
+    checkDataset(ds);
+  } catch (e) {
+    throw bad((e as Error).message);
+  }
+  return ds;
+}
+
+/** Writes `bytes` to `path` atomically: a `path.tmp-<pid>` file renamed into place. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  await Deno.mkdir(dir, { recursive: true });
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  try {
+    await Deno.writeFile(tmp, bytes);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new Error(`${path}: cannot write (${(e as Error).message})`);
+  }
+}
+
+/** Writes `ds` as a cache file at `path` (atomically). */
+export async function writeCache(
+  path: string,
+  ds: ImageDataset,
+  variant: string,
+  sourceChecksum: string,
+): Promise<void> {
+  await writeFileAtomic(path, encodeCache(ds, variant, sourceChecksum));
+}
+
+/**
+ * Reads a cache file; returns null if it does not exist, throws
+ * {@link CacheInvalidError} if it is corrupt or does not match `key`.
+ */
+export async function readCache(path: string, key?: CacheKey): Promise<ImageDataset | null> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  return decodeCache(bytes, path, key);
+}
+
+/** Default cache directory: `$SMAE_CACHE_DIR` or `.cache/` in the working directory. */
+export function defaultCacheDir(): string {
+  return Deno.env.get("SMAE_CACHE_DIR") ?? ".cache";
+}
+
+/**
+ * Returns the dataset from the cache at `path` when it matches `key`;
+ * otherwise (missing, stale or corrupt, reason on stderr) calls `build`,
+ * writes its result atomically and returns it.
+ */
+export async function cachedDataset(
+  path: string,
+  key: CacheKey,
+  build: () => Promise<ImageDataset>,
+): Promise<ImageDataset> {
+  try {
+    const ds = await readCache(path, key);
+    if (ds) return ds;
+  } catch (e) {
+    if (!(e instanceof CacheInvalidError)) throw e;
+    console.error(`cache: ${e.message}; rebuilding`);
+  }
+  const ds = await build();
+  await writeCache(path, ds, key.variant, key.sourceChecksum);
+  return ds;
+}

@@ -1,0 +1,159 @@
+/**
+ * matmul: batched matrix product with either operand transposed and an
+ * optional bias, over kernels/matmul.wgsl.
+ *
+ * Derivative (a = op(A), b = op(B), C = a b + bias):
+ *   da = dC b^T,  db = a^T dC,  dbias = sum over rows (and batch) of dC.
+ * When A is stored transposed, dA = da^T = b dC^T; likewise for B.
+ * Every product is the same kernel with other transposes and beta = 1.
+ *
+ * @module
+ */
+
+import type { Gpu, KernelSpec } from "../gpu/device.ts";
+import { gradOf, record } from "../tape.ts";
+import { empty, type Tensor } from "../tensor.ts";
+import { dtypeIs, OpError, sameDevice } from "./_check.ts";
+import { sumRowsInto } from "./reduce.ts";
+
+const MATMUL = {
+  file: "matmul.wgsl",
+  entry: "matmul_forward",
+  params: {
+    batch: "u32",
+    m: "u32",
+    n: "u32",
+    k: "u32",
+    stride_a: "u32",
+    stride_b: "u32",
+    stride_c: "u32",
+    alpha: "f32",
+    beta: "f32",
+    has_bias: "u32",
+  },
+  workgroup: [16, 16],
+} as const satisfies KernelSpec<Record<string, "u32" | "f32">>;
+
+/** Options of {@link matmul}. */
+export interface MatmulOptions {
+  /** Use A^T: A is stored (..., k, m). */
+  transA?: boolean;
+  /** Use B^T: B is stored (..., n, k). */
+  transB?: boolean;
+  /** Added to every row of the result; shape (n). */
+  bias?: Tensor;
+}
+
+/** The (batch, m, k, n) of a product, or an error naming the shapes. */
+export function matmulDims(
+  a: readonly number[],
+  b: readonly number[],
+  transA = false,
+  transB = false,
+): { batch: number; m: number; k: number; n: number } {
+  const fail = (why: string): never => {
+    throw new OpError(
+      "matmul",
+      `${why}: A[${a}]${transA ? "^T" : ""} @ B[${b}]${transB ? "^T" : ""}`,
+    );
+  };
+  if (a.length < 2 || b.length < 2) fail("operands need rank >= 2");
+  if (a.length !== b.length) fail("operands need the same rank (flatten a linear layer's input)");
+  const batchA = a.slice(0, -2), batchB = b.slice(0, -2);
+  if (batchA.some((d, i) => d !== batchB[i])) fail("batch dimensions differ");
+  const batch = batchA.reduce((x, y) => x * y, 1);
+  const [ar, ac] = a.slice(-2), [br, bc] = b.slice(-2);
+  const [m, k] = transA ? [ac, ar] : [ar, ac];
+  const [k2, n] = transB ? [bc, br] : [br, bc];
+  if (k !== k2) fail(`inner dimensions differ (${k} vs ${k2})`);
+  return { batch, m, k, n };
+}
+
+/**
+ * Low-level launch: out = alpha * op(a) @ op(b) + bias + beta * out, on raw
+ * tensors (no tape). Shapes must already be checked.
+ */
+export function matmulInto(
+  gpu: Gpu,
+  a: Tensor,
+  b: Tensor,
+  out: Tensor,
+  dims: { batch: number; m: number; k: number; n: number },
+  o: { transA?: boolean; transB?: boolean; bias?: Tensor; alpha?: number; beta?: number },
+): void {
+  const { batch, m, k, n } = dims;
+  gpu.dispatch(
+    MATMUL,
+    {
+      batch,
+      m,
+      n,
+      k,
+      stride_a: m * k,
+      stride_b: k * n,
+      stride_c: m * n,
+      alpha: o.alpha ?? 1,
+      beta: o.beta ?? 0,
+      has_bias: o.bias ? 1 : 0,
+    },
+    [a.binding, b.binding, (o.bias ?? a).binding, out.binding],
+    [Math.ceil(n / 64), Math.ceil(m / 64), batch],
+    { TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 },
+  );
+}
+
+/**
+ * Batched matrix product `op(a) @ op(b) (+ bias)`. Operands are (..., m, k)
+ * and (..., k, n) with equal leading (batch) dimensions; the result is
+ * (..., m, n).
+ *
+ * @example
+ * ```ts ignore
+ * const y = matmul(x, w, { transB: true, bias }); // a linear layer, w is (out, in)
+ * ```
+ */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const { transA = false, transB = false, bias } = options;
+  sameDevice("matmul", a, b, ...(bias ? [bias] : []));
+  dtypeIs("matmul", a, "f32");
+  dtypeIs("matmul", b, "f32");
+  const dims = matmulDims(a.shape, b.shape, transA, transB);
+  const { m, k, n } = dims;
+  if (bias) {
+    dtypeIs("matmul", bias, "f32");
+    if (bias.size !== n) {
+      throw new OpError("matmul", `bias ${bias.describe()} must have ${n} elements`);
+    }
+  }
+  const gpu = a.gpu;
+  const out = empty(gpu, [...a.shape.slice(0, -2), m, n]);
+  matmulInto(gpu, a, b, out, dims, { transA, transB, bias });
+  // saves: a, b (inputs, alive while the tape holds them)
+  return record("matmul", out, bias ? [a, b, bias] : [a, b], (g) => {
+    if (a.requiresGrad) {
+      const ga = gradOf(a);
+      if (!transA) {
+        matmulInto(gpu, g, b, ga, { ...dims, k: n, n: k }, { transB: !transB, beta: 1 });
+      } else {
+        matmulInto(gpu, b, g, ga, { ...dims, m: k, k: n, n: m }, {
+          transA: transB,
+          transB: true,
+          beta: 1,
+        });
+      }
+    }
+    if (b.requiresGrad) {
+      const gb = gradOf(b);
+      if (!transB) {
+        matmulInto(gpu, a, g, gb, { ...dims, m: k, k: m, n }, { transA: !transA, beta: 1 });
+      } else {
+        matmulInto(gpu, g, a, gb, { ...dims, m: n, k: m, n: k }, {
+          transA: true,
+          transB: transA,
+          beta: 1,
+        });
+      }
+    }
+    if (bias?.requiresGrad) sumRowsInto(gpu, g, gradOf(bias), n);
+  });
+}

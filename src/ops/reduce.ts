@@ -1,0 +1,85 @@
+/**
+ * Sum and mean over one axis, over kernels/reduce.wgsl.
+ *
+ * Derivative: y[o, i] = s * sum_a x[o, a, i]  =>  dx[o, a, i] = s * dy[o, i]
+ * (a broadcast back along the reduced axis).
+ *
+ * @module
+ */
+
+import type { Gpu, KernelSpec } from "../gpu/device.ts";
+import { gradOf, record } from "../tape.ts";
+import { empty, type Tensor } from "../tensor.ts";
+import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+
+const PARAMS = { outer: "u32", axis: "u32", inner: "u32", scale: "f32", beta: "f32" } as const;
+const FORWARD = {
+  file: "reduce.wgsl",
+  entry: "sum_axis_forward",
+  params: PARAMS,
+  workgroup: [256],
+} as const satisfies KernelSpec<typeof PARAMS>;
+const BACKWARD = { ...FORWARD, entry: "sum_axis_backward" } as const;
+
+type View = { outer: number; axis: number; inner: number };
+
+function view(shape: readonly number[], axis: number): View {
+  const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+  return { outer: prod(shape.slice(0, axis)), axis: shape[axis], inner: prod(shape.slice(axis + 1)) };
+}
+
+/** dst (outer, inner) = scale * sum over the middle axis of src + beta * dst. */
+export function sumAxisInto(gpu: Gpu, src: Tensor, dst: Tensor, v: View, scale: number, beta: number) {
+  const groups = grid1d(Math.ceil((v.outer * v.inner) / 256));
+  gpu.dispatch(FORWARD, { ...v, scale, beta }, [src.binding, dst.binding], groups);
+}
+
+/** dst (outer, axis, inner) += scale * src (outer, inner) broadcast along the axis. */
+export function broadcastAxisInto(gpu: Gpu, src: Tensor, dst: Tensor, v: View, scale: number) {
+  const groups = grid1d(Math.ceil((v.outer * v.axis * v.inner) / 256));
+  gpu.dispatch(BACKWARD, { ...v, scale, beta: 1 }, [src.binding, dst.binding], groups);
+}
+
+/** Adds the column sums of `g` (viewed as (rows, n)) into `dst` (n): a bias gradient. */
+export function sumRowsInto(gpu: Gpu, g: Tensor, dst: Tensor, n: number): void {
+  sumAxisInto(gpu, g, dst, { outer: 1, axis: g.size / n, inner: n }, 1, 1);
+}
+
+function reduceOp(op: "sum" | "mean", x: Tensor, axis: number, keepDims: boolean): Tensor {
+  sameDevice(op, x);
+  dtypeIs(op, x, "f32");
+  const rank = x.shape.length;
+  const ax = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(ax) || ax < 0 || ax >= rank) {
+    throw new OpError(op, `axis ${axis} is out of range for ${x.describe()}`);
+  }
+  const v = view(x.shape, ax);
+  if (op === "mean" && v.axis === 0) throw new OpError(op, `mean over an empty axis of ${x.describe()}`);
+  const scale = op === "mean" ? 1 / v.axis : 1;
+  const shape = keepDims ? x.shape.map((d, i) => (i === ax ? 1 : d)) : x.shape.filter((_, i) => i !== ax);
+  const gpu = x.gpu;
+  const out = empty(gpu, shape);
+  sumAxisInto(gpu, x, out, v, scale, 0);
+  // saves: nothing (only the view geometry)
+  return record(op, out, [x], (g) => broadcastAxisInto(gpu, g, gradOf(x), v, scale));
+}
+
+/** Sum over `axis` (negative counts from the end). */
+export function sum(x: Tensor, axis = -1, keepDims = false): Tensor {
+  return reduceOp("sum", x, axis, keepDims);
+}
+
+/** Mean over `axis` (negative counts from the end). */
+export function mean(x: Tensor, axis = -1, keepDims = false): Tensor {
+  return reduceOp("mean", x, axis, keepDims);
+}
+
+/** Sum of every element, as a one-element tensor. */
+export function sumAll(x: Tensor): Tensor {
+  return sum(x.reshape([x.size]), 0);
+}
+
+/** Mean of every element, as a one-element tensor. */
+export function meanAll(x: Tensor): Tensor {
+  return mean(x.reshape([x.size]), 0);
+}
