@@ -5,9 +5,19 @@
  */
 import matmul from "./matmul.wgsl" with { type: "text" };
 import reduce from "./reduce.wgsl" with { type: "text" };
+import elementwise from "./elementwise.wgsl" with { type: "text" };
+import softmax from "./softmax.wgsl" with { type: "text" };
+import cross_entropy from "./cross_entropy.wgsl" with { type: "text" };
+import mse from "./mse.wgsl" with { type: "text" };
+import adamw from "./adamw.wgsl" with { type: "text" };
 
 /** Kernel file name → WGSL source. */
 export const KERNEL_SOURCES = {
   "matmul.wgsl": matmul,
   "reduce.wgsl": reduce,
+  "elementwise.wgsl": elementwise,
+  "softmax.wgsl": softmax,
+  "cross_entropy.wgsl": cross_entropy,
+  "mse.wgsl": mse,
+  "adamw.wgsl": adamw,
 } as const;

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type Tensor, tensor, zeros } from "./tensor.ts";
+import { type Tensor, tensor, unscoped, zeros } from "./tensor.ts";
 
 let recording = true;
 let tape: Tensor[] = [];
@@ -71,7 +71,9 @@ export function gradOf(t: Tensor): Tensor {
     t.grad = gradOf(t.base).reshape(t.shape);
     return t.grad;
   }
-  t.grad = zeros(t.gpu, t.shape);
+  // A leaf's gradient must outlive the tidy scope of the step that made it;
+  // an intermediate's is freed by backward() as soon as it is consumed.
+  t.grad = t.node ? zeros(t.gpu, t.shape) : unscoped(() => zeros(t.gpu, t.shape));
   return t.grad;
 }
 
@@ -87,7 +89,9 @@ export function tapeLength(): number {
  */
 export function backward(loss: Tensor, seed?: Tensor): void {
   if (!loss.requiresGrad) {
-    throw new Error(`backward: ${loss.describe()} does not depend on anything that needs a gradient`);
+    throw new Error(
+      `backward: ${loss.describe()} does not depend on anything that needs a gradient`,
+    );
   }
   if (!seed && loss.size !== 1) {
     throw new Error(`backward: ${loss.describe()} is not a scalar; pass a seed gradient`);

@@ -90,7 +90,9 @@ export class Tensor {
 
   /** Reads a one-element tensor as a number. */
   async item(): Promise<number> {
-    if (this.size !== 1) throw new Error(`item() needs one element, ${this.describe()} has ${this.size}`);
+    if (this.size !== 1) {
+      throw new Error(`item() needs one element, ${this.describe()} has ${this.size}`);
+    }
     return (await this.read())[0];
   }
 
@@ -201,6 +203,19 @@ export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
 
 const kept = new WeakSet<Tensor>();
 
+/**
+ * Runs `fn` with no scope active, so the tensors it creates outlive every
+ * enclosing {@link tidy} (gradients of leaves are made this way).
+ */
+export function unscoped<T>(fn: () => T): T {
+  const saved = scopes.splice(0, scopes.length);
+  try {
+    return fn();
+  } finally {
+    scopes.push(...saved);
+  }
+}
+
 /** Exempts a tensor from disposal by enclosing {@link tidy} scopes. */
 export function keep<T extends Tensor>(t: T): T {
   kept.add(t);
@@ -211,8 +226,7 @@ function collect(x: unknown, out: Set<Tensor>): void {
   if (x instanceof Tensor) {
     out.add(x);
     if (x.base) out.add(x.base);
-  }
-  else if (Array.isArray(x)) x.forEach((v) => collect(v, out));
+  } else if (Array.isArray(x)) x.forEach((v) => collect(v, out));
   else if (x && typeof x === "object" && Object.getPrototypeOf(x) === Object.prototype) {
     for (const v of Object.values(x)) collect(v, out);
   }

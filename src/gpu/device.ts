@@ -292,12 +292,12 @@ export class Gpu {
    * Writes host data into a buffer range. Pending dispatches are submitted
    * first, since a pooled buffer may still be read by them under its old owner.
    */
-  upload(dst: Binding, data: ArrayBufferView<ArrayBuffer>): void {
+  upload(dst: Binding, data: ArrayBufferView): void {
     if (data.byteLength > dst.size) {
       throw new RangeError(`upload: ${data.byteLength} bytes into a ${dst.size}-byte range`);
     }
     this.flush();
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     if (bytes.byteLength % 4 === 0) {
       this.device.queue.writeBuffer(dst.buffer, dst.offset, bytes);
     } else {

@@ -19,19 +19,36 @@ const FORWARD = {
   params: PARAMS,
   workgroup: [256],
 } as const satisfies KernelSpec<typeof PARAMS>;
+const WIDE = { ...FORWARD, entry: "sum_axis_wide_forward" } as const;
 const BACKWARD = { ...FORWARD, entry: "sum_axis_backward" } as const;
+
+/** Axes longer than this use one workgroup per output (see reduce.wgsl). */
+const WIDE_AXIS = 1024;
 
 type View = { outer: number; axis: number; inner: number };
 
 function view(shape: readonly number[], axis: number): View {
   const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-  return { outer: prod(shape.slice(0, axis)), axis: shape[axis], inner: prod(shape.slice(axis + 1)) };
+  return {
+    outer: prod(shape.slice(0, axis)),
+    axis: shape[axis],
+    inner: prod(shape.slice(axis + 1)),
+  };
 }
 
 /** dst (outer, inner) = scale * sum over the middle axis of src + beta * dst. */
-export function sumAxisInto(gpu: Gpu, src: Tensor, dst: Tensor, v: View, scale: number, beta: number) {
-  const groups = grid1d(Math.ceil((v.outer * v.inner) / 256));
-  gpu.dispatch(FORWARD, { ...v, scale, beta }, [src.binding, dst.binding], groups);
+export function sumAxisInto(
+  gpu: Gpu,
+  src: Tensor,
+  dst: Tensor,
+  v: View,
+  scale: number,
+  beta: number,
+) {
+  const outputs = v.outer * v.inner;
+  const wide = v.axis > WIDE_AXIS;
+  const groups = grid1d(wide ? outputs : Math.ceil(outputs / 256));
+  gpu.dispatch(wide ? WIDE : FORWARD, { ...v, scale, beta }, [src.binding, dst.binding], groups);
 }
 
 /** dst (outer, axis, inner) += scale * src (outer, inner) broadcast along the axis. */
@@ -54,9 +71,13 @@ function reduceOp(op: "sum" | "mean", x: Tensor, axis: number, keepDims: boolean
     throw new OpError(op, `axis ${axis} is out of range for ${x.describe()}`);
   }
   const v = view(x.shape, ax);
-  if (op === "mean" && v.axis === 0) throw new OpError(op, `mean over an empty axis of ${x.describe()}`);
+  if (op === "mean" && v.axis === 0) {
+    throw new OpError(op, `mean over an empty axis of ${x.describe()}`);
+  }
   const scale = op === "mean" ? 1 / v.axis : 1;
-  const shape = keepDims ? x.shape.map((d, i) => (i === ax ? 1 : d)) : x.shape.filter((_, i) => i !== ax);
+  const shape = keepDims
+    ? x.shape.map((d, i) => (i === ax ? 1 : d))
+    : x.shape.filter((_, i) => i !== ax);
   const gpu = x.gpu;
   const out = empty(gpu, shape);
   sumAxisInto(gpu, x, out, v, scale, 0);

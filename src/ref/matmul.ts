@@ -15,7 +15,15 @@ export interface MatmulRefDims {
   transB?: boolean;
 }
 
-function at(x: ArrayLike<number>, base: number, r: number, c: number, cols: number, t: boolean, rows: number) {
+function at(
+  x: ArrayLike<number>,
+  base: number,
+  r: number,
+  c: number,
+  cols: number,
+  t: boolean,
+  rows: number,
+) {
   return t ? x[base + c * rows + r] : x[base + r * cols + c];
 }
 

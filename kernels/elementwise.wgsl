@@ -1,0 +1,161 @@
+// elementwise.wgsl — pointwise ops and their backward passes, all f32, flat.
+//
+// Every entry point handles `n` elements, one thread each; workgroup 256;
+// grid (x, y) with x * y >= ceil(n / 256), x <= 65535 (flat id below).
+// Binding order is the order of the TypeScript launcher's arguments.
+//
+//   axpby_forward:   out = alpha * x + beta * y          (add: 1, 1; sub: 1, -1)
+//   axpy_backward:   y += alpha * x                      (gradient accumulation)
+//   mul_forward:     out = x * y
+//   mul_backward:    dst += x * y                        (dx += dy * other)
+//   scale_forward:   out = alpha * x
+//   bias_add_forward out[r, c] = x[r, c] + bias[c],  c = i % cols
+//   relu_forward:    out = max(x, 0)
+//   relu_backward:   dx += dy * (x > 0)
+//   gelu_forward:    out = 0.5 x (1 + tanh(s (x + 0.044715 x^3))), s = sqrt(2 / pi)
+//   gelu_backward:   dx += dy * d/dx gelu(x)
+//   dropout_forward: out = x * keep(i) / (1 - rate), keep(i) = hash3(seed, stream, i) >= threshold
+//   dropout_backward dx += dy * keep(i) / (1 - rate)       (mask recomputed from its key)
+
+struct Params {
+  n: u32,
+  cols: u32,
+  alpha: f32,
+  beta: f32,
+  seed: u32,
+  stream: u32,
+  threshold: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// Unary ops bind (x, out) at 1, 2.
+@group(0) @binding(2) var<storage, read_write> out2: array<f32>;
+
+fn flat_id(wid: vec3u, nwg: vec3u, lid: vec3u) -> u32 {
+  return (wid.y * nwg.x + wid.x) * 256u + lid.x;
+}
+
+// splitmix32 finalizer; must match splitmix32() in src/rng.ts bit for bit.
+fn splitmix32(v: u32) -> u32 {
+  var z = v + 0x9e3779b9u;
+  z = (z ^ (z >> 16u)) * 0x85ebca6bu;
+  z = (z ^ (z >> 13u)) * 0xc2b2ae35u;
+  return z ^ (z >> 16u);
+}
+
+// Counter-based hash of (seed, stream, index); mirrors hash3() in src/rng.ts.
+fn hash3(seed: u32, stream: u32, index: u32) -> u32 {
+  let h = splitmix32(seed ^ (stream * 0x27d4eb2du));
+  return splitmix32(h ^ index);
+}
+
+fn dropout_scale(i: u32) -> f32 {
+  if (hash3(p.seed, p.stream, i) >= p.threshold) { return p.alpha; }
+  return 0.0;
+}
+
+const GELU_S = 0.7978845608028654;
+
+fn gelu_grad(v: f32) -> f32 {
+  // Past |v| = 10 the derivative is 0 or 1 to f32 precision, and v^2 below
+  // could overflow (inf * 0 = NaN).
+  if (abs(v) > 10.0) { return select(0.0, 1.0, v > 0.0); }
+  // Clamp the tanh argument: tanh saturates long before |u| = 15 and large
+  // inputs would otherwise overflow x^3 in f32 on some drivers.
+  let u = clamp(GELU_S * (v + 0.044715 * v * v * v), -15.0, 15.0);
+  let t = tanh(u);
+  let du = GELU_S * (1.0 + 3.0 * 0.044715 * v * v);
+  return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du;
+}
+
+@compute @workgroup_size(256)
+fn axpby_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out[i] = p.alpha * x[i] + p.beta * y[i];
+}
+
+@compute @workgroup_size(256)
+fn mul_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out[i] = x[i] * y[i];
+}
+
+@compute @workgroup_size(256)
+fn mul_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out[i] += x[i] * y[i];
+}
+
+@compute @workgroup_size(256)
+fn bias_add_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out[i] = x[i] + y[i % p.cols];
+}
+
+@compute @workgroup_size(256)
+fn relu_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  // x = the forward input, y = dy
+  if (x[i] > 0.0) { out[i] += y[i]; }
+}
+
+@compute @workgroup_size(256)
+fn gelu_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out[i] += y[i] * gelu_grad(x[i]);
+}
+
+// ---- unary entry points: bind (x, out2) ----
+
+@compute @workgroup_size(256)
+fn axpy_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out2[i] += p.alpha * x[i];
+}
+
+@compute @workgroup_size(256)
+fn scale_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out2[i] = p.alpha * x[i];
+}
+
+@compute @workgroup_size(256)
+fn relu_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out2[i] = max(x[i], 0.0);
+}
+
+@compute @workgroup_size(256)
+fn gelu_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  let v = x[i];
+  let u = clamp(GELU_S * (v + 0.044715 * v * v * v), -15.0, 15.0);
+  out2[i] = 0.5 * v * (1.0 + tanh(u));
+}
+
+@compute @workgroup_size(256)
+fn dropout_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out2[i] = x[i] * dropout_scale(i);
+}
+
+@compute @workgroup_size(256)
+fn dropout_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  if (i >= p.n) { return; }
+  out2[i] += x[i] * dropout_scale(i);
+}

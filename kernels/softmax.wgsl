@@ -1,0 +1,74 @@
+// softmax.wgsl — softmax over the last axis, and its backward.
+//
+// x, y, dy, dx are (rows, cols), row-major f32.
+//   softmax_forward:  y[r, c] = exp(x[r, c] - max_r) / sum_c' exp(x[r, c'] - max_r)
+//   softmax_backward: dx[r, c] += y[r, c] * (dy[r, c] - sum_c' dy[r, c'] y[r, c'])
+// Subtracting the row maximum keeps exp() finite for any finite input.
+// One workgroup of 64 threads per row (strided loops over cols, tree
+// reductions in workgroup memory); grid (x, y) with x * y >= rows, x <= 65535.
+
+struct Params {
+  rows: u32,
+  cols: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y_out: array<f32>;
+// backward: (y, dy, dx)
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+var<workgroup> red: array<f32, 64>;
+
+fn reduce_max(t: u32, v: f32) -> f32 {
+  red[t] = v;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (t < s) { red[t] = max(red[t], red[t + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_sum(t: u32, v: f32) -> f32 {
+  red[t] = v;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (t < s) { red[t] = red[t] + red[t + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(64)
+fn softmax_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let row = w.y * g.x + w.x;
+  // Whole workgroups leave together, so the barriers below stay uniform.
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  var m = -3.4e38;
+  for (var c = l.x; c < p.cols; c += 64u) { m = max(m, x[base + c]); }
+  m = reduce_max(l.x, m);
+  var s = 0.0;
+  for (var c = l.x; c < p.cols; c += 64u) { s += exp(x[base + c] - m); }
+  s = reduce_sum(l.x, s);
+  let inv = 1.0 / s;
+  for (var c = l.x; c < p.cols; c += 64u) { y_out[base + c] = exp(x[base + c] - m) * inv; }
+}
+
+@compute @workgroup_size(64)
+fn softmax_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let row = w.y * g.x + w.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  var s = 0.0;
+  for (var c = l.x; c < p.cols; c += 64u) { s += dy[base + c] * x[base + c]; }
+  s = reduce_sum(l.x, s);
+  // here x holds the forward output y
+  for (var c = l.x; c < p.cols; c += 64u) { dx[base + c] += x[base + c] * (dy[base + c] - s); }
+}

@@ -1,0 +1,171 @@
+/**
+ * The op registry: for every op, its WGSL file and entry points, its
+ * independent f64 CPU references (forward and backward) and the tolerances
+ * its GPU results are held to. The mapped type makes `deno check` refuse an
+ * op without any of these; tests/ops/registry_test.ts checks that every
+ * entry point of every kernel file is claimed by exactly one op.
+ *
+ * Tolerances are |gpu - ref| <= atol + rtol * |ref| per element, chosen from
+ * f32 rounding of the op's arithmetic (k-term sums grow like sqrt(k) eps).
+ * @module
+ */
+
+import type { KERNEL_SOURCES } from "../../kernels/sources.ts";
+import { adamwRef } from "../ref/adamw.ts";
+import {
+  axpbyRef,
+  biasAddBackwardRef,
+  biasAddRef,
+  dropoutRef,
+  geluBackwardRef,
+  geluRef,
+  mulRef,
+  reluBackwardRef,
+  reluRef,
+} from "../ref/elementwise.ts";
+import {
+  crossEntropyRowsBackwardRef,
+  crossEntropyRowsRef,
+  mseBackwardRef,
+  mseRef,
+} from "../ref/loss.ts";
+import { matmulBackwardRef, matmulRef } from "../ref/matmul.ts";
+import { sumAxisBackwardRef, sumAxisRef } from "../ref/reduce.ts";
+import { softmaxBackwardRef, softmaxRef } from "../ref/softmax.ts";
+
+/** Element-wise closeness bound: |gpu - ref| <= atol + rtol * |ref|. */
+export interface Tolerance {
+  atol: number;
+  rtol: number;
+}
+
+/** Everything the audit needs to know about one op. */
+export interface OpAudit<F, B> {
+  /** The WGSL file under kernels/. */
+  kernel: keyof typeof KERNEL_SOURCES;
+  /** Its entry points that this op launches (forward and backward). */
+  entries: readonly string[];
+  /** f64 plain-loop references, written independently of the WGSL. */
+  reference: { forward: F; backward: B };
+  tolerance: { forward: Tolerance; backward: Tolerance };
+}
+
+/** Names of the registered ops. */
+export type OpName =
+  | "matmul"
+  | "sum"
+  | "add"
+  | "mul"
+  | "biasAdd"
+  | "relu"
+  | "gelu"
+  | "dropout"
+  | "softmax"
+  | "crossEntropy"
+  | "mse"
+  | "adamw";
+
+/** Reference signatures per op (the type that makes a missing rule an error). */
+export interface OpReferences {
+  matmul: [typeof matmulRef, typeof matmulBackwardRef];
+  sum: [typeof sumAxisRef, typeof sumAxisBackwardRef];
+  add: [typeof axpbyRef, typeof axpbyRef];
+  mul: [typeof mulRef, typeof mulRef];
+  biasAdd: [typeof biasAddRef, typeof biasAddBackwardRef];
+  relu: [typeof reluRef, typeof reluBackwardRef];
+  gelu: [typeof geluRef, typeof geluBackwardRef];
+  dropout: [typeof dropoutRef, typeof dropoutRef];
+  softmax: [typeof softmaxRef, typeof softmaxBackwardRef];
+  crossEntropy: [typeof crossEntropyRowsRef, typeof crossEntropyRowsBackwardRef];
+  mse: [typeof mseRef, typeof mseBackwardRef];
+  adamw: [typeof adamwRef, typeof adamwRef];
+}
+
+const exact: Tolerance = { atol: 0, rtol: 0 };
+const pointwise: Tolerance = { atol: 1e-6, rtol: 1e-5 };
+
+/** The registry. */
+export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1]> } = {
+  matmul: {
+    kernel: "matmul.wgsl",
+    entries: ["matmul_forward"],
+    reference: { forward: matmulRef, backward: matmulBackwardRef },
+    // k up to ~1000 terms of |x| <= 1: sum error ~ sqrt(k) * 6e-8 * k
+    tolerance: { forward: { atol: 1e-4, rtol: 1e-4 }, backward: { atol: 2e-4, rtol: 1e-4 } },
+  },
+  sum: {
+    kernel: "reduce.wgsl",
+    entries: ["sum_axis_forward", "sum_axis_wide_forward", "sum_axis_backward"],
+    reference: { forward: sumAxisRef, backward: sumAxisBackwardRef },
+    tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: pointwise },
+  },
+  add: {
+    kernel: "elementwise.wgsl",
+    entries: ["axpby_forward", "axpy_backward", "scale_forward"],
+    // Backward of add/sub/scale is the same axpby rule with alpha = d/dx.
+    reference: { forward: axpbyRef, backward: axpbyRef },
+    tolerance: { forward: pointwise, backward: pointwise },
+  },
+  mul: {
+    kernel: "elementwise.wgsl",
+    entries: ["mul_forward", "mul_backward"],
+    reference: { forward: mulRef, backward: mulRef },
+    tolerance: { forward: pointwise, backward: pointwise },
+  },
+  biasAdd: {
+    kernel: "elementwise.wgsl",
+    entries: ["bias_add_forward"],
+    reference: { forward: biasAddRef, backward: biasAddBackwardRef },
+    tolerance: { forward: pointwise, backward: { atol: 1e-5, rtol: 1e-5 } },
+  },
+  relu: {
+    kernel: "elementwise.wgsl",
+    entries: ["relu_forward", "relu_backward"],
+    reference: { forward: reluRef, backward: reluBackwardRef },
+    tolerance: { forward: exact, backward: exact },
+  },
+  gelu: {
+    kernel: "elementwise.wgsl",
+    entries: ["gelu_forward", "gelu_backward"],
+    reference: { forward: geluRef, backward: geluBackwardRef },
+    // tanh in WGSL is allowed a few ulp more than correctly rounded
+    tolerance: { forward: { atol: 2e-6, rtol: 2e-5 }, backward: { atol: 5e-6, rtol: 5e-5 } },
+  },
+  dropout: {
+    kernel: "elementwise.wgsl",
+    entries: ["dropout_forward", "dropout_backward"],
+    // The mask is integer arithmetic and must agree exactly; kept values are x / (1 - p).
+    reference: { forward: dropoutRef, backward: dropoutRef },
+    tolerance: { forward: pointwise, backward: pointwise },
+  },
+  softmax: {
+    kernel: "softmax.wgsl",
+    entries: ["softmax_forward", "softmax_backward"],
+    reference: { forward: softmaxRef, backward: softmaxBackwardRef },
+    tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 2e-6, rtol: 1e-4 } },
+  },
+  crossEntropy: {
+    kernel: "cross_entropy.wgsl",
+    entries: ["cross_entropy_forward", "cross_entropy_backward"],
+    reference: { forward: crossEntropyRowsRef, backward: crossEntropyRowsBackwardRef },
+    tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: { atol: 1e-6, rtol: 1e-4 } },
+  },
+  mse: {
+    kernel: "mse.wgsl",
+    entries: ["mse_forward", "mse_backward"],
+    reference: { forward: mseRef, backward: mseBackwardRef },
+    tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-7, rtol: 1e-5 } },
+  },
+  adamw: {
+    kernel: "adamw.wgsl",
+    entries: ["adamw_step"],
+    // The update has no backward; its "backward" slot audits the moments.
+    reference: { forward: adamwRef, backward: adamwRef },
+    tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-7, rtol: 1e-5 } },
+  },
+};
+
+/** Tolerance lookup by op name. */
+export function tolerance(op: OpName, pass: "forward" | "backward"): Tolerance {
+  return OPS[op].tolerance[pass];
+}

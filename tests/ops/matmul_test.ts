@@ -1,0 +1,112 @@
+import { assertClose, dot, finiteDifference } from "../../src/audit.ts";
+import { matmul } from "../../src/ops/matmul.ts";
+import { OPS } from "../../src/ops/registry.ts";
+import { backward } from "../../src/tape.ts";
+import { tensor, tidy } from "../../src/tensor.ts";
+import { gpuTest, gradData, leaf, rand } from "../_helpers.ts";
+import { assertThrows } from "../_assert.ts";
+
+const { forward: ref, backward: refBack } = OPS.matmul.reference;
+const tol = OPS.matmul.tolerance;
+
+type Case = [batch: number, m: number, k: number, n: number];
+const CASES: Case[] = [[1, 1, 1, 1], [1, 37, 53, 29], [1, 64, 64, 64], [3, 17, 31, 9], [
+  2,
+  65,
+  130,
+  67,
+]];
+const TRANS = [[false, false], [true, false], [false, true], [true, true]] as const;
+
+function stored(batch: number, r: number, c: number, t: boolean) {
+  const s = t ? [c, r] : [r, c];
+  return batch === 1 ? s : [batch, ...s];
+}
+
+Deno.test("matmulBackwardRef() agrees with central finite differences in f64", () => {
+  for (const [transA, transB] of TRANS) {
+    const d = { batch: 2, m: 3, k: 4, n: 5, transA, transB };
+    const a = rand(1, 24), b = rand(2, 40), w = rand(3, 30), bias = rand(4, 5);
+    const { da, db, dbias } = refBack(a, b, w, d);
+    const fa = finiteDifference((x) => dot(ref(x, b, d, bias), w), a);
+    const fb = finiteDifference((x) => dot(ref(a, x, d, bias), w), b);
+    const fbias = finiteDifference((x) => dot(ref(a, b, d, x), w), bias);
+    const t = { atol: 1e-8, rtol: 1e-7 };
+    assertClose(da, fa, t, `dA trans ${transA}${transB}`);
+    assertClose(db, fb, t, `dB trans ${transA}${transB}`);
+    assertClose(dbias, fbias, t, `dbias`);
+  }
+});
+
+gpuTest(
+  "matmul() matches the f64 reference on round, odd and batched shapes, all transposes, with bias",
+  async (gpu) => {
+    for (const [batch, m, k, n] of CASES) {
+      for (const [transA, transB] of TRANS) {
+        const A = rand(m + k, batch * m * k), B = rand(k + n, batch * k * n), bias = rand(n, n);
+        const out = tidy(() =>
+          matmul(
+            tensor(gpu, A, stored(batch, m, k, transA)),
+            tensor(gpu, B, stored(batch, k, n, transB)),
+            {
+              transA,
+              transB,
+              bias: tensor(gpu, bias, [n]),
+            },
+          )
+        );
+        const want = ref(A, B, { batch, m, k, n, transA, transB }, bias);
+        assertClose(
+          await out.read(),
+          want,
+          tol.forward,
+          `matmul ${batch}x${m}x${k}x${n} t${+transA}${+transB}`,
+        );
+        out.dispose();
+      }
+    }
+  },
+);
+
+gpuTest("matmul() backward matches the f64 reference for A, B and bias", async (gpu) => {
+  for (const [batch, m, k, n] of CASES) {
+    for (const [transA, transB] of TRANS) {
+      const A = rand(1, batch * m * k),
+        B = rand(2, batch * k * n),
+        W = rand(3, batch * m * n),
+        bias = rand(4, n);
+      const a = leaf(gpu, A, stored(batch, m, k, transA));
+      const b = leaf(gpu, B, stored(batch, k, n, transB));
+      const bi = leaf(gpu, bias, [n]);
+      tidy(() => {
+        const c = matmul(a, b, { transA, transB, bias: bi });
+        backward(c, tensor(gpu, W, c.shape));
+      });
+      const want = refBack(A, B, W, { batch, m, k, n, transA, transB });
+      const label = `${batch}x${m}x${k}x${n} t${+transA}${+transB}`;
+      assertClose(await gradData(a), want.da, tol.backward, `dA ${label}`);
+      assertClose(await gradData(b), want.db, tol.backward, `dB ${label}`);
+      assertClose(await gradData(bi), want.dbias, { atol: 1e-4, rtol: 1e-5 }, `dbias ${label}`);
+      for (const t of [a, b, bi]) t.dispose();
+    }
+  }
+});
+
+gpuTest(
+  "matmul() rejects mismatched shapes and wrong dtypes, naming the op and the shapes",
+  (gpu) => {
+    const a = tensor(gpu, rand(1, 6), [2, 3]);
+    const b = tensor(gpu, rand(2, 8), [4, 2]);
+    assertThrows(() => matmul(a, b), "matmul: inner dimensions differ (3 vs 4): A[2,3] @ B[4,2]");
+    const labels = tensor(gpu, [1, 2, 3, 4, 5, 6], [3, 2], "i32");
+    assertThrows(() => matmul(a, labels), "matmul: tensor[3,2] i32 must be f32");
+    assertThrows(
+      () => matmul(a, a, { bias: tensor(gpu, [1], [1]) }),
+      "matmul: inner dimensions differ",
+    );
+    assertThrows(
+      () => matmul(a, tensor(gpu, rand(3, 12), [3, 4]), { bias: tensor(gpu, [1, 2], [2]) }),
+      "bias tensor[2] f32 must have 4 elements",
+    );
+  },
+);
