@@ -42,7 +42,7 @@ interface Taps {
   start: Int32Array;
   size: Int32Array;
   width: number;
-  weights: Float32Array;
+  weights: Float64Array;
 }
 
 function computeTaps(inSize: number, outSize: number, b0: number, b1: number, f: Filter): Taps {
@@ -52,7 +52,7 @@ function computeTaps(inSize: number, outSize: number, b0: number, b1: number, f:
   const width = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
   const size = new Int32Array(outSize);
-  const weights = new Float32Array(outSize * width);
+  const weights = new Float64Array(outSize * width);
   for (let i = 0; i < outSize; i++) {
     const center = b0 + (i + 0.5) * scale;
     let lo = Math.trunc(center - support + 0.5);
@@ -74,6 +74,12 @@ function computeTaps(inSize: number, outSize: number, b0: number, b1: number, f:
     size[i] = hi - lo;
   }
   return { start, size, width, weights };
+}
+
+let scratch = new Float64Array(0);
+function scratchF64(n: number): Float64Array {
+  if (scratch.length < n) scratch = new Float64Array(n);
+  return scratch;
 }
 
 /** Crop box in source pixel coordinates: left, top, right, bottom (may be fractional). */
@@ -100,28 +106,47 @@ export function resample(
   const ty = computeTaps(sh, dh, box[1], box[3], filter);
   // Horizontal pass over only the rows the vertical taps read.
   const r0 = ty.start[0];
-  const r1 = ty.start[dh - 1] + ty.size[dh - 1];
-  const rows = r1 - r0;
-  const tmp = new Float32Array(rows * dw * c);
+  const rows = ty.start[dh - 1] + ty.size[dh - 1] - r0;
+  const rowLen = dw * c;
+  const tmp = scratchF64(rows * rowLen);
+  const txw = tx.weights, txs = tx.start, txn = tx.size, txW = tx.width;
   for (let y = 0; y < rows; y++) {
     const srow = (y + r0) * sw * c;
-    const trow = y * dw * c;
-    for (let x = 0; x < dw; x++) {
-      const s0 = tx.start[x], n = tx.size[x], wo = x * tx.width;
-      for (let ch = 0; ch < c; ch++) {
-        let acc = 0;
-        for (let k = 0; k < n; k++) acc += tx.weights[wo + k] * src[srow + (s0 + k) * c + ch];
-        tmp[trow + x * c + ch] = acc;
+    const trow = y * rowLen;
+    if (c === 3) {
+      for (let x = 0; x < dw; x++) {
+        const n = txn[x], wo = x * txW;
+        let p = srow + txs[x] * 3, a0 = 0, a1 = 0, a2 = 0;
+        for (let k = 0; k < n; k++, p += 3) {
+          const wt = txw[wo + k];
+          a0 += wt * src[p];
+          a1 += wt * src[p + 1];
+          a2 += wt * src[p + 2];
+        }
+        const t = trow + x * 3;
+        tmp[t] = a0;
+        tmp[t + 1] = a1;
+        tmp[t + 2] = a2;
+      }
+    } else {
+      for (let x = 0; x < dw; x++) {
+        const s0 = txs[x], n = txn[x], wo = x * txW;
+        for (let ch = 0; ch < c; ch++) {
+          let acc = 0;
+          for (let k = 0; k < n; k++) acc += txw[wo + k] * src[srow + (s0 + k) * c + ch];
+          tmp[trow + x * c + ch] = acc;
+        }
       }
     }
   }
-  const rowLen = dw * c;
+  const tyw = ty.weights, tyW = ty.width;
   for (let y = 0; y < dh; y++) {
-    const s0 = ty.start[y] - r0, n = ty.size[y], wo = y * ty.width;
+    const s0 = ty.start[y] - r0, n = ty.size[y], wo = y * tyW;
     const orow = outOffset + y * rowLen;
+    const base = s0 * rowLen;
     for (let j = 0; j < rowLen; j++) {
       let acc = 0;
-      for (let k = 0; k < n; k++) acc += ty.weights[wo + k] * tmp[(s0 + k) * rowLen + j];
+      for (let k = 0, q = base + j; k < n; k++, q += rowLen) acc += tyw[wo + k] * tmp[q];
       const v = Math.round(acc);
       out[orow + j] = v < 0 ? 0 : v > 255 ? 255 : v;
     }
