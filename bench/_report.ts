@@ -42,3 +42,36 @@ export async function timeIt(
   }
   return (performance.now() - t0) / iters;
 }
+
+/** Knobs of {@link timeQueued}. */
+export interface QueuedTimingOptions {
+  /** Minimum measured time per measurement, in ms (default 1500). */
+  minMs?: number;
+  /** Minimum number of timed steps (default 3). */
+  minIters?: number;
+  /** Target duration of one step (reps calls + one sync), in ms (default 200). */
+  stepMs?: number;
+  /** Upper bound on calls queued per step (default 64). */
+  maxReps?: number;
+}
+
+/**
+ * Mean milliseconds per call of an op, where `step(reps)` queues `reps` calls
+ * and then waits for the GPU once. A sync in Deno costs ~11-13 ms of polling
+ * latency on llvmpipe whatever the work, so one sync per call would swamp
+ * small ops; `reps` is calibrated after warm-up so a step lasts >= stepMs.
+ * Ours and the peer are timed by this same function.
+ */
+export async function timeQueued(
+  step: (reps: number) => Promise<void>,
+  opts: QueuedTimingOptions = {},
+): Promise<number> {
+  const { minMs = 1500, minIters = 3, stepMs = 200, maxReps = 64 } = opts;
+  await step(1); // pipeline compilation, uploads
+  const t0 = performance.now();
+  await step(1);
+  const single = performance.now() - t0;
+  const reps = Math.max(1, Math.min(maxReps, Math.ceil(stepMs / Math.max(single, 1e-3))));
+  const msPerStep = await timeIt(() => step(reps), { warmup: 1, minMs, minIters });
+  return msPerStep / reps;
+}

@@ -27,19 +27,10 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-webgpu";
-import { timeIt } from "./_report.ts";
+import { type QueuedTimingOptions, timeQueued } from "./_report.ts";
 
-/** Timing knobs shared by every peer measurement. */
-export interface PeerTimingOptions {
-  /** Minimum measured time per measurement, in ms (default 1500). */
-  minMs?: number;
-  /** Minimum number of timed steps (default 3). */
-  minIters?: number;
-  /** Target duration of one step (reps calls + one sync), in ms (default 200). */
-  stepMs?: number;
-  /** Upper bound on calls queued per step (default 64). */
-  maxReps?: number;
-}
+/** Timing knobs shared by every peer measurement (see timeQueued). */
+export type PeerTimingOptions = QueuedTimingOptions;
 
 /** One measurement as printed by this module's main. */
 export interface PeerResult {
@@ -97,8 +88,7 @@ async function requireInit(): Promise<void> {
  * for the sync strategy.
  */
 async function timeOp(op: () => tf.Tensor, opts: PeerTimingOptions = {}): Promise<number> {
-  const { minMs = 1500, minIters = 3, stepMs = 200, maxReps = 64 } = opts;
-  const step = async (reps: number): Promise<void> => {
+  return await timeQueued(async (reps) => {
     const probe = tf.tidy(() => {
       let out = op();
       for (let i = 1; i < reps; i++) {
@@ -109,14 +99,7 @@ async function timeOp(op: () => tf.Tensor, opts: PeerTimingOptions = {}): Promis
     });
     await probe.data();
     probe.dispose();
-  };
-  await step(1); // pipeline compilation, uploads
-  const t0 = performance.now();
-  await step(1);
-  const single = performance.now() - t0;
-  const reps = Math.max(1, Math.min(maxReps, Math.ceil(stepMs / Math.max(single, 1e-3))));
-  const msPerStep = await timeIt(() => step(reps), { warmup: 1, minMs, minIters });
-  return msPerStep / reps;
+  }, opts);
 }
 
 /** Seeded standard-normal f32 tensor (generated on the CPU, then uploaded). */

@@ -83,4 +83,11 @@ export class AdamW {
       grid1d(Math.ceil(s.length / 256)),
     );
   }
+
+  /** Frees the moment buffers (after submitting work that may still use them). */
+  destroy(): void {
+    this.store.gpu.flush();
+    this.m.destroy();
+    this.v.destroy();
+  }
 }

@@ -120,8 +120,11 @@ export class ParamStore {
     });
   }
 
-  /** Frees the GPU buffers. */
+  /** Frees the GPU buffers (after submitting work that may still use them). */
   destroy(): void {
+    // Destroying a buffer that an unsubmitted encoder references makes the
+    // submit invalid (and panics wgpu 29), so submit first.
+    this.gpu.flush();
     this.data.destroy();
     this.grads.destroy();
     this.decayMask.destroy();

@@ -111,6 +111,8 @@ export class Gpu {
   buffersCreated = 0;
   /** Dispatches recorded since the device was opened. */
   dispatches = 0;
+  /** Host readbacks since the device was opened (a training step should make none it did not ask for). */
+  readbacks = 0;
 
   readonly #modules = new Map<string, GPUShaderModule>();
   readonly #pipelines = new Map<string, GPUComputePipeline>();
@@ -309,6 +311,7 @@ export class Gpu {
 
   /** Reads a buffer range back to the host (submits and waits). */
   async download(src: Binding): Promise<ArrayBuffer> {
+    this.readbacks++;
     const bytes = align4(src.size);
     const staging = this.#takeStaging(bytes);
     this.#endPass();
@@ -439,7 +442,10 @@ export async function createGpu(options: OpenOptions = {}): Promise<Gpu> {
     throw new NoAdapterError("navigator.gpu is missing in this runtime");
   }
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
-  if (!adapter) throw new NoAdapterError();
+  if (!adapter) {
+    const backend = Deno.env.get("DENO_WEBGPU_BACKEND");
+    throw new NoAdapterError(backend ? `DENO_WEBGPU_BACKEND=${backend}` : "");
+  }
   const l = adapter.limits;
   const device = await adapter.requestDevice({
     requiredLimits: {

@@ -1,0 +1,117 @@
+import { createGpu, isSoftwareAdapter, KernelError, poolSize } from "../../src/gpu/device.ts";
+import { add } from "../../src/ops/elementwise.ts";
+import { matmul } from "../../src/ops/matmul.ts";
+import { tensor, tidy } from "../../src/tensor.ts";
+import { assert, assertRejects, assertThrows } from "../_assert.ts";
+import { gpuTest, rand } from "../_helpers.ts";
+
+Deno.test("isSoftwareAdapter() tells CPU rasterizers from hardware GPUs", () => {
+  assert.ok(isSoftwareAdapter({ description: "llvmpipe (LLVM 15.0.6, 256 bits)" }));
+  assert.ok(isSoftwareAdapter({ description: "lavapipe" }));
+  assert.ok(isSoftwareAdapter({ description: "SwiftShader Device (Subzero)" }));
+  assert.ok(isSoftwareAdapter({ description: "whatever", isFallbackAdapter: true }));
+  assert.ok(!isSoftwareAdapter({ description: "NVIDIA H200" }));
+});
+
+Deno.test({
+  name: "openGpu() without an adapter fails with one error that says how to get one",
+  fn: async () => {
+    // A backend this machine does not have leaves WebGPU with no adapter at all.
+    const script = `import { openGpu } from "${new URL(
+      "../../src/gpu/device.ts",
+      import.meta.url,
+    )}";
+      try { await openGpu(); console.log("opened"); } catch (e) { console.log(e.name + ": " + e.message); }`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", script],
+      env: { DENO_WEBGPU_BACKEND: "dx12" },
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.match(text, /NoAdapterError: No WebGPU adapter found \(DENO_WEBGPU_BACKEND=dx12\)/);
+    assert.match(text, /mesa-vulkan-drivers/);
+  },
+});
+
+Deno.test("poolSize() rounds requests to reusable buckets with under 12.5% waste", () => {
+  assert.equal(poolSize(1), 256);
+  assert.equal(poolSize(256), 256);
+  assert.equal(poolSize(257), 512);
+  for (const n of [70_000, 1_000_000, 12_345_678]) {
+    const s = poolSize(n);
+    assert.ok(s >= n && s < n * 1.126, `${n} -> ${s}`);
+  }
+});
+
+gpuTest("the adapter summary names the adapter and whether it is a software rasterizer", (gpu) => {
+  assert.ok(gpu.adapter.description.length > 0);
+  // Our CI adapter is Mesa's llvmpipe; whatever it is, a CPU rasterizer's name implies software.
+  if (isSoftwareAdapter({ description: gpu.adapter.description })) assert.ok(gpu.adapter.software);
+});
+
+gpuTest("each kernel pipeline is compiled once per device and set of overrides", async (gpu) => {
+  const a = tensor(gpu, rand(1, 12), [3, 4]), b = tensor(gpu, rand(2, 20), [4, 5]);
+  tidy(() => matmul(a, b));
+  const n = gpu.pipelineCount;
+  tidy(() => {
+    matmul(a, b);
+    matmul(a, b);
+  });
+  assert.equal(gpu.pipelineCount, n, "same kernel again: no new pipeline");
+  tidy(() => matmul(a, tensor(gpu, rand(3, 20), [5, 4]), { transB: true }));
+  assert.equal(gpu.pipelineCount, n + 1, "another transpose is another specialisation");
+  await gpu.sync();
+});
+
+gpuTest("a WebGPU validation error surfaces as an exception naming the kernel", async (gpu) => {
+  const t = tensor(gpu, [1, 2, 3, 4], [4]);
+  gpu.dispatch(
+    { file: "reduce.wgsl", entry: "no_such_entry", params: { n: "u32" }, workgroup: [1] },
+    { n: 1 },
+    [t.binding],
+    [1],
+  );
+  await assertRejects(() => gpu.sync(), "no_such_entry");
+  // The device stays usable afterwards.
+  const y = add(t, t);
+  assert.deepEqual([...(await y.read())], [2, 4, 6, 8]);
+  assert.ok(new KernelError(["k"], "m").message.includes("kernel k"));
+});
+
+gpuTest("a tensor from another device is refused with the op's name", async (gpu) => {
+  const other = await createGpu({ log: false });
+  const a = tensor(gpu, [1, 2], [2]), b = tensor(other, [1, 2], [2]);
+  assertThrows(() => add(a, b), "add: tensor[2] f32 lives on another device than tensor[2] f32");
+  other.destroy();
+});
+
+gpuTest(
+  "tidy() frees intermediates to the pool, keeps what it returns, and use after dispose throws",
+  async (gpu) => {
+    const a = tensor(gpu, [1, 2, 3], [3]);
+    let inner = a;
+    const out = tidy(() => {
+      inner = add(a, a);
+      return add(inner, a);
+    });
+    assert.ok(inner.disposed, "intermediate disposed");
+    assert.ok(!out.disposed && !a.disposed, "result and outer tensor alive");
+    assert.deepEqual([...(await out.read())], [3, 6, 9]);
+    assertThrows(() => add(inner, a), "add: tensor[3] f32 was disposed");
+  },
+);
+
+gpuTest(
+  "uploads after pending work do not clobber buffers the pending work still reads",
+  async (gpu) => {
+    // x is freed and its pooled buffer immediately reused by an upload while
+    // add(x, x) is still only recorded: the upload must not overtake it.
+    const x = tensor(gpu, [1, 1, 1, 1], [4]);
+    const y = add(x, x);
+    x.dispose();
+    const z = tensor(gpu, [5, 5, 5, 5], [4]);
+    assert.deepEqual([...(await y.read())], [2, 2, 2, 2]);
+    assert.deepEqual([...(await z.read())], [5, 5, 5, 5]);
+  },
+);
