@@ -10,6 +10,8 @@ import softmax from "./softmax.wgsl" with { type: "text" };
 import cross_entropy from "./cross_entropy.wgsl" with { type: "text" };
 import mse from "./mse.wgsl" with { type: "text" };
 import adamw from "./adamw.wgsl" with { type: "text" };
+import layernorm from "./layernorm.wgsl" with { type: "text" };
+import attention from "./attention.wgsl" with { type: "text" };
 
 /** Kernel file name → WGSL source. */
 export const KERNEL_SOURCES = {
@@ -20,4 +22,6 @@ export const KERNEL_SOURCES = {
   "cross_entropy.wgsl": cross_entropy,
   "mse.wgsl": mse,
   "adamw.wgsl": adamw,
+  "layernorm.wgsl": layernorm,
+  "attention.wgsl": attention,
 } as const;

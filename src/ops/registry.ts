@@ -12,6 +12,8 @@
 
 import type { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import { adamwRef } from "../ref/adamw.ts";
+import { layerNormBackwardRef, layerNormRef } from "../ref/layernorm.ts";
+import { attentionBackwardRef, attentionRef } from "../ref/attention.ts";
 import {
   axpbyRef,
   biasAddBackwardRef,
@@ -63,7 +65,9 @@ export type OpName =
   | "softmax"
   | "crossEntropy"
   | "mse"
-  | "adamw";
+  | "adamw"
+  | "layerNorm"
+  | "attention";
 
 /** Reference signatures per op (the type that makes a missing rule an error). */
 export interface OpReferences {
@@ -79,6 +83,8 @@ export interface OpReferences {
   crossEntropy: [typeof crossEntropyRowsRef, typeof crossEntropyRowsBackwardRef];
   mse: [typeof mseRef, typeof mseBackwardRef];
   adamw: [typeof adamwRef, typeof adamwRef];
+  layerNorm: [typeof layerNormRef, typeof layerNormBackwardRef];
+  attention: [typeof attentionRef, typeof attentionBackwardRef];
 }
 
 const exact: Tolerance = { atol: 0, rtol: 0 };
@@ -162,6 +168,22 @@ export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1
     // The update has no backward; its "backward" slot audits the moments.
     reference: { forward: adamwRef, backward: adamwRef },
     tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-7, rtol: 1e-5 } },
+  },
+  attention: {
+    kernel: "attention.wgsl",
+    entries: ["attention_forward", "attention_backward_query", "attention_backward_key"],
+    reference: { forward: attentionRef, backward: attentionBackwardRef },
+    // TODO tolerance
+    tolerance: { forward: { atol: 1e-5, rtol: 1e-4 }, backward: { atol: 1e-5, rtol: 1e-4 } },
+  },
+  layerNorm: {
+    kernel: "layernorm.wgsl",
+    entries: ["layernorm_forward", "layernorm_backward", "layernorm_backward_params"],
+    reference: { forward: layerNormRef, backward: layerNormBackwardRef },
+    // y is O(1) whatever the input scale: mean/var sums of ~256 terms plus
+    // inverseSqrt (2 ulp) give ~1e-6 relative; dweight/dbias sum up to ~33k rows
+    // of O(1) terms (error ~ sqrt(rows) eps |sum|), hence the looser backward atol.
+    tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: { atol: 1e-4, rtol: 1e-4 } },
   },
 };
 

@@ -1,0 +1,186 @@
+/**
+ * Multi-head softmax self-attention, fused, over kernels/attention.wgsl.
+ *
+ * Per batch b and head h, with q, k, v the (T, dh) slices of head h
+ * (columns h*dh.. of each part) and scale = 1/sqrt(dh):
+ *   S = scale q k^T,  P = softmax_row(S),  O = P v   (O is head h of the output).
+ * Derivative (flash-attention form, D_i = sum_c dO_ic O_ic = sum_j P_ij dP_ij):
+ *   dP = dO v^T,  dS = P * (dP - D),  dq = scale dS k,  dk = scale dS^T q,  dv = P^T dO.
+ * The (T, T) matrices are never stored: the forward keeps a row's scores in
+ * registers (online softmax) and saves only the per-row logsumexp; the
+ * backward recomputes P from q, k and it.
+ *
+ * @module
+ */
+
+import type { Gpu, KernelSpec } from "../gpu/device.ts";
+import { gradOf, record } from "../tape.ts";
+import { empty, type Tensor } from "../tensor.ts";
+import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+
+const PARAMS = {
+  batch_heads: "u32",
+  heads: "u32",
+  seq: "u32",
+  dh: "u32",
+  in_stride: "u32",
+  q_off: "u32",
+  k_off: "u32",
+  v_off: "u32",
+  out_stride: "u32",
+  grad_stride: "u32",
+  dq_off: "u32",
+  dk_off: "u32",
+  dv_off: "u32",
+  scale: "f32",
+} as const;
+const FORWARD = {
+  file: "attention.wgsl",
+  entry: "attention_forward",
+  params: PARAMS,
+  workgroup: [32],
+} as const satisfies KernelSpec<typeof PARAMS>;
+const BACKWARD_QUERY = { ...FORWARD, entry: "attention_backward_query" } as const;
+const BACKWARD_KEY = { ...FORWARD, entry: "attention_backward_key" } as const;
+
+/** Rows per workgroup (BLOCK in the WGSL). */
+const BLOCK = 32;
+/** Largest head dimension the kernel holds in registers (4 * MAX_DH4 in the WGSL). */
+export const ATTENTION_MAX_HEAD_DIM = 64;
+
+/** Flops of one attention forward (two T x T x dh products per head), for benchmarks. */
+export function attentionFlops(B: number, T: number, D: number, H: number): number {
+  return 4 * B * H * T * T * (D / H);
+}
+
+/** How q, k, v sit in their buffers: (B*T, stride) rows, each part at a column offset. */
+interface Layout {
+  B: number;
+  T: number;
+  D: number;
+  H: number;
+  stride: number;
+  qOff: number;
+  kOff: number;
+  vOff: number;
+}
+
+function checkHeads(op: string, D: number, heads: number, what: string): void {
+  if (!Number.isInteger(heads) || heads < 1) throw new OpError(op, `heads ${heads} must be >= 1`);
+  if (D % heads !== 0) {
+    throw new OpError(op, `width D=${D} of ${what} is not divisible by heads=${heads}`);
+  }
+  if (D / heads > ATTENTION_MAX_HEAD_DIM) {
+    throw new OpError(
+      op,
+      `head dimension ${D / heads} of ${what} exceeds ${ATTENTION_MAX_HEAD_DIM}`,
+    );
+  }
+}
+
+/**
+ * Self-attention over a packed `qkv` (B, T, 3D) whose last axis is
+ * [q | k | v], as a ViT's qkv linear layer produces; `heads` splits D.
+ * Returns (B, T, D), heads concatenated on the last axis.
+ * @example
+ * ```ts ignore
+ * const y = attention(qkv, 4); // qkv (B, T, 768) -> y (B, T, 256)
+ * ```
+ */
+export function attention(qkv: Tensor, heads: number): Tensor {
+  const op = "attention";
+  sameDevice(op, qkv);
+  dtypeIs(op, qkv, "f32");
+  if (qkv.shape.length !== 3) throw new OpError(op, `qkv ${qkv.describe()} must be (B, T, 3D)`);
+  const [B, T, D3] = qkv.shape;
+  if (D3 % 3 !== 0) {
+    throw new OpError(op, `last axis of qkv ${qkv.describe()} is not divisible by 3`);
+  }
+  const D = D3 / 3;
+  checkHeads(op, D, heads, `qkv ${qkv.describe()}`);
+  const layout = { B, T, D, H: heads, stride: D3, qOff: 0, kOff: D, vOff: 2 * D };
+  return launch(op, qkv.gpu, layout, qkv, qkv, qkv);
+}
+
+/**
+ * Self-attention over separate `q`, `k`, `v`, each (B, T, D); `heads` splits D.
+ * Returns (B, T, D), heads concatenated on the last axis.
+ */
+export function attentionQKV(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
+  const op = "attentionQKV";
+  sameDevice(op, q, k, v);
+  for (const t of [q, k, v]) dtypeIs(op, t, "f32");
+  if (q.shape.length !== 3) throw new OpError(op, `q ${q.describe()} must be (B, T, D)`);
+  for (const t of [k, v]) {
+    if (t.shape.length !== 3 || t.shape.some((d, i) => d !== q.shape[i])) {
+      throw new OpError(
+        op,
+        `shapes differ: q ${q.describe()}, k ${k.describe()}, v ${v.describe()}`,
+      );
+    }
+  }
+  const [B, T, D] = q.shape;
+  checkHeads(op, D, heads, `q ${q.describe()}`);
+  const layout = { B, T, D, H: heads, stride: D, qOff: 0, kOff: 0, vOff: 0 };
+  return launch(op, q.gpu, layout, q, k, v);
+}
+
+function launch(op: string, gpu: Gpu, L: Layout, q: Tensor, k: Tensor, v: Tensor): Tensor {
+  const { B, T, D, H } = L;
+  const dh = D / H;
+  const out = empty(gpu, [B, T, D]);
+  const stats = empty(gpu, [B, H, T, 2]);
+  const groups = grid1d(B * H * Math.ceil(T / BLOCK));
+  const constants = { DH4: Math.max(1, Math.ceil(dh / 4)) };
+  const base = {
+    batch_heads: B * H,
+    heads: H,
+    seq: T,
+    dh,
+    in_stride: L.stride,
+    q_off: L.qOff,
+    k_off: L.kOff,
+    v_off: L.vOff,
+    out_stride: D,
+    scale: 1 / Math.sqrt(dh),
+  };
+  const forwardParams = { ...base, grad_stride: 0, dq_off: 0, dk_off: 0, dv_off: 0 };
+  if (out.size > 0) {
+    gpu.dispatch(
+      FORWARD,
+      forwardParams,
+      [q.binding, k.binding, v.binding, out.binding, stats.binding],
+      groups,
+      constants,
+    );
+  }
+  const inputs = [...new Set([q, k, v])];
+  // saves: the inputs, the output and stats = (logsumexp, later D) per (b, h, row)
+  return record(op, out, inputs, (g) => {
+    if (out.size === 0) return;
+    // dq, dk, dv share q, k, v's layout: a packed qkv gets one packed gradient.
+    const [dq, dk, dv] = [gradOf(q), gradOf(k), gradOf(v)];
+    const grads = {
+      ...base,
+      grad_stride: L.stride,
+      dq_off: L.qOff,
+      dk_off: L.kOff,
+      dv_off: L.vOff,
+    };
+    gpu.dispatch(
+      BACKWARD_QUERY,
+      grads,
+      [q.binding, k.binding, v.binding, out.binding, g.binding, stats.binding, dq.binding],
+      groups,
+      constants,
+    );
+    // Runs after the query pass (same encoder), which filled stats[.., 1] = D.
+    gpu.dispatch(
+      BACKWARD_KEY,
+      grads,
+      [q.binding, k.binding, v.binding, g.binding, stats.binding, dk.binding, dv.binding],
+      groups,
+      constants,
+    );
+  });
+}
