@@ -1,0 +1,137 @@
+// layernorm.wgsl — layer normalization over the last axis with affine weight and bias, and its backward.
+//
+// x, y, dy, dx are (rows, cols) row-major f32; weight, bias, dweight, dbias are (cols);
+// shift, rstd are (rows); partial is (blocks, 2, cols) with blocks = ceil(rows / rows_per_block).
+//   layernorm_forward:  with u = x - x[r, 0] (the row's first element),
+//                       shift_r = sum_c u / cols (so mean_r = x[r, 0] + shift_r),
+//                       var_r = sum_c (u - shift_r)^2 / cols (biased), rstd_r = 1 / sqrt(var_r + eps),
+//                       y = (u - shift_r) rstd_r weight + bias
+//   layernorm_backward: with xhat = (x - x[r, 0] - shift) rstd and g = weight dy,
+//                       dx += rstd (g - mean_c(g) - xhat mean_c(g xhat));
+//                       partial[b, 0, c] = sum over the rows of block b of dy xhat,
+//                       partial[b, 1, c] = the same sum of dy
+//   layernorm_backward_params: dweight[c] += sum_b partial[b, 0, c], dbias[c] += sum_b partial[b, 1, c]
+// Rows with a large offset and a small spread (x ~ 1e4 +- 1) would lose their digits in
+// f32 sums of x, and again in x - mean with the mean rounded to f32 (ulp 1e-3 at 1e4). So
+// every sum runs over u = x - x[r, 0], exact for such rows (Sterbenz), and the backward
+// recomputes u the same way from the saved shift; the variance is two-pass. A constant
+// row gives u = 0, var 0 and y = bias exactly. No atomics: each backward workgroup owns one block of rows and writes its
+// own partial row; the params pass then sums the blocks in a fixed order.
+// Forward: one workgroup of 64 threads per row (strided loops over cols, tree reductions);
+// grid (x, y), x * y >= rows. Backward: one workgroup of 64 threads per block of
+// rows_per_block rows; grid (x, y), x * y >= blocks. Params: one thread per (column, w|b),
+// workgroup 256, grid (x, y), x * y * 256 >= 2 cols.
+
+struct Params {
+  rows: u32,
+  cols: u32,
+  rows_per_block: u32,
+  blocks: u32,
+  eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// forward: (x, weight, bias, y, shift, rstd)
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> shift_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstd_out: array<f32>;
+// backward: (x, weight, shift, rstd, dy, dx, partial)
+@group(0) @binding(3) var<storage, read> shift: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<storage, read_write> partial_out: array<f32>;
+// params: (partial, dweight, dbias)
+@group(0) @binding(1) var<storage, read> partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dweight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dbias: array<f32>;
+
+var<workgroup> red: array<vec2f, 64>;
+
+// Sums v over the 64 threads; every thread gets the total. Call from uniform control flow.
+fn reduce_sum2(t: u32, v: vec2f) -> vec2f {
+  red[t] = v;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (t < s) { red[t] = red[t] + red[t + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(64)
+fn layernorm_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let row = w.y * g.x + w.x;
+  // Whole workgroups leave together, so the barriers below stay uniform.
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  let n = f32(p.cols);
+  let x0 = x[base];
+  var s = 0.0;
+  for (var c = l.x; c < p.cols; c += 64u) { s += x[base + c] - x0; }
+  let m = reduce_sum2(l.x, vec2f(s, 0.0)).x / n;
+  var q = 0.0;
+  for (var c = l.x; c < p.cols; c += 64u) {
+    let d = (x[base + c] - x0) - m;
+    q += d * d;
+  }
+  let r = inverseSqrt(reduce_sum2(l.x, vec2f(q, 0.0)).x / n + p.eps);
+  for (var c = l.x; c < p.cols; c += 64u) {
+    y[base + c] = ((x[base + c] - x0) - m) * r * weight[c] + bias[c];
+  }
+  if (l.x == 0u) {
+    shift_out[row] = m;
+    rstd_out[row] = r;
+  }
+}
+
+@compute @workgroup_size(64)
+fn layernorm_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let block = w.y * g.x + w.x;
+  if (block >= p.blocks) { return; }
+  let pw = 2u * block * p.cols; // this block's partial dweight row; dbias follows
+  // Each thread owns columns l.x + 64k of this block's partial rows, so no other
+  // thread touches them: plain read-modify-write is race free.
+  for (var c = l.x; c < p.cols; c += 64u) {
+    partial_out[pw + c] = 0.0;
+    partial_out[pw + p.cols + c] = 0.0;
+  }
+  let first = block * p.rows_per_block;
+  let last = min(p.rows, first + p.rows_per_block);
+  let n = f32(p.cols);
+  for (var row = first; row < last; row++) {
+    let base = row * p.cols;
+    let x0 = x[base];
+    let m = shift[row];
+    let r = rstd[row];
+    var s = vec2f(0.0);
+    for (var c = l.x; c < p.cols; c += 64u) {
+      let gy = weight[c] * dy[base + c];
+      s += vec2f(gy, gy * ((x[base + c] - x0) - m) * r);
+    }
+    s = reduce_sum2(l.x, s) / n;
+    for (var c = l.x; c < p.cols; c += 64u) {
+      let xhat = ((x[base + c] - x0) - m) * r;
+      let d = dy[base + c];
+      dx[base + c] += r * (weight[c] * d - s.x - xhat * s.y);
+      partial_out[pw + c] += d * xhat;
+      partial_out[pw + p.cols + c] += d;
+    }
+  }
+}
+
+@compute @workgroup_size(256)
+fn layernorm_backward_params(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = (w.y * g.x + w.x) * 256u + l.x;
+  if (i >= 2u * p.cols) { return; }
+  let which = i / p.cols; // 0: weight, 1: bias
+  let c = i % p.cols;
+  var s = 0.0;
+  for (var b = 0u; b < p.blocks; b++) { s += partial[(2u * b + which) * p.cols + c]; }
+  if (which == 0u) { dweight[c] += s; } else { dbias[c] += s; }
+}

@@ -1,0 +1,115 @@
+/**
+ * Layer normalization over the last axis with affine weight and bias, over
+ * kernels/layernorm.wgsl (PyTorch's `nn.LayerNorm`, eps 1e-5, biased variance).
+ *
+ * Derivative, per row with xhat = (x - mean) rstd and g = weight * dy:
+ *   dx      = rstd (g - mean_c(g) - xhat mean_c(g xhat))
+ *   dweight = sum over rows of dy xhat,   dbias = sum over rows of dy.
+ * The backward is one pass over the rows (dx plus per-block partial sums of
+ * dweight and dbias) and a small pass that sums the blocks: no atomics, and
+ * the summation order is fixed, so gradients replay bit for bit.
+ *
+ * @module
+ */
+
+import type { KernelSpec } from "../gpu/device.ts";
+import { gradOf, record } from "../tape.ts";
+import { empty, type Tensor } from "../tensor.ts";
+import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+
+const PARAMS = {
+  rows: "u32",
+  cols: "u32",
+  rows_per_block: "u32",
+  blocks: "u32",
+  eps: "f32",
+} as const;
+const FORWARD = {
+  file: "layernorm.wgsl",
+  entry: "layernorm_forward",
+  params: PARAMS,
+  workgroup: [64],
+} as const satisfies KernelSpec<typeof PARAMS>;
+const BACKWARD = { ...FORWARD, entry: "layernorm_backward" } as const;
+const BACKWARD_PARAMS = {
+  ...FORWARD,
+  entry: "layernorm_backward_params",
+  workgroup: [256],
+} as const;
+
+/**
+ * Rows per backward block: at least 16 (so a block amortises its partial
+ * rows), and enough that there are at most ~1024 blocks, which bounds both
+ * the partial buffer and the trip count of the params pass (llvmpipe stops
+ * shader loops after 65535 iterations).
+ */
+export function layerNormRowsPerBlock(rows: number): number {
+  return Math.max(16, Math.ceil(rows / 1024));
+}
+
+/**
+ * LayerNorm of `x` (..., cols) over its last axis: (x - mean) / sqrt(var + eps)
+ * * weight + bias, with `weight` and `bias` of shape (cols).
+ */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  const op = "layerNorm";
+  sameDevice(op, x, weight, bias);
+  for (const t of [x, weight, bias]) dtypeIs(op, t, "f32");
+  const cols = x.shape.at(-1) ?? 0;
+  if (x.shape.length === 0 || cols === 0) {
+    throw new OpError(op, `x ${x.describe()} needs a non-empty last axis`);
+  }
+  for (const t of [weight, bias]) {
+    if (t.shape.length !== 1 || t.shape[0] !== cols) {
+      throw new OpError(op, `${t.describe()} must have shape [${cols}] to match x ${x.describe()}`);
+    }
+  }
+  if (!(eps > 0)) throw new OpError(op, `eps must be positive, got ${eps}`);
+  const rows = x.size / cols;
+  const rows_per_block = layerNormRowsPerBlock(rows);
+  const blocks = Math.ceil(rows / rows_per_block);
+  const params = { rows, cols, rows_per_block, blocks, eps };
+  const gpu = x.gpu;
+  const y = empty(gpu, x.shape);
+  const shift = empty(gpu, [rows]);
+  const rstd = empty(gpu, [rows]);
+  gpu.dispatch(
+    FORWARD,
+    params,
+    [x.binding, weight.binding, bias.binding, y.binding, shift.binding, rstd.binding],
+    grid1d(rows),
+  );
+  // saves: per row the shifted mean (mean - x[row, 0], see layernorm.wgsl) and rstd;
+  // the inputs x and weight
+  return record(op, y, [x, weight, bias], (g) => {
+    // An input that needs no gradient gets a scratch target, released at once
+    // (later dispatches are ordered after this one, so reuse is safe).
+    const scratch: Tensor[] = [];
+    const target = (t: Tensor, shape: readonly number[]) => {
+      if (t.requiresGrad) return gradOf(t);
+      const s = empty(gpu, shape);
+      scratch.push(s);
+      return s;
+    };
+    const partial = empty(gpu, [blocks, 2, cols]);
+    scratch.push(partial);
+    gpu.dispatch(BACKWARD, params, [
+      x.binding,
+      weight.binding,
+      shift.binding,
+      rstd.binding,
+      g.binding,
+      target(x, x.shape).binding,
+      partial.binding,
+    ], grid1d(blocks));
+    if (weight.requiresGrad || bias.requiresGrad) {
+      gpu.dispatch(
+        BACKWARD_PARAMS,
+        params,
+        [partial.binding, target(weight, [cols]).binding, target(bias, [cols]).binding],
+        grid1d(Math.ceil((2 * cols) / 256)),
+      );
+    }
+    for (const s of scratch) s.dispose();
+  });
+}
