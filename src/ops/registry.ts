@@ -34,6 +34,16 @@ import {
 import { matmulBackwardRef, matmulRef } from "../ref/matmul.ts";
 import { sumAxisBackwardRef, sumAxisRef } from "../ref/reduce.ts";
 import { softmaxBackwardRef, softmaxRef } from "../ref/softmax.ts";
+import {
+  concatChannelsBackwardRef,
+  concatChannelsRef,
+  conv2dBackwardRef,
+  conv2dRef,
+  maxPool2dBackwardRef,
+  maxPool2dRef,
+  sigmoidBackwardRef,
+  sigmoidRef,
+} from "../ref/conv.ts";
 
 /** Element-wise closeness bound: |gpu - ref| <= atol + rtol * |ref|. */
 export interface Tolerance {
@@ -67,7 +77,11 @@ export type OpName =
   | "mse"
   | "adamw"
   | "layerNorm"
-  | "attention";
+  | "attention"
+  | "conv2d"
+  | "maxPool2d"
+  | "concatChannels"
+  | "sigmoid";
 
 /** Reference signatures per op (the type that makes a missing rule an error). */
 export interface OpReferences {
@@ -85,6 +99,10 @@ export interface OpReferences {
   adamw: [typeof adamwRef, typeof adamwRef];
   layerNorm: [typeof layerNormRef, typeof layerNormBackwardRef];
   attention: [typeof attentionRef, typeof attentionBackwardRef];
+  conv2d: [typeof conv2dRef, typeof conv2dBackwardRef];
+  maxPool2d: [typeof maxPool2dRef, typeof maxPool2dBackwardRef];
+  concatChannels: [typeof concatChannelsRef, typeof concatChannelsBackwardRef];
+  sigmoid: [typeof sigmoidRef, typeof sigmoidBackwardRef];
 }
 
 const exact: Tolerance = { atol: 0, rtol: 0 };
@@ -173,8 +191,9 @@ export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1
     kernel: "attention.wgsl",
     entries: ["attention_forward", "attention_backward_query", "attention_backward_key"],
     reference: { forward: attentionRef, backward: attentionBackwardRef },
-    // TODO tolerance
-    tolerance: { forward: { atol: 1e-5, rtol: 1e-4 }, backward: { atol: 1e-5, rtol: 1e-4 } },
+    // Unit-scale inputs, T <= 257: a convex combination of v after dh-term dots, measured
+    // <= 2.1e-7 (forward) and 1.5e-7 (backward); large logits get a wider bound in the test.
+    tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-6, rtol: 1e-5 } },
   },
   layerNorm: {
     kernel: "layernorm.wgsl",
@@ -184,6 +203,40 @@ export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1
     // inverseSqrt (2 ulp) give ~1e-6 relative; dweight/dbias sum up to ~33k rows
     // of O(1) terms (error ~ sqrt(rows) eps |sum|), hence the looser backward atol.
     tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: { atol: 1e-4, rtol: 1e-4 } },
+  },
+  conv2d: {
+    kernel: "conv2d.wgsl",
+    entries: [
+      "conv2d_forward",
+      "conv2d_backward_input",
+      "conv2d_backward_weight",
+      "conv2d_backward_weight_reduce",
+      "conv2d_backward_bias",
+    ],
+    reference: { forward: conv2dRef, backward: conv2dBackwardRef },
+    // Forward sums c*kh*kw (<= ~1200) products of |v| <= 1, like matmul; the
+    // weight gradient sums n*ho*wo (a few thousand in the tests) in split chunks.
+    tolerance: { forward: { atol: 1e-4, rtol: 1e-4 }, backward: { atol: 2e-4, rtol: 2e-4 } },
+  },
+  maxPool2d: {
+    kernel: "pool.wgsl",
+    entries: ["maxpool_forward", "maxpool_backward"],
+    reference: { forward: maxPool2dRef, backward: maxPool2dBackwardRef },
+    // Selection, and at most kernel^2 copies of dy summed in a fixed order.
+    tolerance: { forward: exact, backward: pointwise },
+  },
+  concatChannels: {
+    kernel: "concat.wgsl",
+    entries: ["concat_forward", "concat_backward"],
+    reference: { forward: concatChannelsRef, backward: concatChannelsBackwardRef },
+    tolerance: { forward: exact, backward: exact },
+  },
+  sigmoid: {
+    kernel: "activation.wgsl",
+    entries: ["sigmoid_forward", "sigmoid_backward"],
+    reference: { forward: sigmoidRef, backward: sigmoidBackwardRef },
+    // exp in WGSL may be a few ulp off correctly rounded
+    tolerance: { forward: { atol: 1e-7, rtol: 2e-6 }, backward: { atol: 1e-7, rtol: 1e-5 } },
   },
 };
 
