@@ -56,7 +56,7 @@ function launch(gpu: Gpu, entry: Entry, n: number, bindings: Tensor[], extra: Ex
     SPECS[entry],
     { n, cols: 1, alpha: 1, beta: 0, seed: 0, stream: 0, threshold: 0, ...extra },
     bindings.map((t) => t.binding),
-    grid1d(Math.ceil(n / 256)),
+    grid1d(Math.ceil(n / 1024)), // 4 elements per thread, 256 threads
   );
 }
 
