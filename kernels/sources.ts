@@ -11,7 +11,12 @@ import cross_entropy from "./cross_entropy.wgsl" with { type: "text" };
 import mse from "./mse.wgsl" with { type: "text" };
 import adamw from "./adamw.wgsl" with { type: "text" };
 import layernorm from "./layernorm.wgsl" with { type: "text" };
+import patch from "./patch.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
+import conv2d from "./conv2d.wgsl" with { type: "text" };
+import pool from "./pool.wgsl" with { type: "text" };
+import concat from "./concat.wgsl" with { type: "text" };
+import activation from "./activation.wgsl" with { type: "text" };
 
 /** Kernel file name → WGSL source. */
 export const KERNEL_SOURCES = {
@@ -23,5 +28,10 @@ export const KERNEL_SOURCES = {
   "mse.wgsl": mse,
   "adamw.wgsl": adamw,
   "layernorm.wgsl": layernorm,
+  "patch.wgsl": patch,
   "attention.wgsl": attention,
+  "conv2d.wgsl": conv2d,
+  "pool.wgsl": pool,
+  "concat.wgsl": concat,
+  "activation.wgsl": activation,
 } as const;

@@ -1,0 +1,369 @@
+/**
+ * The convolution ops of the perceptual loss (SqueezeNet features): conv2d
+ * (kernels/conv2d.wgsl, implicit GEMM), maxPool2d (kernels/pool.wgsl),
+ * concatChannels (kernels/concat.wgsl) and sigmoid (kernels/activation.wgsl).
+ * All image tensors are NCHW f32. Derivatives are stated above each op.
+ * @module
+ */
+
+import type { Gpu, KernelSpec } from "../gpu/device.ts";
+import { gradOf, isRecording, record } from "../tape.ts";
+import { empty, type Tensor } from "../tensor.ts";
+import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
+
+const CONV_PARAMS = {
+  n: "u32",
+  c: "u32",
+  h: "u32",
+  w: "u32",
+  k: "u32",
+  kh: "u32",
+  kw: "u32",
+  stride_h: "u32",
+  stride_w: "u32",
+  pad_h: "u32",
+  pad_w: "u32",
+  ho: "u32",
+  wo: "u32",
+  has_bias: "u32",
+  chunk: "u32",
+  splits: "u32",
+} as const;
+const CONV_FORWARD = {
+  file: "conv2d.wgsl",
+  entry: "conv2d_forward",
+  params: CONV_PARAMS,
+  workgroup: [8, 8],
+} as const satisfies KernelSpec<typeof CONV_PARAMS>;
+const CONV_BACKWARD_INPUT = { ...CONV_FORWARD, entry: "conv2d_backward_input" } as const;
+const CONV_BACKWARD_WEIGHT = { ...CONV_FORWARD, entry: "conv2d_backward_weight" } as const;
+const CONV_WEIGHT_REDUCE = {
+  ...CONV_FORWARD,
+  entry: "conv2d_backward_weight_reduce",
+  workgroup: [256],
+} as const;
+const CONV_BACKWARD_BIAS = {
+  ...CONV_FORWARD,
+  entry: "conv2d_backward_bias",
+  workgroup: [64],
+} as const;
+
+/** A size given once for both axes, or as [height, width]. */
+export type Pair = number | readonly [number, number];
+
+function pair(v: Pair): [number, number] {
+  return typeof v === "number" ? [v, v] : [v[0], v[1]];
+}
+
+/** Options of {@link conv2d}. */
+export interface Conv2dOptions {
+  /** Added to output channel k; shape (K). */
+  bias?: Tensor;
+  /** Step between windows (default 1). */
+  stride?: Pair;
+  /** Zeros added on each side (default 0). */
+  padding?: Pair;
+}
+
+/** Geometry of one convolution, as the kernel's uniform struct wants it. */
+type ConvGeometry = { [K in keyof typeof CONV_PARAMS]: number };
+
+/** Pixels of the weight-gradient reduction per workgroup layer (a multiple of 32). */
+function weightSplit(g: ConvGeometry): { chunk: number; splits: number } {
+  const npix = g.n * g.ho * g.wo;
+  const tiles = Math.ceil((g.c * g.kh * g.kw) / 64) * Math.ceil(g.k / 64);
+  // Enough workgroups to fill the device, but at least 256 pixels each so the
+  // partials stay small next to the work.
+  const want = Math.max(1, Math.ceil(64 / tiles));
+  const chunk = Math.max(256, Math.ceil(npix / want / 32) * 32);
+  return { chunk, splits: Math.max(1, Math.ceil(npix / chunk)) };
+}
+
+function launchConvBackward(
+  gpu: Gpu,
+  geo: ConvGeometry,
+  x: Tensor,
+  weight: Tensor,
+  g: Tensor,
+  bias: Tensor | undefined,
+): void {
+  const crs = geo.c * geo.kh * geo.kw;
+  if (x.requiresGrad) {
+    gpu.dispatch(
+      CONV_BACKWARD_INPUT,
+      geo,
+      [g.binding, weight.binding, gradOf(x).binding],
+      [Math.ceil((geo.n * geo.h * geo.w) / 64), Math.ceil(geo.c / 64)],
+    );
+  }
+  if (weight.requiresGrad) {
+    const { chunk, splits } = weightSplit(geo);
+    const part = empty(gpu, [splits, geo.k * crs]);
+    const p = { ...geo, chunk, splits };
+    gpu.dispatch(
+      CONV_BACKWARD_WEIGHT,
+      p,
+      [x.binding, g.binding, part.binding],
+      [Math.ceil(crs / 64), Math.ceil(geo.k / 64), splits],
+    );
+    gpu.dispatch(
+      CONV_WEIGHT_REDUCE,
+      p,
+      [part.binding, gradOf(weight).binding],
+      grid1d(Math.ceil((geo.k * crs) / 256)),
+    );
+    // Safe to pool at once: later dispatches that reuse it run after these.
+    part.dispose();
+  }
+  if (bias?.requiresGrad) {
+    gpu.dispatch(CONV_BACKWARD_BIAS, geo, [g.binding, gradOf(bias).binding], [geo.k]);
+  }
+}
+
+/**
+ * 2-D cross-correlation (PyTorch's Conv2d): x (N, C, H, W), weight
+ * (K, C, kh, kw), optional bias (K) → (N, K, Ho, Wo) with
+ * Ho = floor((H + 2 pad_h - kh) / stride_h) + 1 (likewise Wo):
+ *   y[n,k,oy,ox] = bias[k] + sum_{c,i,j} weight[k,c,i,j] x[n,c,oy*s_h-p_h+i,ox*s_w-p_w+j].
+ * Derivative: dx = transposed convolution of dy with weight;
+ * dweight[k,c,i,j] = sum_{n,oy,ox} dy[n,k,oy,ox] x[n,c,oy*s_h-p_h+i,ox*s_w-p_w+j];
+ * dbias[k] = sum_{n,oy,ox} dy[n,k,oy,ox].
+ *
+ * @example
+ * ```ts ignore
+ * const y = conv2d(x, w, { bias: b, stride: 2 }); // SqueezeNet 1.1's first layer
+ * ```
+ */
+export function conv2d(x: Tensor, weight: Tensor, options: Conv2dOptions = {}): Tensor {
+  const op = "conv2d";
+  const { bias } = options;
+  sameDevice(op, x, weight, ...(bias ? [bias] : []));
+  dtypeIs(op, x, "f32");
+  dtypeIs(op, weight, "f32");
+  rankIs(op, x, 4);
+  rankIs(op, weight, 4);
+  const [n, c, h, w] = x.shape;
+  const [k, cw, kh, kw] = weight.shape;
+  const [strideH, strideW] = pair(options.stride ?? 1);
+  const [padH, padW] = pair(options.padding ?? 0);
+  const what = `x ${x.describe()}, weight ${weight.describe()}`;
+  if (![strideH, strideW].every((s) => Number.isInteger(s) && s >= 1)) {
+    throw new OpError(op, `stride ${options.stride} must be a positive integer (${what})`);
+  }
+  if (![padH, padW].every((s) => Number.isInteger(s) && s >= 0)) {
+    throw new OpError(op, `padding ${options.padding} must be a non-negative integer (${what})`);
+  }
+  if (cw !== c) throw new OpError(op, `channel mismatch: ${what}`);
+  if (kh < 1 || kw < 1 || kh > h + 2 * padH || kw > w + 2 * padW) {
+    throw new OpError(
+      op,
+      `kernel ${kh}x${kw} does not fit the padded input ${h + 2 * padH}x${w + 2 * padW} (${what})`,
+    );
+  }
+  if (bias) {
+    dtypeIs(op, bias, "f32");
+    if (bias.size !== k) {
+      throw new OpError(op, `bias ${bias.describe()} must have ${k} elements (${what})`);
+    }
+  }
+  const ho = Math.floor((h + 2 * padH - kh) / strideH) + 1;
+  const wo = Math.floor((w + 2 * padW - kw) / strideW) + 1;
+  const geo: ConvGeometry = {
+    n,
+    c,
+    h,
+    w,
+    k,
+    kh,
+    kw,
+    stride_h: strideH,
+    stride_w: strideW,
+    pad_h: padH,
+    pad_w: padW,
+    ho,
+    wo,
+    has_bias: bias ? 1 : 0,
+    chunk: 0,
+    splits: 0,
+  };
+  const gpu = x.gpu;
+  const y = empty(gpu, [n, k, ho, wo]);
+  gpu.dispatch(
+    CONV_FORWARD,
+    geo,
+    [x.binding, weight.binding, (bias ?? weight).binding, y.binding],
+    [Math.ceil((n * ho * wo) / 64), Math.ceil(k / 64)],
+  );
+  // saves: x and weight (inputs, alive while the tape holds them)
+  return record(
+    op,
+    y,
+    bias ? [x, weight, bias] : [x, weight],
+    (g) => launchConvBackward(gpu, geo, x, weight, g, bias),
+  );
+}
+
+const POOL_PARAMS = {
+  count: "u32",
+  h: "u32",
+  w: "u32",
+  ho: "u32",
+  wo: "u32",
+  kernel: "u32",
+  stride: "u32",
+  pad: "u32",
+} as const;
+const POOL_FORWARD = {
+  file: "pool.wgsl",
+  entry: "maxpool_forward",
+  params: POOL_PARAMS,
+  workgroup: [256],
+} as const satisfies KernelSpec<typeof POOL_PARAMS>;
+const POOL_BACKWARD = { ...POOL_FORWARD, entry: "maxpool_backward" } as const;
+
+/** Options of {@link maxPool2d} (PyTorch's MaxPool2d defaults). */
+export interface MaxPool2dOptions {
+  /** Step between windows (default: the kernel size). */
+  stride?: number;
+  /** Implicit -inf padding on each side, at most kernel / 2 (default 0). */
+  padding?: number;
+  /** Round the output size up, keeping only windows that start inside (default false). */
+  ceilMode?: boolean;
+}
+
+function poolLength(size: number, k: number, s: number, p: number, ceil: boolean): number {
+  const span = size + 2 * p - k;
+  let out = (ceil ? Math.ceil(span / s) : Math.floor(span / s)) + 1;
+  // PyTorch drops a last window that would start in the far padding.
+  if (ceil && (out - 1) * s >= size + p) out--;
+  return out;
+}
+
+/**
+ * Max pooling over square windows of x (N, C, H, W) → (N, C, Ho, Wo).
+ * Derivative: each output's dy goes to the input its maximum came from (the
+ * first maximum in row-major window order on ties); saves that argmax (u32).
+ */
+export function maxPool2d(x: Tensor, kernel: number, options: MaxPool2dOptions = {}): Tensor {
+  const op = "maxPool2d";
+  const { stride = kernel, padding = 0, ceilMode = false } = options;
+  sameDevice(op, x);
+  dtypeIs(op, x, "f32");
+  rankIs(op, x, 4);
+  const [n, c, h, w] = x.shape;
+  const what = `x ${x.describe()}, kernel ${kernel}, stride ${stride}, padding ${padding}`;
+  if (![kernel, stride].every((v) => Number.isInteger(v) && v >= 1)) {
+    throw new OpError(op, `kernel and stride must be positive integers (${what})`);
+  }
+  if (!Number.isInteger(padding) || padding < 0 || padding > kernel / 2) {
+    throw new OpError(op, `padding must be an integer in [0, kernel / 2] (${what})`);
+  }
+  if (kernel > h + 2 * padding || kernel > w + 2 * padding) {
+    throw new OpError(op, `kernel does not fit the padded input (${what})`);
+  }
+  const ho = poolLength(h, kernel, stride, padding, ceilMode);
+  const wo = poolLength(w, kernel, stride, padding, ceilMode);
+  const gpu = x.gpu;
+  const y = empty(gpu, [n, c, ho, wo]);
+  const arg = empty(gpu, [n, c, ho, wo], "u32");
+  const p = { count: y.size, h, w, ho, wo, kernel, stride, pad: padding };
+  gpu.dispatch(
+    POOL_FORWARD,
+    p,
+    [x.binding, y.binding, arg.binding],
+    grid1d(Math.ceil(y.size / 256)),
+  );
+  if (!isRecording() || !x.requiresGrad) {
+    arg.dispose();
+    return y;
+  }
+  // saves: arg, the in-plane index of each output's maximum
+  return record(op, y, [x], (g) => {
+    gpu.dispatch(
+      POOL_BACKWARD,
+      { ...p, count: x.size },
+      [arg.binding, g.binding, gradOf(x).binding],
+      grid1d(Math.ceil(x.size / 256)),
+    );
+  });
+}
+
+const CONCAT_PARAMS = { count: "u32", cs: "u32", ct: "u32", off: "u32", hw: "u32" } as const;
+const CONCAT_FORWARD = {
+  file: "concat.wgsl",
+  entry: "concat_forward",
+  params: CONCAT_PARAMS,
+  workgroup: [256],
+} as const satisfies KernelSpec<typeof CONCAT_PARAMS>;
+const CONCAT_BACKWARD = { ...CONCAT_FORWARD, entry: "concat_backward" } as const;
+
+/**
+ * Stacks a (N, Ca, H, W) and b (N, Cb, H, W) along channels → (N, Ca+Cb, H, W).
+ * Derivative: da = dy[:, :Ca], db = dy[:, Ca:]; saves nothing.
+ */
+export function concatChannels(a: Tensor, b: Tensor): Tensor {
+  const op = "concatChannels";
+  sameDevice(op, a, b);
+  dtypeIs(op, a, "f32");
+  dtypeIs(op, b, "f32");
+  rankIs(op, a, 4);
+  rankIs(op, b, 4);
+  const [n, ca, h, w] = a.shape;
+  const [nb, cb, hb, wb] = b.shape;
+  if (n !== nb || h !== hb || w !== wb) {
+    throw new OpError(op, `batch or spatial sizes differ: ${a.describe()} vs ${b.describe()}`);
+  }
+  const gpu = a.gpu;
+  const ct = ca + cb, hw = h * w;
+  const y = empty(gpu, [n, ct, h, w]);
+  const parts: [Tensor, number, number][] = [[a, ca, 0], [b, cb, ca]];
+  for (const [src, cs, off] of parts) {
+    gpu.dispatch(
+      CONCAT_FORWARD,
+      { count: src.size, cs, ct, off, hw },
+      [src.binding, y.binding],
+      grid1d(Math.ceil(src.size / 256)),
+    );
+  }
+  return record(op, y, [a, b], (g) => {
+    for (const [src, cs, off] of parts) {
+      if (!src.requiresGrad) continue;
+      gpu.dispatch(
+        CONCAT_BACKWARD,
+        { count: src.size, cs, ct, off, hw },
+        [g.binding, gradOf(src).binding],
+        grid1d(Math.ceil(src.size / 256)),
+      );
+    }
+  });
+}
+
+const SIGMOID_PARAMS = { n: "u32" } as const;
+const SIGMOID_FORWARD = {
+  file: "activation.wgsl",
+  entry: "sigmoid_forward",
+  params: SIGMOID_PARAMS,
+  workgroup: [256],
+} as const satisfies KernelSpec<typeof SIGMOID_PARAMS>;
+const SIGMOID_BACKWARD = { ...SIGMOID_FORWARD, entry: "sigmoid_backward" } as const;
+
+/**
+ * Logistic sigmoid 1 / (1 + e^-x), finite for every finite x.
+ * Derivative: dx = dy * y * (1 - y); saves y (the output).
+ */
+export function sigmoid(x: Tensor): Tensor {
+  sameDevice("sigmoid", x);
+  dtypeIs("sigmoid", x, "f32");
+  const gpu = x.gpu;
+  const y = empty(gpu, x.shape);
+  const groups = grid1d(Math.ceil(x.size / 256));
+  gpu.dispatch(SIGMOID_FORWARD, { n: x.size }, [x.binding, y.binding], groups);
+  return record("sigmoid", y, [x], (g) => {
+    gpu.dispatch(
+      SIGMOID_BACKWARD,
+      { n: x.size },
+      [y.binding, g.binding, gradOf(x).binding],
+      groups,
+    );
+  });
+}
