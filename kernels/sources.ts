@@ -10,6 +10,7 @@ import softmax from "./softmax.wgsl" with { type: "text" };
 import cross_entropy from "./cross_entropy.wgsl" with { type: "text" };
 import mse from "./mse.wgsl" with { type: "text" };
 import adamw from "./adamw.wgsl" with { type: "text" };
+import tokens from "./tokens.wgsl" with { type: "text" };
 import layernorm from "./layernorm.wgsl" with { type: "text" };
 import patch from "./patch.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
@@ -27,6 +28,7 @@ export const KERNEL_SOURCES = {
   "cross_entropy.wgsl": cross_entropy,
   "mse.wgsl": mse,
   "adamw.wgsl": adamw,
+  "tokens.wgsl": tokens,
   "layernorm.wgsl": layernorm,
   "patch.wgsl": patch,
   "attention.wgsl": attention,

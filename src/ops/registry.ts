@@ -12,7 +12,23 @@
 
 import type { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import { adamwRef } from "../ref/adamw.ts";
+import {
+  appendTokenBackwardRef,
+  appendTokenRef,
+  sliceTokensBackwardRef,
+  sliceTokensRef,
+} from "../ref/tokens.ts";
 import { layerNormBackwardRef, layerNormRef } from "../ref/layernorm.ts";
+import {
+  gatherTokensBackwardRef,
+  gatherTokensRef,
+  maskFromBooleanRef,
+  patchifyRef,
+  randomMaskingRef,
+  unpatchifyRef,
+  unshuffleTokensBackwardRef,
+  unshuffleTokensRef,
+} from "../ref/patch.ts";
 import { attentionBackwardRef, attentionRef } from "../ref/attention.ts";
 import {
   axpbyRef,
@@ -76,7 +92,14 @@ export type OpName =
   | "crossEntropy"
   | "mse"
   | "adamw"
+  | "appendToken"
+  | "sliceTokens"
   | "layerNorm"
+  | "patchify"
+  | "unpatchify"
+  | "randomMasking"
+  | "gatherTokens"
+  | "unshuffleTokens"
   | "attention"
   | "conv2d"
   | "maxPool2d"
@@ -97,7 +120,14 @@ export interface OpReferences {
   crossEntropy: [typeof crossEntropyRowsRef, typeof crossEntropyRowsBackwardRef];
   mse: [typeof mseRef, typeof mseBackwardRef];
   adamw: [typeof adamwRef, typeof adamwRef];
+  appendToken: [typeof appendTokenRef, typeof appendTokenBackwardRef];
+  sliceTokens: [typeof sliceTokensRef, typeof sliceTokensBackwardRef];
   layerNorm: [typeof layerNormRef, typeof layerNormBackwardRef];
+  patchify: [typeof patchifyRef, typeof unpatchifyRef];
+  unpatchify: [typeof unpatchifyRef, typeof patchifyRef];
+  randomMasking: [typeof randomMaskingRef, typeof maskFromBooleanRef];
+  gatherTokens: [typeof gatherTokensRef, typeof gatherTokensBackwardRef];
+  unshuffleTokens: [typeof unshuffleTokensRef, typeof unshuffleTokensBackwardRef];
   attention: [typeof attentionRef, typeof attentionBackwardRef];
   conv2d: [typeof conv2dRef, typeof conv2dBackwardRef];
   maxPool2d: [typeof maxPool2dRef, typeof maxPool2dBackwardRef];
@@ -180,6 +210,19 @@ export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1
     reference: { forward: mseRef, backward: mseBackwardRef },
     tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-7, rtol: 1e-5 } },
   },
+  appendToken: {
+    kernel: "tokens.wgsl",
+    entries: ["append_token_forward", "append_token_backward", "append_token_backward_token"],
+    reference: { forward: appendTokenRef, backward: appendTokenBackwardRef },
+    // pure copies, and a batch-length sum for the token's gradient
+    tolerance: { forward: exact, backward: { atol: 1e-6, rtol: 1e-6 } },
+  },
+  sliceTokens: {
+    kernel: "tokens.wgsl",
+    entries: ["slice_tokens_forward", "slice_tokens_backward"],
+    reference: { forward: sliceTokensRef, backward: sliceTokensBackwardRef },
+    tolerance: { forward: exact, backward: exact },
+  },
   adamw: {
     kernel: "adamw.wgsl",
     entries: ["adamw_step"],
@@ -203,6 +246,45 @@ export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1
     // inverseSqrt (2 ulp) give ~1e-6 relative; dweight/dbias sum up to ~33k rows
     // of O(1) terms (error ~ sqrt(rows) eps |sum|), hence the looser backward atol.
     tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: { atol: 1e-4, rtol: 1e-4 } },
+  },
+  // Patches and the patch shuffle move values without arithmetic: results must
+  // be bit-exact, except the mask token's gradient, a sum over masked positions.
+  patchify: {
+    kernel: "patch.wgsl",
+    entries: ["patchify_forward", "patchify_backward"],
+    // The derivative of a permutation is its inverse: the backward is unpatchify of dy.
+    reference: { forward: patchifyRef, backward: unpatchifyRef },
+    tolerance: { forward: exact, backward: exact },
+  },
+  unpatchify: {
+    kernel: "patch.wgsl",
+    entries: ["unpatchify_forward", "unpatchify_backward"],
+    reference: { forward: unpatchifyRef, backward: patchifyRef },
+    tolerance: { forward: exact, backward: exact },
+  },
+  randomMasking: {
+    kernel: "patch.wgsl",
+    entries: ["random_masking_forward", "mask_from_boolean_forward"],
+    // Indices have no gradient; the backward slot audits the mask-driven variant.
+    reference: { forward: randomMaskingRef, backward: maskFromBooleanRef },
+    tolerance: { forward: exact, backward: exact },
+  },
+  gatherTokens: {
+    kernel: "patch.wgsl",
+    entries: ["gather_tokens_forward", "gather_tokens_backward"],
+    reference: { forward: gatherTokensRef, backward: gatherTokensBackwardRef },
+    tolerance: { forward: exact, backward: exact },
+  },
+  unshuffleTokens: {
+    kernel: "patch.wgsl",
+    entries: [
+      "unshuffle_tokens_forward",
+      "unshuffle_tokens_backward",
+      "unshuffle_tokens_backward_token",
+    ],
+    reference: { forward: unshuffleTokensRef, backward: unshuffleTokensBackwardRef },
+    // dmaskToken sums up to B (T - K) ~ 25k terms of |dy| <= 1.
+    tolerance: { forward: exact, backward: { atol: 1e-4, rtol: 1e-5 } },
   },
   conv2d: {
     kernel: "conv2d.wgsl",

@@ -1,0 +1,84 @@
+/**
+ * Token moves over kernels/tokens.wgsl: append a learned token to every
+ * sequence (the class token, last as in the paper's code) and slice a range
+ * of tokens (read the class token back, drop it from the decoder output).
+ *
+ * Derivatives: appending routes dy[:, :T] to x and sums dy[:, T] over the
+ * batch into the token; slicing scatters dy back into its range.
+ * @module
+ */
+
+import type { KernelSpec } from "../gpu/device.ts";
+import { gradOf, record } from "../tape.ts";
+import { empty, type Tensor } from "../tensor.ts";
+import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
+
+const PARAMS = { batch: "u32", tokens: "u32", dim: "u32", start: "u32", len: "u32" } as const;
+const spec = (entry: string): KernelSpec<typeof PARAMS> => ({
+  file: "tokens.wgsl",
+  entry,
+  params: PARAMS,
+  workgroup: [256],
+});
+const APPEND = spec("append_token_forward");
+const APPEND_BACK = spec("append_token_backward");
+const APPEND_BACK_TOKEN = spec("append_token_backward_token");
+const SLICE = spec("slice_tokens_forward");
+const SLICE_BACK = spec("slice_tokens_backward");
+
+const groups = (n: number) => grid1d(Math.ceil(n / 256));
+
+/** (B, T, D) and a token (D) -> (B, T + 1, D) with the token last. */
+export function appendToken(x: Tensor, token: Tensor): Tensor {
+  const op = "appendToken";
+  sameDevice(op, x, token);
+  dtypeIs(op, x, "f32");
+  dtypeIs(op, token, "f32");
+  rankIs(op, x, 3);
+  const [batch, tokens, dim] = x.shape;
+  if (token.size !== dim) {
+    throw new OpError(op, `token ${token.describe()} must have ${dim} values for ${x.describe()}`);
+  }
+  const gpu = x.gpu;
+  const p = { batch, tokens, dim, start: 0, len: 0 };
+  const out = empty(gpu, [batch, tokens + 1, dim]);
+  gpu.dispatch(APPEND, p, [x.binding, token.binding, out.binding], groups(out.size));
+  // saves: nothing
+  return record(op, out, [x, token], (g) => {
+    if (x.requiresGrad) {
+      gpu.dispatch(APPEND_BACK, p, [g.binding, gradOf(x).binding], groups(x.size));
+    }
+    if (token.requiresGrad) {
+      gpu.dispatch(APPEND_BACK_TOKEN, p, [g.binding, gradOf(token).binding], groups(dim));
+    }
+  });
+}
+
+/** Tokens [start, start + len) of x (B, T, D) -> (B, len, D). */
+export function sliceTokens(x: Tensor, start: number, len: number): Tensor {
+  const op = "sliceTokens";
+  sameDevice(op, x);
+  dtypeIs(op, x, "f32");
+  rankIs(op, x, 3);
+  const [batch, tokens, dim] = x.shape;
+  if (
+    !(Number.isInteger(start) && Number.isInteger(len) && start >= 0 && len >= 0 &&
+      start + len <= tokens)
+  ) {
+    throw new OpError(
+      op,
+      `range [${start}, ${start + len}) is outside the ${tokens} tokens of ${x.describe()}`,
+    );
+  }
+  const gpu = x.gpu;
+  const p = { batch, tokens, dim, start, len };
+  const out = empty(gpu, [batch, len, dim]);
+  gpu.dispatch(SLICE, p, [x.binding, out.binding], groups(out.size));
+  // saves: nothing
+  return record(
+    op,
+    out,
+    [x],
+    (g) => gpu.dispatch(SLICE_BACK, p, [g.binding, gradOf(x).binding], groups(g.size)),
+  );
+}
