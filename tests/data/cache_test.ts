@@ -122,3 +122,11 @@ Deno.test("the committed fixtures are byte-identical to a fresh run of fixtures/
     );
   }
 });
+
+Deno.test("writeCache() writes the same bytes as encodeCache()", async () => {
+  const { writeCache } = await import("../../src/data/cache.ts");
+  const dir = await Deno.makeTempDir();
+  await writeCache(`${dir}/t.u8cache`, tiny(), "raw", "abc");
+  assert.deepEqual(await Deno.readFile(`${dir}/t.u8cache`), encodeCache(tiny(), "raw", "abc"));
+  await Deno.remove(dir, { recursive: true });
+});

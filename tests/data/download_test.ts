@@ -221,3 +221,19 @@ Deno.test("fetchDataset() rejects an archive without the expected top folder and
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("extractTgz() names the archive when the gzip stream is corrupt", async () => {
+  const { extractTgz } = await import("../../src/data/archive.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const good = gzipSync(tarBytes([["a/b.txt", new Uint8Array(5000).fill(1)]]));
+    const bad = good.slice(0, good.length >> 1);
+    await Deno.writeFile(`${dir}/x.tgz`, bad);
+    await assert.rejects(
+      () => extractTgz(`${dir}/x.tgz`, `${dir}/out`),
+      (e: Error) => e.message.startsWith(`${dir}/x.tgz: `),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

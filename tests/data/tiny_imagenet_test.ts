@@ -118,3 +118,19 @@ Deno.test("loadTinyImageNet() rejects a truncated and a corrupt JPEG, naming the
     await Deno.remove(root.slice(0, root.lastIndexOf("/")), { recursive: true });
   }
 });
+
+Deno.test("indexTinyImageNet() names a class folder that wnids.txt lists but train/ lacks", async () => {
+  const root = await fixtureCopy("tiny-imagenet-200");
+  try {
+    const w = TIN_CLASSES[4][0];
+    await Deno.remove(`${root}/train/${w}`, { recursive: true });
+    await assert.rejects(
+      () => indexTinyImageNet(root, "train"),
+      (e: Error) =>
+        e.message ===
+          `${root}/train/${w}/images: directory not found (expected training images of ${w})`,
+    );
+  } finally {
+    await Deno.remove(root.slice(0, root.lastIndexOf("/")), { recursive: true });
+  }
+});
