@@ -4,8 +4,10 @@
 //   append_token_forward:  y (B, T + 1, D): y[b, t] = x[b, t] for t < T, y[b, T] = tok
 //                          (the class token goes last, as in the paper's code)
 //   append_token_backward: dx[b, t] += dy[b, t] for t < T;  dtok += sum_b dy[b, T]
-//   slice_tokens_forward:  y (B, L, D) = x[b, start + l]
+//   slice_tokens_forward:  y (B, L, D) = x[b, start + l]   (+ y when accumulate = 1)
 //   slice_tokens_backward: dx[b, start + l] += dy[b, l]
+//   concat_tokens_forward: y (B, T + L, D) = [a (B, T, D) | b (B, L, D)] along tokens;
+//                          its backward is two accumulating slices of dy
 // One thread per output element (per input element for append_token_backward's
 // dx part, per token value for dtok), workgroup 256, grid (x, y) with
 // x * y >= ceil(count / 256), x <= 65535. dtok's loop over B is short (batch).
@@ -15,7 +17,8 @@ struct Params {
   tokens: u32, // T: tokens of x
   dim: u32,
   start: u32,
-  len: u32, // L: tokens of a slice
+  len: u32, // L: tokens of a slice, or of the second part of a concat
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -74,7 +77,24 @@ fn slice_tokens_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups
   let d = i % p.dim;
   let t = (i / p.dim) % p.len;
   let b = i / (p.dim * p.len);
-  dst2[i] = src[(b * p.tokens + p.start + t) * p.dim + d];
+  let v = src[(b * p.tokens + p.start + t) * p.dim + d];
+  if (p.accumulate != 0u) { dst2[i] += v; } else { dst2[i] = v; }
+}
+
+// a is src (B, T, D), b is tok (B, L, D), y is dst (B, T + L, D).
+@compute @workgroup_size(256)
+fn concat_tokens_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let i = flat_id(w, g, l);
+  let total = p.tokens + p.len;
+  if (i >= p.batch * total * p.dim) { return; }
+  let d = i % p.dim;
+  let t = (i / p.dim) % total;
+  let b = i / (p.dim * total);
+  if (t < p.tokens) {
+    dst[i] = src[(b * p.tokens + t) * p.dim + d];
+  } else {
+    dst[i] = tok[(b * p.len + t - p.tokens) * p.dim + d];
+  }
 }
 
 @compute @workgroup_size(256)

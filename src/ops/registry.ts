@@ -15,6 +15,8 @@ import { adamwRef } from "../ref/adamw.ts";
 import {
   appendTokenBackwardRef,
   appendTokenRef,
+  concatTokensBackwardRef,
+  concatTokensRef,
   sliceTokensBackwardRef,
   sliceTokensRef,
 } from "../ref/tokens.ts";
@@ -94,6 +96,7 @@ export type OpName =
   | "adamw"
   | "appendToken"
   | "sliceTokens"
+  | "concatTokens"
   | "layerNorm"
   | "patchify"
   | "unpatchify"
@@ -122,6 +125,7 @@ export interface OpReferences {
   adamw: [typeof adamwRef, typeof adamwRef];
   appendToken: [typeof appendTokenRef, typeof appendTokenBackwardRef];
   sliceTokens: [typeof sliceTokensRef, typeof sliceTokensBackwardRef];
+  concatTokens: [typeof concatTokensRef, typeof concatTokensBackwardRef];
   layerNorm: [typeof layerNormRef, typeof layerNormBackwardRef];
   patchify: [typeof patchifyRef, typeof unpatchifyRef];
   unpatchify: [typeof unpatchifyRef, typeof patchifyRef];
@@ -221,6 +225,13 @@ export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1
     kernel: "tokens.wgsl",
     entries: ["slice_tokens_forward", "slice_tokens_backward"],
     reference: { forward: sliceTokensRef, backward: sliceTokensBackwardRef },
+    tolerance: { forward: exact, backward: exact },
+  },
+  concatTokens: {
+    kernel: "tokens.wgsl",
+    // backward: accumulating slices (slice_tokens_forward, claimed by sliceTokens)
+    entries: ["concat_tokens_forward"],
+    reference: { forward: concatTokensRef, backward: concatTokensBackwardRef },
     tolerance: { forward: exact, backward: exact },
   },
   adamw: {

@@ -13,7 +13,14 @@ import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
 
-const PARAMS = { batch: "u32", tokens: "u32", dim: "u32", start: "u32", len: "u32" } as const;
+const PARAMS = {
+  batch: "u32",
+  tokens: "u32",
+  dim: "u32",
+  start: "u32",
+  len: "u32",
+  accumulate: "u32",
+} as const;
 const spec = (entry: string): KernelSpec<typeof PARAMS> => ({
   file: "tokens.wgsl",
   entry,
@@ -25,6 +32,7 @@ const APPEND_BACK = spec("append_token_backward");
 const APPEND_BACK_TOKEN = spec("append_token_backward_token");
 const SLICE = spec("slice_tokens_forward");
 const SLICE_BACK = spec("slice_tokens_backward");
+const CONCAT = spec("concat_tokens_forward");
 
 const groups = (n: number) => grid1d(Math.ceil(n / 256));
 
@@ -40,7 +48,7 @@ export function appendToken(x: Tensor, token: Tensor): Tensor {
     throw new OpError(op, `token ${token.describe()} must have ${dim} values for ${x.describe()}`);
   }
   const gpu = x.gpu;
-  const p = { batch, tokens, dim, start: 0, len: 0 };
+  const p = { batch, tokens, dim, start: 0, len: 0, accumulate: 0 };
   const out = empty(gpu, [batch, tokens + 1, dim]);
   gpu.dispatch(APPEND, p, [x.binding, token.binding, out.binding], groups(out.size));
   // saves: nothing
@@ -71,7 +79,7 @@ export function sliceTokens(x: Tensor, start: number, len: number): Tensor {
     );
   }
   const gpu = x.gpu;
-  const p = { batch, tokens, dim, start, len };
+  const p = { batch, tokens, dim, start, len, accumulate: 0 };
   const out = empty(gpu, [batch, len, dim]);
   gpu.dispatch(SLICE, p, [x.binding, out.binding], groups(out.size));
   // saves: nothing
@@ -81,4 +89,38 @@ export function sliceTokens(x: Tensor, start: number, len: number): Tensor {
     [x],
     (g) => gpu.dispatch(SLICE_BACK, p, [g.binding, gradOf(x).binding], groups(g.size)),
   );
+}
+
+/**
+ * Concatenates a (B, T, D) and b (B, L, D) along the token axis -> (B, T + L, D).
+ * Derivative: da = dy[:, :T], db = dy[:, T:] (accumulating slices).
+ */
+export function concatTokens(a: Tensor, b: Tensor): Tensor {
+  const op = "concatTokens";
+  sameDevice(op, a, b);
+  dtypeIs(op, a, "f32");
+  dtypeIs(op, b, "f32");
+  rankIs(op, a, 3);
+  rankIs(op, b, 3);
+  const [batch, tokens, dim] = a.shape;
+  if (b.shape[0] !== batch || b.shape[2] !== dim) {
+    throw new OpError(op, `${a.describe()} and ${b.describe()} differ in batch or token width`);
+  }
+  const len = b.shape[1];
+  const gpu = a.gpu;
+  const out = empty(gpu, [batch, tokens + len, dim]);
+  const p = { batch, tokens, dim, start: 0, len, accumulate: 0 };
+  gpu.dispatch(CONCAT, p, [a.binding, b.binding, out.binding], groups(out.size));
+  // saves: nothing
+  return record(op, out, [a, b], (g) => {
+    const total = tokens + len;
+    if (a.requiresGrad) {
+      const q = { batch, tokens: total, dim, start: 0, len: tokens, accumulate: 1 };
+      gpu.dispatch(SLICE, q, [g.binding, gradOf(a).binding], groups(a.size));
+    }
+    if (b.requiresGrad) {
+      const q = { batch, tokens: total, dim, start: tokens, len, accumulate: 1 };
+      gpu.dispatch(SLICE, q, [g.binding, gradOf(b).binding], groups(b.size));
+    }
+  });
 }

@@ -72,3 +72,34 @@ export function sliceTokensBackwardRef(
   }
   return dx;
 }
+
+/** a (B, T, D) then b (B, L, D) along the token axis. */
+export function concatTokensRef(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  B: number,
+  T: number,
+  L: number,
+  D: number,
+) {
+  const y = new Float64Array(B * (T + L) * D);
+  for (let n = 0; n < B; n++) {
+    for (let t = 0; t < T + L; t++) {
+      for (let d = 0; d < D; d++) {
+        y[(n * (T + L) + t) * D + d] = t < T ? a[(n * T + t) * D + d] : b[(n * L + t - T) * D + d];
+      }
+    }
+  }
+  return y;
+}
+
+/** Gradients of {@link concatTokensRef} given dy (B, T + L, D). */
+export function concatTokensBackwardRef(
+  dy: ArrayLike<number>,
+  B: number,
+  T: number,
+  L: number,
+  D: number,
+) {
+  return { da: sliceTokensRef(dy, B, T + L, D, 0, T), db: sliceTokensRef(dy, B, T + L, D, T, L) };
+}

@@ -1,12 +1,12 @@
 import { assertClose, dot, finiteDifference } from "../../src/audit.ts";
 import { OPS } from "../../src/ops/registry.ts";
-import { appendToken, sliceTokens } from "../../src/ops/tokens.ts";
+import { appendToken, concatTokens, sliceTokens } from "../../src/ops/tokens.ts";
 import { backward } from "../../src/tape.ts";
 import { tensor, tidy } from "../../src/tensor.ts";
 import { assertThrows } from "../_assert.ts";
 import { gpuTest, gradData, leaf, rand } from "../_helpers.ts";
 
-const ap = OPS.appendToken, sl = OPS.sliceTokens;
+const ap = OPS.appendToken, sl = OPS.sliceTokens, ct = OPS.concatTokens;
 
 Deno.test("the token-move backward references agree with finite differences in f64", () => {
   const [B, T, D] = [2, 3, 4];
@@ -24,6 +24,20 @@ Deno.test("the token-move backward references agree with finite differences in f
     finiteDifference((v) => dot(ap.reference.forward(x, v, B, T, D), w), tok),
     t,
     "append dtok",
+  );
+  const b = rand(5, B * 2 * D), wc = rand(6, B * (T + 2) * D);
+  const cg = ct.reference.backward(wc, B, T, 2, D);
+  assertClose(
+    cg.da,
+    finiteDifference((v) => dot(ct.reference.forward(v, b, B, T, 2, D), wc), x),
+    t,
+    "concat da",
+  );
+  assertClose(
+    cg.db,
+    finiteDifference((v) => dot(ct.reference.forward(x, v, B, T, 2, D), wc), b),
+    t,
+    "concat db",
   );
   const ws = rand(4, B * 2 * D);
   const fd = finiteDifference((v) => dot(sl.reference.forward(v, B, T, D, 1, 2), ws), x);
@@ -82,6 +96,33 @@ gpuTest("sliceTokens() reads a token range and scatters its gradient back", asyn
     );
   }
 });
+
+gpuTest(
+  "concatTokens() joins along the token axis and splits the gradient back (accumulating)",
+  async (gpu) => {
+    for (const [B, T, L, D] of [[1, 1, 1, 1], [2, 256, 1, 128], [3, 5, 7, 3]]) {
+      const A = rand(T, B * T * D), Bv = rand(L, B * L * D), W = rand(D, B * (T + L) * D);
+      const a = leaf(gpu, A, [B, T, D]), b = leaf(gpu, Bv, [B, L, D]);
+      const y = tidy(() => {
+        const out = concatTokens(a, b);
+        // Used twice: its gradient must accumulate, not overwrite.
+        backward(out, tensor(gpu, W, out.shape));
+        return out;
+      });
+      tidy(() => backward(concatTokens(a, b), tensor(gpu, W, [B, T + L, D])));
+      const label = `concat ${B}x(${T}+${L})x${D}`;
+      assertClose(
+        await y.read(),
+        ct.reference.forward(A, Bv, B, T, L, D),
+        ct.tolerance.forward,
+        label,
+      );
+      const { da, db } = ct.reference.backward(W, B, T, L, D);
+      assertClose(await gradData(a), da.map((v) => 2 * v), ct.tolerance.backward, `da ${label}`);
+      assertClose(await gradData(b), db.map((v) => 2 * v), ct.tolerance.backward, `db ${label}`);
+    }
+  },
+);
 
 gpuTest("token moves reject bad shapes and ranges, naming the op", (gpu) => {
   const x = tensor(gpu, rand(1, 24), [2, 3, 4]);
