@@ -1,0 +1,318 @@
+import { assertClose, dot, finiteDifference } from "../../src/audit.ts";
+import type { Gpu } from "../../src/gpu/device.ts";
+import {
+  gatherTokens,
+  keptTokens,
+  maskFromBoolean,
+  patchify,
+  randomMasking,
+  unpatchify,
+  unshuffleTokens,
+} from "../../src/ops/patch.ts";
+import { OPS } from "../../src/ops/registry.ts";
+import { Rng } from "../../src/rng.ts";
+import { backward } from "../../src/tape.ts";
+import { tensor, tidy } from "../../src/tensor.ts";
+import { assert, assertThrows } from "../_assert.ts";
+import { gpuTest, gradData, leaf, rand } from "../_helpers.ts";
+
+const fdTol = { atol: 1e-8, rtol: 1e-6 };
+
+Deno.test("the patch and shuffle backward references agree with finite differences in f64", () => {
+  const g = { batch: 2, channels: 3, height: 4, width: 6, patch: 2 };
+  const x = rand(1, 144), w = rand(2, 144);
+  const fdP = finiteDifference((v) => dot(OPS.patchify.reference.forward(v, g), w), x);
+  assertClose(OPS.patchify.reference.backward(w, g), fdP, fdTol, "patchify");
+  const fdU = finiteDifference((v) => dot(OPS.unpatchify.reference.forward(v, g), w), x);
+  assertClose(OPS.unpatchify.reference.backward(w, g), fdU, fdTol, "unpatchify");
+
+  const B = 2, T = 5, D = 3, K = 2;
+  const m = OPS.randomMasking.reference.forward(rand(3, B * T, 0, 1), B, T, 0.6);
+  const tokens = rand(4, B * T * D), dyK = rand(5, B * K * D);
+  const gather = OPS.gatherTokens.reference;
+  const fdG = finiteDifference((v) => dot(gather.forward(v, m.idsKeep, B, T, D), dyK), tokens);
+  assertClose(gather.backward(dyK, m.idsKeep, B, T, D), fdG, fdTol, "gatherTokens");
+
+  const un = OPS.unshuffleTokens.reference;
+  const enc = rand(6, B * K * D), tok = rand(7, D), dyT = rand(8, B * T * D);
+  const grads = un.backward(dyT, m.idsRestore, B, K, D);
+  const fdE = finiteDifference((v) => dot(un.forward(v, tok, m.idsRestore, B, K, D), dyT), enc);
+  const fdT = finiteDifference((v) => dot(un.forward(enc, v, m.idsRestore, B, K, D), dyT), tok);
+  assertClose(grads.dencoded, fdE, fdTol, "unshuffle dencoded");
+  assertClose(grads.dmaskToken, fdT, fdTol, "unshuffle dmaskToken");
+});
+
+Deno.test("randomMaskingRef() keeps the tokens with the smallest noise, as MAE's argsort", () => {
+  const m = OPS.randomMasking.reference.forward([0.5, 0.1, 0.9, 0.3], 1, 4, 0.5);
+  assert.deepEqual([...m.idsKeep], [1, 3]);
+  assert.deepEqual([...m.idsRestore], [2, 0, 3, 1]);
+  assert.deepEqual([...m.mask], [1, 0, 1, 0]);
+});
+
+gpuTest("patchify() lays out patch vectors in MAE's (py, px, c) order", async (gpu) => {
+  // images[b, c, y, x] = 1000 b + 100 c + 10 y + x, 2 channels, 4x4, p = 2
+  const img = new Float32Array(2 * 2 * 4 * 4);
+  for (let b = 0; b < 2; b++) {
+    for (let c = 0; c < 2; c++) {
+      for (let y = 0; y < 4; y++) {
+        for (let x = 0; x < 4; x++) {
+          img[((b * 2 + c) * 4 + y) * 4 + x] = 1000 * b + 100 * c + 10 * y + x;
+        }
+      }
+    }
+  }
+  const out = await patchify(tensor(gpu, img, [2, 2, 4, 4]), 2).read();
+  // token 1 of sample 1 = rows 0-1, cols 2-3: (py, px, c) = (0,0,0) (0,0,1) (0,1,0) ...
+  assert.deepEqual(
+    [...out.slice((4 + 1) * 8, (4 + 2) * 8)],
+    [1002, 1102, 1003, 1103, 1012, 1112, 1013, 1113],
+  );
+});
+
+gpuTest(
+  "patchify() and unpatchify() match the f64 references and are each other's gradient",
+  async (gpu) => {
+    const cases = [
+      [3, 3, 64, 64, 4], // the paper's 64x64x3 -> (B, 256, 48)
+      [2, 1, 28, 28, 4], // Fashion-MNIST: 49 patches of 16
+      [2, 1, 28, 28, 7], // 16 patches of 49
+      [1, 2, 6, 10, 2], // non-square
+      [2, 5, 3, 3, 1], // p = 1
+      [1, 3, 5, 5, 5], // one patch
+    ];
+    for (const [batch, channels, height, width, patch] of cases) {
+      const g = { batch, channels, height, width, patch };
+      const label = `${batch}x${channels}x${height}x${width} p${patch}`;
+      const n = batch * channels * height * width;
+      const T = (height / patch) * (width / patch), D = patch * patch * channels;
+      const X = rand(n, n), W = rand(n + 1, n);
+      const x = leaf(gpu, X, [batch, channels, height, width]);
+      const y = tidy(() => {
+        const out = patchify(x, patch);
+        assert.deepEqual(out.shape, [batch, T, D]);
+        backward(out, tensor(gpu, W, out.shape));
+        return out;
+      });
+      const ref = OPS.patchify.reference;
+      assertClose(await y.read(), ref.forward(X, g), OPS.patchify.tolerance.forward, label);
+      assertClose(
+        await gradData(x),
+        ref.backward(W, g),
+        OPS.patchify.tolerance.backward,
+        `d ${label}`,
+      );
+
+      const q = leaf(gpu, X, [batch, T, D]);
+      const z = tidy(() => {
+        const out = unpatchify(q, patch, [channels, height, width]);
+        backward(out, tensor(gpu, W, out.shape));
+        return out;
+      });
+      const uref = OPS.unpatchify.reference;
+      assertClose(
+        await z.read(),
+        uref.forward(X, g),
+        OPS.unpatchify.tolerance.forward,
+        `un ${label}`,
+      );
+      assertClose(
+        await gradData(q),
+        uref.backward(W, g),
+        OPS.unpatchify.tolerance.backward,
+        `d un ${label}`,
+      );
+      const round = await tidy(() =>
+        unpatchify(patchify(x, patch), patch, [channels, height, width])
+      ).read();
+      assert.deepEqual(round, X, `unpatchify(patchify(x)) == x ${label}`);
+      for (const t of [x, y, q, z]) t.dispose();
+    }
+  },
+);
+
+/** Uploads seeded uniform noise, as a training step would. */
+function noiseFor(gpu: Gpu, seed: number, B: number, T: number) {
+  const host = new Rng(seed).uniformArray(B * T);
+  return { host, t: tensor(gpu, host, [B, T]) };
+}
+
+gpuTest(
+  "randomMasking() is MAE's stable argsort and masks exactly round(ratio T) tokens",
+  async (gpu) => {
+    const ref = OPS.randomMasking.reference.forward;
+    for (const T of [256, 17, 1, 300, 49]) {
+      for (const ratio of [0.75, 0.5, 0, 1, 0.9, 0.25]) {
+        const B = 3;
+        const { host, t } = noiseFor(gpu, T * 7 + ratio * 100, B, T);
+        if (T === 300) {
+          for (let i = 0; i < host.length; i++) host[i] = Math.floor(host[i] * 8) / 8; // ties
+        }
+        if (T === 300) gpu.upload(t.binding, host);
+        const m = randomMasking(t, ratio);
+        const want = ref(host, B, T, ratio);
+        const label = `T ${T} ratio ${ratio}`;
+        assert.deepEqual(await m.idsKeep.read(), want.idsKeep, `idsKeep ${label}`);
+        assert.deepEqual(await m.idsRestore.read(), want.idsRestore, `idsRestore ${label}`);
+        const mask = await m.mask.read() as Float32Array;
+        assert.deepEqual(mask, want.mask, `mask ${label}`);
+        for (let b = 0; b < B; b++) {
+          const masked = mask.slice(b * T, (b + 1) * T).reduce((a: number, v: number) => a + v, 0);
+          assert.equal(masked, Math.round(ratio * T), `masked count ${label}`);
+        }
+        assert.equal(keptTokens(T, ratio), m.idsKeep.shape[1]);
+        for (const x of [t, m.idsKeep, m.idsRestore, m.mask]) x.dispose();
+      }
+    }
+  },
+);
+
+gpuTest(
+  "gatherTokens() then unshuffleTokens() restores the kept tokens exactly and fills the rest with the mask token",
+  async (gpu) => {
+    for (
+      const [B, T, D, ratio] of [[4, 256, 16, 0.75], [3, 17, 5, 0.75], [2, 49, 8, 0.5], [
+        2,
+        17,
+        3,
+        0.3,
+      ]]
+    ) {
+      const { t: noise } = noiseFor(gpu, B * T + D, B, T);
+      const m = randomMasking(noise, ratio);
+      const K = keptTokens(T, ratio);
+      const X = rand(T, B * T * D), TOK = rand(D, D);
+      const x = tensor(gpu, X, [B, T, D]), tok = tensor(gpu, TOK, [D]);
+      const full = tidy(() => unshuffleTokens(gatherTokens(x, m.idsKeep), tok, m.idsRestore));
+      const Y = await full.read(), M = await m.mask.read();
+      let masked = 0;
+      for (let bt = 0; bt < B * T; bt++) {
+        for (let d = 0; d < D; d++) {
+          const want = M[bt] === 1 ? TOK[d] : X[bt * D + d];
+          assert.equal(Y[bt * D + d], want, `${B}x${T}x${D}: token ${bt}, element ${d}`);
+        }
+        masked += M[bt];
+      }
+      assert.equal(masked, B * (T - K));
+      for (const v of [noise, m.idsKeep, m.idsRestore, m.mask, x, tok, full]) v.dispose();
+    }
+  },
+);
+
+gpuTest(
+  "gatherTokens() and unshuffleTokens() match the references, forward and backward",
+  async (gpu) => {
+    for (
+      const [B, T, D, ratio] of [[5, 256, 48, 0.75], [3, 17, 7, 0.75], [2, 300, 3, 0.4], [
+        1,
+        1,
+        1,
+        0,
+      ]]
+    ) {
+      const label = `${B}x${T}x${D} ratio ${ratio}`;
+      const { t: noise } = noiseFor(gpu, T + D, B, T);
+      const m = randomMasking(noise, ratio);
+      const K = m.idsKeep.shape[1];
+      const ids = await m.idsKeep.read(), restore = await m.idsRestore.read();
+      const X = rand(1, B * T * D), DY = rand(2, B * K * D);
+      const x = leaf(gpu, X, [B, T, D]);
+      const y = tidy(() => {
+        const out = gatherTokens(x, m.idsKeep);
+        backward(out, tensor(gpu, DY, out.shape));
+        return out;
+      });
+      const G = OPS.gatherTokens;
+      assertClose(
+        await y.read(),
+        G.reference.forward(X, ids, B, T, D),
+        G.tolerance.forward,
+        `gather ${label}`,
+      );
+      assertClose(
+        await gradData(x),
+        G.reference.backward(DY, ids, B, T, D),
+        G.tolerance.backward,
+        `dgather ${label}`,
+      );
+
+      const E = rand(3, B * K * D), TOK = rand(4, D), DZ = rand(5, B * T * D);
+      const e = leaf(gpu, E, [B, K, D]), tok = leaf(gpu, TOK, [D]);
+      const z = tidy(() => {
+        const out = unshuffleTokens(e, tok, m.idsRestore);
+        backward(out, tensor(gpu, DZ, out.shape));
+        return out;
+      });
+      const U = OPS.unshuffleTokens;
+      assertClose(
+        await z.read(),
+        U.reference.forward(E, TOK, restore, B, K, D),
+        U.tolerance.forward,
+        `unshuffle ${label}`,
+      );
+      const g = U.reference.backward(DZ, restore, B, K, D);
+      assertClose(await gradData(e), g.dencoded, U.tolerance.backward, `dencoded ${label}`);
+      assertClose(await gradData(tok), g.dmaskToken, U.tolerance.backward, `dmaskToken ${label}`);
+      for (const v of [noise, m.idsKeep, m.idsRestore, m.mask, x, y, e, tok, z]) v.dispose();
+    }
+  },
+);
+
+gpuTest(
+  "maskFromBoolean() matches the reference, and poisons rows whose kept count is wrong",
+  async (gpu) => {
+    for (const [B, T, K] of [[3, 256, 128], [2, 17, 5], [2, 300, 150]]) {
+      const r = new Rng(T);
+      const M = new Float32Array(B * T);
+      for (let b = 0; b < B; b++) {
+        const order = r.permutation(T);
+        for (let i = K; i < T; i++) M[b * T + order[i]] = 1;
+      }
+      const m = maskFromBoolean(tensor(gpu, M, [B, T]), K);
+      const want = OPS.randomMasking.reference.backward(M, B, T);
+      assert.deepEqual(await m.idsKeep.read(), want.idsKeep, `idsKeep ${B}x${T}`);
+      assert.deepEqual(await m.idsRestore.read(), want.idsRestore, `idsRestore ${B}x${T}`);
+      assert.deepEqual(await m.mask.read(), want.mask, `mask ${B}x${T}`);
+    }
+    // row 1 keeps 2 tokens where 3 are expected
+    const bad = tensor(gpu, [0, 0, 0, 1, 1, 0, 1, 0, 1, 1], [2, 5]);
+    const m = maskFromBoolean(bad, 3);
+    assert.deepEqual([...await m.idsRestore.read()], [0, 1, 2, 3, 4, -1, -1, -1, -1, -1]);
+    assert.deepEqual([...await m.idsKeep.read()], [0, 1, 2, -1, -1, -1]);
+    const x = tensor(gpu, rand(1, 10), [2, 5, 1]);
+    const got = await gatherTokens(x, m.idsKeep).read();
+    assert.ok(got.slice(0, 3).every(Number.isFinite) && got.slice(3).every(Number.isNaN));
+    const full = await unshuffleTokens(
+      tensor(gpu, rand(2, 6), [2, 3, 1]),
+      tensor(gpu, [7], [1]),
+      m.idsRestore,
+    ).read();
+    assert.ok(full.slice(0, 5).every(Number.isFinite) && full.slice(5).every(Number.isNaN));
+  },
+);
+
+gpuTest("the patch ops name the op and the shapes when arguments do not fit", (gpu) => {
+  const img = tensor(gpu, rand(1, 2 * 3 * 6 * 6), [2, 3, 6, 6]);
+  assertThrows(() => patchify(img, 4), "patchify: patch size 4 must divide the image size 6x6");
+  assertThrows(
+    () => patchify(tensor(gpu, rand(1, 6), [6]), 2),
+    "patchify: tensor[6] f32 must have rank 4",
+  );
+  assertThrows(
+    () => unpatchify(tensor(gpu, rand(1, 2 * 9 * 12), [2, 9, 12]), 2, [3, 6, 4]),
+    "unpatchify: tensor[2,9,12] f32 must be [2,6,12] for 3x6x4 images in 2x2 patches",
+  );
+  const noise = tensor(gpu, rand(1, 8, 0, 1), [2, 4]);
+  assertThrows(() => randomMasking(noise, 1.5), "randomMasking: ratio 1.5 is not in [0, 1]");
+  assertThrows(() => maskFromBoolean(noise, 5), "maskFromBoolean: keep 5 is not a count of tokens");
+  const m = randomMasking(noise, 0.5);
+  assertThrows(
+    () => gatherTokens(tensor(gpu, rand(1, 9), [3, 3, 1]), m.idsKeep),
+    "gatherTokens: ids tensor[2,2] i32 do not index tokens of tensor[3,3,1] f32",
+  );
+  assertThrows(
+    () =>
+      unshuffleTokens(tensor(gpu, rand(1, 4), [2, 2, 1]), tensor(gpu, [1, 2], [2]), m.idsRestore),
+    "unshuffleTokens: mask token tensor[2] f32 must have 1 elements",
+  );
+  assertThrows(() => gatherTokens(img, m.mask), "gatherTokens: tensor[2,4] f32 must be i32");
+});
