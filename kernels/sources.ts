@@ -13,6 +13,7 @@ import adamw from "./adamw.wgsl" with { type: "text" };
 import tokens from "./tokens.wgsl" with { type: "text" };
 import layernorm from "./layernorm.wgsl" with { type: "text" };
 import patch from "./patch.wgsl" with { type: "text" };
+import batchnorm from "./batchnorm.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
 import conv2d from "./conv2d.wgsl" with { type: "text" };
 import pool from "./pool.wgsl" with { type: "text" };
@@ -31,6 +32,7 @@ export const KERNEL_SOURCES = {
   "tokens.wgsl": tokens,
   "layernorm.wgsl": layernorm,
   "patch.wgsl": patch,
+  "batchnorm.wgsl": batchnorm,
   "attention.wgsl": attention,
   "conv2d.wgsl": conv2d,
   "pool.wgsl": pool,

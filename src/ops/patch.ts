@@ -13,6 +13,7 @@
  * - {@link unshuffleTokens}: the decoder's full sequence, kept tokens back in
  *   place and the mask token elsewhere. Derivative: dencoded = dy at the kept
  *   positions; dmaskToken = the sum of dy over all masked positions.
+ * - {@link blockMask}: BEiT's block-wise mask (CPU), fed to maskFromBoolean.
  *
  * @module
  */
@@ -300,4 +301,142 @@ export function unshuffleTokens(encoded: Tensor, maskToken: Tensor, idsRestore: 
       );
     }
   });
+}
+
+/** Options of {@link blockMask}; defaults are the paper's (BEiT's) values. */
+export interface BlockMaskOptions {
+  /** Smallest block area tried (BEiT: 16). */
+  minNumPatches?: number;
+  /** Largest block area tried (BEiT: the target count). */
+  maxNumPatches?: number;
+  /** Aspect ratio h / w is log-uniform in [minAspect, maxAspect] (0.3, 1 / 0.3). */
+  minAspect?: number;
+  maxAspect?: number;
+}
+
+/** One rectangle placed by {@link blockMaskTrace}. */
+export interface PlacedBlock {
+  top: number;
+  left: number;
+  h: number;
+  w: number;
+  /** Patches it masked that were not masked before (>= 1). */
+  added: number;
+}
+
+/** A block mask and how it was built (for tests and inspection). */
+export interface BlockMaskTrace {
+  /** (gridH * gridW) row-major, 1 = masked. */
+  mask: Uint8Array;
+  blocks: PlacedBlock[];
+  /** Patches added by the top-up after BEiT's loop gave up (usually 0). */
+  toppedUp: number;
+}
+
+/**
+ * BEiT's MaskingGenerator (beit/masking_generator.py) on a seeded {@link Rng}:
+ * while fewer than `numMasked` patches are masked, up to 10 attempts draw a
+ * target area uniform in [minNumPatches, min(remaining, maxNumPatches)] and a
+ * log-uniform aspect ratio r, set h = round(sqrt(area r)), w = round(sqrt(area / r)),
+ * require h < gridH and w < gridW, place the block uniformly, and accept it
+ * when it masks between 1 and `remaining` new patches (so it never overshoots).
+ *
+ * BEiT stops short when 10 attempts in a row add nothing. Here the count is
+ * made exact by a deterministic top-up instead: repeated raster-order passes
+ * mask unmasked patches 4-adjacent to a masked one (growing existing blocks,
+ * so no new isolated patches appear), falling back to raster order on an
+ * empty mask. It never trims. With the paper's settings (16x16 grid, 128
+ * masked, min 16) BEiT falls short on about a third of masks (measured over
+ * 2000 seeds: mean top-up 1.6 patches, at most 8), because a block must add at
+ * most the few patches still missing; 99% of masked patches lie in 4-connected
+ * components of at least 16 patches.
+ */
+export function blockMaskTrace(
+  rng: Rng,
+  gridH: number,
+  gridW: number,
+  numMasked: number,
+  options: BlockMaskOptions = {},
+): BlockMaskTrace {
+  const total = gridH * gridW;
+  if (!Number.isInteger(numMasked) || numMasked < 0 || numMasked > total) {
+    throw new RangeError(`blockMask: cannot mask ${numMasked} of ${gridH}x${gridW} patches`);
+  }
+  const minNum = options.minNumPatches ?? 16;
+  const maxNum = options.maxNumPatches ?? numMasked;
+  const minAspect = options.minAspect ?? 0.3;
+  const maxAspect = options.maxAspect ?? 1 / minAspect;
+  const logAspect = [Math.log(minAspect), Math.log(maxAspect)];
+  const mask = new Uint8Array(total);
+  const blocks: PlacedBlock[] = [];
+  let count = 0;
+  while (count < numMasked) {
+    const maxPatches = Math.min(numMasked - count, maxNum);
+    let added = 0;
+    for (let attempt = 0; attempt < 10 && added === 0; attempt++) {
+      const area = rng.uniform(minNum, maxPatches);
+      const aspect = Math.exp(rng.uniform(logAspect[0], logAspect[1]));
+      const h = Math.round(Math.sqrt(area * aspect));
+      const w = Math.round(Math.sqrt(area / aspect));
+      if (w >= gridW || h >= gridH) continue;
+      const top = rng.int(gridH - h + 1), left = rng.int(gridW - w + 1);
+      let already = 0;
+      for (let i = top; i < top + h; i++) {
+        for (let j = left; j < left + w; j++) already += mask[i * gridW + j];
+      }
+      const fresh = h * w - already;
+      if (fresh > 0 && fresh <= maxPatches) {
+        for (let i = top; i < top + h; i++) mask.fill(1, i * gridW + left, i * gridW + left + w);
+        added = fresh;
+        blocks.push({ top, left, h, w, added });
+      }
+    }
+    if (added === 0) break;
+    count += added;
+  }
+  const before = count;
+  while (count < numMasked) {
+    let grew = 0;
+    for (let i = 0; i < total && count < numMasked; i++) {
+      if (mask[i]) continue;
+      const y = Math.floor(i / gridW), x = i % gridW;
+      const near = (y > 0 && mask[i - gridW] === 1) || (y + 1 < gridH && mask[i + gridW] === 1) ||
+        (x > 0 && mask[i - 1] === 1) || (x + 1 < gridW && mask[i + 1] === 1);
+      // mark with 2 so that this pass grows only from the mask as it was
+      if (near || count === 0) {
+        mask[i] = 2;
+        count++;
+        grew++;
+      }
+    }
+    for (let i = 0; i < total; i++) if (mask[i] === 2) mask[i] = 1;
+    if (grew === 0) break;
+  }
+  return { mask, blocks, toppedUp: count - before };
+}
+
+/** BEiT-style block mask with exactly `numMasked` masked patches; see {@link blockMaskTrace}. */
+export function blockMask(
+  rng: Rng,
+  gridH: number,
+  gridW: number,
+  numMasked: number,
+  options: BlockMaskOptions = {},
+): Uint8Array {
+  return blockMaskTrace(rng, gridH, gridW, numMasked, options).mask;
+}
+
+/** `batch` block masks as one (B, gridH * gridW) f32 array (1 = masked) for {@link maskFromBoolean}. */
+export function blockMaskBatch(
+  rng: Rng,
+  batch: number,
+  gridH: number,
+  gridW: number,
+  numMasked: number,
+  options: BlockMaskOptions = {},
+): Float32Array {
+  const T = gridH * gridW;
+  const out = new Float32Array(batch * T);
+  for (let b = 0; b < batch; b++) out.set(blockMask(rng, gridH, gridW, numMasked, options), b * T);
+  return out;
 }

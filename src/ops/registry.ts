@@ -21,6 +21,7 @@ import {
   sliceTokensRef,
 } from "../ref/tokens.ts";
 import { layerNormBackwardRef, layerNormRef } from "../ref/layernorm.ts";
+import { batchNormBackwardRef, batchNormRef } from "../ref/batchnorm.ts";
 import {
   gatherTokensBackwardRef,
   gatherTokensRef,
@@ -98,6 +99,7 @@ export type OpName =
   | "sliceTokens"
   | "concatTokens"
   | "layerNorm"
+  | "batchNorm1d"
   | "patchify"
   | "unpatchify"
   | "randomMasking"
@@ -127,6 +129,7 @@ export interface OpReferences {
   sliceTokens: [typeof sliceTokensRef, typeof sliceTokensBackwardRef];
   concatTokens: [typeof concatTokensRef, typeof concatTokensBackwardRef];
   layerNorm: [typeof layerNormRef, typeof layerNormBackwardRef];
+  batchNorm1d: [typeof batchNormRef, typeof batchNormBackwardRef];
   patchify: [typeof patchifyRef, typeof unpatchifyRef];
   unpatchify: [typeof unpatchifyRef, typeof patchifyRef];
   randomMasking: [typeof randomMaskingRef, typeof maskFromBooleanRef];
@@ -257,6 +260,14 @@ export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1
     // inverseSqrt (2 ulp) give ~1e-6 relative; dweight/dbias sum up to ~33k rows
     // of O(1) terms (error ~ sqrt(rows) eps |sum|), hence the looser backward atol.
     tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: { atol: 1e-4, rtol: 1e-4 } },
+  },
+  batchNorm1d: {
+    kernel: "batchnorm.wgsl",
+    entries: ["batchnorm_stats", "batchnorm_forward", "batchnorm_backward"],
+    reference: { forward: batchNormRef, backward: batchNormBackwardRef },
+    // Like layerNorm: y and the running stats are O(1) results of N-term sums
+    // (N ~ 128); dx adds two N-term means.
+    tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: { atol: 1e-5, rtol: 1e-4 } },
   },
   // Patches and the patch shuffle move values without arithmetic: results must
   // be bit-exact, except the mask token's gradient, a sum over masked positions.
