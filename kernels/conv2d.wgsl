@@ -17,8 +17,10 @@
 // tile, each thread an 8x8 register block (16 vec4 accumulators); the inner
 // dimension advances in slices of 32 staged in workgroup memory (2 x 8 KiB).
 // Each loader thread owns one tile column, so the pixel (or crs) it gathers
-// for is decoded once per slice, not once per element. Tiles overhanging any
-// edge read zeros. The weight gradient reduces over n * ho * wo pixels; that
+// for is decoded once; the other im2col index, the same for the whole
+// workgroup, is stepped by counters rather than divided out per element
+// (llvmpipe scalarises integer division by a runtime value: stepping doubled
+// forward throughput). Tiles overhanging any edge read zeros. The weight gradient reduces over n * ho * wo pixels; that
 // is split over grid z in chunks of `chunk` pixels (a multiple of 32, so no
 // loop nears llvmpipe's 65535-iteration cap), then summed by the reduce entry.
 // Dispatch grids:
@@ -115,6 +117,10 @@ fn conv2d_forward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_i
   var acc: array<vec4<f32>, 16>;
   for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(0.0); }
 
+  // im2col row j = (ch, ky, kx), stepped once per gathered element (see header).
+  var ch = 0u;
+  var ky = 0u;
+  var kx = 0u;
   for (var k0 = 0u; k0 < crs; k0 += BK) {
     for (var i = 0u; i < BK; i++) {
       let e = tid + i * 64u;
@@ -125,17 +131,22 @@ fn conv2d_forward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_i
       put_a(r, kk, v);
     }
     for (var i = 0u; i < BK; i++) {
-      let j = k0 + i;
-      let ch = j / rs;
-      let ky = (j % rs) / p.kw;
-      let kx = j % p.kw;
       let iy = iy0 + i32(ky);
       let ix = ix0 + i32(kx);
       var v = 0.0;
-      if (pix < npix && j < crs && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+      if (pix < npix && ch < p.c && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
         v = x[xbase + (ch * p.h + u32(iy)) * p.w + u32(ix)];
       }
       put_b(i, tid, v);
+      kx += 1u;
+      if (kx == p.kw) {
+        kx = 0u;
+        ky += 1u;
+        if (ky == p.kh) {
+          ky = 0u;
+          ch += 1u;
+        }
+      }
     }
     workgroupBarrier();
     mma_slice(lid, &acc);
@@ -170,8 +181,21 @@ fn conv2d_backward_input(@builtin(local_invocation_id) lid: vec3u, @builtin(work
   let pix = col0 + tid;
   let pn = pix / hw_in;
   let pq = pix % hw_in;
-  let ty0 = i32(pq / p.w + p.pad_h);
-  let tx0 = i32(pq % p.w + p.pad_w);
+  // oy * stride_h = iy + pad_h - ky, tracked as quotient and remainder of
+  // iy + pad_h - ky by stride_h (likewise x) and stepped with j = (ko, ky, kx).
+  let ty0 = pq / p.w + p.pad_h;
+  let tx0 = pq % p.w + p.pad_w;
+  let qy0 = i32(ty0 / p.stride_h);
+  let ry0 = i32(ty0 % p.stride_h);
+  let qx0 = i32(tx0 / p.stride_w);
+  let rx0 = i32(tx0 % p.stride_w);
+  var ko = 0u;
+  var ky = 0u;
+  var kx = 0u;
+  var qy = qy0;
+  var ry = ry0;
+  var qx = qx0;
+  var rx = rx0;
   let gbase = pn * p.k * hw_out;
   // tile_a loader: this thread's inner index is fixed, rows vary
   let akk = tid % BK;
@@ -189,19 +213,35 @@ fn conv2d_backward_input(@builtin(local_invocation_id) lid: vec3u, @builtin(work
       put_a(r, akk, v);
     }
     for (var i = 0u; i < BK; i++) {
-      let j = k0 + i;
-      let ko = j / rs;
-      let ty = ty0 - i32((j % rs) / p.kw);
-      let tx = tx0 - i32(j % p.kw);
       var v = 0.0;
-      if (pix < npix && j < krs && ty >= 0 && tx >= 0) {
-        let oy = u32(ty) / p.stride_h;
-        let ox = u32(tx) / p.stride_w;
-        if (oy * p.stride_h == u32(ty) && ox * p.stride_w == u32(tx) && oy < p.ho && ox < p.wo) {
-          v = dy[gbase + ko * hw_out + oy * p.wo + ox];
-        }
+      if (pix < npix && ko < p.k && ry == 0 && rx == 0 && qy >= 0 && qx >= 0 &&
+          qy < i32(p.ho) && qx < i32(p.wo)) {
+        v = dy[gbase + ko * hw_out + u32(qy) * p.wo + u32(qx)];
       }
       put_b(i, tid, v);
+      kx += 1u;
+      rx -= 1;
+      if (rx < 0) {
+        rx += i32(p.stride_w);
+        qx -= 1;
+      }
+      if (kx == p.kw) {
+        kx = 0u;
+        qx = qx0;
+        rx = rx0;
+        ky += 1u;
+        ry -= 1;
+        if (ry < 0) {
+          ry += i32(p.stride_h);
+          qy -= 1;
+        }
+        if (ky == p.kh) {
+          ky = 0u;
+          qy = qy0;
+          ry = ry0;
+          ko += 1u;
+        }
+      }
     }
     workgroupBarrier();
     mma_slice(lid, &acc);
@@ -243,6 +283,10 @@ fn conv2d_backward_weight(@builtin(local_invocation_id) lid: vec3u, @builtin(wor
   var acc: array<vec4<f32>, 16>;
   for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(0.0); }
 
+  // The pixel (pn, oy, ox) that tile_b row i gathers, stepped once per row.
+  var pn = pstart / hw_out;
+  var oy = (pstart % hw_out) / p.wo;
+  var ox = pstart % p.wo;
   for (var k0 = pstart; k0 < pend; k0 += BK) {
     let pa = k0 + akk;
     let abase = (pa / hw_out) * p.k * hw_out + pa % hw_out;
@@ -253,15 +297,22 @@ fn conv2d_backward_weight(@builtin(local_invocation_id) lid: vec3u, @builtin(wor
       put_a(r, akk, v);
     }
     for (var i = 0u; i < BK; i++) {
-      let pb = k0 + i;
-      let q = pb % hw_out;
-      let iy = i32((q / p.wo) * p.stride_h) - i32(p.pad_h) + ky;
-      let ix = i32((q % p.wo) * p.stride_w) - i32(p.pad_w) + kx;
+      let iy = i32(oy * p.stride_h) - i32(p.pad_h) + ky;
+      let ix = i32(ox * p.stride_w) - i32(p.pad_w) + kx;
       var v = 0.0;
-      if (pb < pend && j < crs && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-        v = x[(((pb / hw_out) * p.c + ch) * p.h + u32(iy)) * p.w + u32(ix)];
+      if (k0 + i < pend && j < crs && iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+        v = x[((pn * p.c + ch) * p.h + u32(iy)) * p.w + u32(ix)];
       }
       put_b(i, tid, v);
+      ox += 1u;
+      if (ox == p.wo) {
+        ox = 0u;
+        oy += 1u;
+        if (oy == p.ho) {
+          oy = 0u;
+          pn += 1u;
+        }
+      }
     }
     workgroupBarrier();
     mma_slice(lid, &acc);
