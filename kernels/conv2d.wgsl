@@ -8,6 +8,10 @@
 //   conv2d_backward_input:  dx[c, pix] += sum_(k,i,j) W[k, c, i, j] dY[(k,i,j), pix]
 //                           pix = (n, iy, ix); dY[(k,i,j), pix] = dy[n, k, oy, ox] where
 //                           oy * stride_h = iy + pad_h - i (zero when not a whole oy)
+//   conv2d_backward_input_direct: the same dx, one thread per input element
+//                           looping over only the taps that reach an output; used when
+//                           c is small or strided, where the GEMM form wastes most of a
+//                           64-row tile on absent channels and stride zeros
 //   conv2d_backward_weight: part[z, k, crs] = sum_{pix in chunk z} dy[k, pix] X[crs, pix]
 //   conv2d_backward_weight_reduce: dw[i] += sum_z part[z, i]  (split-K partials, no atomics)
 //   conv2d_backward_bias:   dbias[k] += sum_{n, oy, ox} dy[n, k, oy, ox]
@@ -26,6 +30,7 @@
 // Dispatch grids:
 //   forward:         (ceil(n ho wo / 64), ceil(k / 64))
 //   backward_input:  (ceil(n h w / 64), ceil(c / 64))
+//   backward_input_direct: grid1d(ceil(n c h w / 256)), workgroup 256
 //   backward_weight: (ceil(crs / 64), ceil(k / 64), splits)
 //   weight_reduce:   grid1d(ceil(k crs / 256)), workgroup 256
 //   backward_bias:   (k), workgroup 64 (strided sum + tree reduction)
@@ -259,6 +264,35 @@ fn conv2d_backward_input(@builtin(local_invocation_id) lid: vec3u, @builtin(work
       dx[idx] = dx[idx] + acc[2u * i + j / 4u][j % 4u];
     }
   }
+}
+
+@compute @workgroup_size(256)
+fn conv2d_backward_input_direct(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let hw_in = p.h * p.w;
+  let i = (wid.y * g.x + wid.x) * 256u + lid.x;
+  if (i >= p.n * p.c * hw_in) { return; }
+  let pn = i / (p.c * hw_in);
+  let ch = (i / hw_in) % p.c;
+  let ty = (i % hw_in) / p.w + p.pad_h;
+  let tx = i % p.w + p.pad_w;
+  let hw_out = p.ho * p.wo;
+  let rs = p.kh * p.kw;
+  var s = 0.0;
+  // Only taps with ty - ky a multiple of the stride reach an output row.
+  for (var ky = ty % p.stride_h; ky < p.kh && ky <= ty; ky += p.stride_h) {
+    let oy = (ty - ky) / p.stride_h;
+    if (oy >= p.ho) { continue; }
+    for (var kx = tx % p.stride_w; kx < p.kw && kx <= tx; kx += p.stride_w) {
+      let ox = (tx - kx) / p.stride_w;
+      if (ox >= p.wo) { continue; }
+      let gi = pn * p.k * hw_out + oy * p.wo + ox;
+      let wi = ch * rs + ky * p.kw + kx;
+      for (var ko = 0u; ko < p.k; ko++) {
+        s += dy[gi + ko * hw_out] * weight[wi + ko * p.c * rs];
+      }
+    }
+  }
+  dx[i] = dx[i] + s;
 }
 
 @compute @workgroup_size(8, 8)

@@ -36,6 +36,11 @@ const CONV_FORWARD = {
   workgroup: [8, 8],
 } as const satisfies KernelSpec<typeof CONV_PARAMS>;
 const CONV_BACKWARD_INPUT = { ...CONV_FORWARD, entry: "conv2d_backward_input" } as const;
+const CONV_BACKWARD_INPUT_DIRECT = {
+  ...CONV_FORWARD,
+  entry: "conv2d_backward_input_direct",
+  workgroup: [256],
+} as const;
 const CONV_BACKWARD_WEIGHT = { ...CONV_FORWARD, entry: "conv2d_backward_weight" } as const;
 const CONV_WEIGHT_REDUCE = {
   ...CONV_FORWARD,
@@ -63,6 +68,12 @@ export interface Conv2dOptions {
   stride?: Pair;
   /** Zeros added on each side (default 0). */
   padding?: Pair;
+  /**
+   * Kernel for the input gradient: "gemm" (tiled implicit GEMM), "direct"
+   * (one thread per input element) or "auto" (default: direct where the GEMM
+   * would waste 3/4 or more of its work). For tests and benchmarks.
+   */
+  inputGrad?: "auto" | "gemm" | "direct";
 }
 
 /** Geometry of one convolution, as the kernel's uniform struct wants it. */
@@ -86,9 +97,20 @@ function launchConvBackward(
   weight: Tensor,
   g: Tensor,
   bias: Tensor | undefined,
+  inputGrad: "auto" | "gemm" | "direct",
 ): void {
   const crs = geo.c * geo.kh * geo.kw;
-  if (x.requiresGrad) {
+  // The GEMM pads channels to 64-row tiles and multiplies the stride's zeros.
+  const waste = (Math.ceil(geo.c / 64) * 64 / geo.c) * geo.stride_h * geo.stride_w;
+  const direct = inputGrad === "direct" || (inputGrad === "auto" && waste >= 4);
+  if (x.requiresGrad && direct) {
+    gpu.dispatch(
+      CONV_BACKWARD_INPUT_DIRECT,
+      geo,
+      [g.binding, weight.binding, gradOf(x).binding],
+      grid1d(Math.ceil(x.size / 256)),
+    );
+  } else if (x.requiresGrad) {
     gpu.dispatch(
       CONV_BACKWARD_INPUT,
       geo,
@@ -199,7 +221,7 @@ export function conv2d(x: Tensor, weight: Tensor, options: Conv2dOptions = {}): 
     op,
     y,
     bias ? [x, weight, bias] : [x, weight],
-    (g) => launchConvBackward(gpu, geo, x, weight, g, bias),
+    (g) => launchConvBackward(gpu, geo, x, weight, g, bias, options.inputGrad ?? "auto"),
   );
 }
 

@@ -313,6 +313,7 @@ export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1
     entries: [
       "conv2d_forward",
       "conv2d_backward_input",
+      "conv2d_backward_input_direct",
       "conv2d_backward_weight",
       "conv2d_backward_weight_reduce",
       "conv2d_backward_bias",

@@ -92,7 +92,7 @@ const CASES: ConvCase[] = [
 ];
 
 gpuTest(
-  "conv2d() forward and backward match the f64 reference on odd, strided, padded and non-square cases",
+  "conv2d() forward and backward (GEMM and direct input gradient) match the f64 reference on odd, strided, padded and non-square cases",
   async (gpu) => {
     for (const [i, [n, c, h, w, k, kh, kw, stride, pad]] of CASES.entries()) {
       const d = dims(n, c, h, w, k, kh, kw, stride, pad);
@@ -100,29 +100,36 @@ gpuTest(
       const X = rand(100 + i, n * c * h * w), Wt = rand(200 + i, k * c * kh * kw);
       const B = rand(300 + i, k), G = rand(400 + i, n * k * ho * wo);
       const withBias = i % 3 !== 2;
-      const x = leaf(gpu, X, [n, c, h, w]);
-      const wt = leaf(gpu, Wt, [k, c, kh, kw]);
-      const b = leaf(gpu, B, [k]);
-      const y = tidy(() => {
-        const out = conv2d(x, wt, { stride, padding: pad, ...(withBias ? { bias: b } : {}) });
-        backward(out, tensor(gpu, G, out.shape));
-        return out;
-      });
-      const label = `conv ${n}x${c}x${h}x${w} k${k} ${kh}x${kw} s${stride} p${pad}`;
-      assert.deepEqual(y.shape, [n, k, ho, wo]);
-      assertClose(
-        await y.read(),
-        conv.reference.forward(X, Wt, withBias ? B : null, d),
-        conv.tolerance.forward,
-        label,
-      );
-      const want = conv.reference.backward(X, Wt, G, d);
-      assertClose(await gradData(x), want.dx, conv.tolerance.backward, `dx ${label}`);
-      assertClose(await gradData(wt), want.dw, conv.tolerance.backward, `dw ${label}`);
-      if (withBias) {
-        assertClose(await gradData(b), want.dbias, conv.tolerance.backward, `db ${label}`);
+      for (const inputGrad of ["gemm", "direct"] as const) {
+        const x = leaf(gpu, X, [n, c, h, w]);
+        const wt = leaf(gpu, Wt, [k, c, kh, kw]);
+        const b = leaf(gpu, B, [k]);
+        const y = tidy(() => {
+          const out = conv2d(x, wt, {
+            stride,
+            padding: pad,
+            inputGrad,
+            ...(withBias ? { bias: b } : {}),
+          });
+          backward(out, tensor(gpu, G, out.shape));
+          return out;
+        });
+        const label = `conv ${n}x${c}x${h}x${w} k${k} ${kh}x${kw} s${stride} p${pad} ${inputGrad}`;
+        assert.deepEqual(y.shape, [n, k, ho, wo]);
+        assertClose(
+          await y.read(),
+          conv.reference.forward(X, Wt, withBias ? B : null, d),
+          conv.tolerance.forward,
+          label,
+        );
+        const want = conv.reference.backward(X, Wt, G, d);
+        assertClose(await gradData(x), want.dx, conv.tolerance.backward, `dx ${label}`);
+        assertClose(await gradData(wt), want.dw, conv.tolerance.backward, `dw ${label}`);
+        if (withBias) {
+          assertClose(await gradData(b), want.dbias, conv.tolerance.backward, `db ${label}`);
+        }
+        for (const t of [x, wt, b, y]) t.dispose();
       }
-      for (const t of [x, wt, b, y]) t.dispose();
     }
   },
 );
