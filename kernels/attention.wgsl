@@ -132,8 +132,8 @@ fn load_v(wk: Work, t: u32, c4: u32) -> vec4f {
 }
 
 // Loads rows j0.. of k and v into tile_a, tile_b (zeros past T); BLOCK threads share the copy.
-fn load_kv_tile(wk: Work, j0: u32, lx: u32) {
-  for (var i = lx; i < BLOCK * DH4; i += BLOCK) {
+fn load_kv_tile(wk: Work, j0: u32, lx: u32, threads: u32) {
+  for (var i = lx; i < BLOCK * DH4; i += threads) {
     let j = i / DH4;
     let c4 = i % DH4;
     tile_a[j * MAX_DH4 + c4] = load_k(wk, j0 + j, c4);
@@ -141,7 +141,7 @@ fn load_kv_tile(wk: Work, j0: u32, lx: u32) {
   }
 }
 
-@compute @workgroup_size(32)
+@compute @workgroup_size(16)
 fn attention_forward(
   @builtin(workgroup_id) w: vec3u,
   @builtin(num_workgroups) g: vec3u,
@@ -150,51 +150,102 @@ fn attention_forward(
   let wk = work(w, g);
   // Whole workgroups leave together, so the barriers below stay uniform.
   if (wk.bh >= p.batch_heads) { return; }
-  let i = wk.row0 + l.x;
-  var qi: array<vec4f, MAX_DH4>;
-  var acc: array<vec4f, MAX_DH4>;
+  // Each thread owns rows i0 and i0 + 16, so every k, v vector read from
+  // workgroup memory serves two rows.
+  let i0 = wk.row0 + l.x;
+  let i1 = i0 + 16u;
+  var q0: array<vec4f, MAX_DH4>;
+  var q1: array<vec4f, MAX_DH4>;
+  var a0: array<vec4f, MAX_DH4>;
+  var a1: array<vec4f, MAX_DH4>;
   for (var c = 0u; c < DH4; c++) {
-    qi[c] = load_q(wk, i, c) * p.scale;
-    acc[c] = vec4f(0.0);
+    q0[c] = load_q(wk, i0, c) * p.scale;
+    q1[c] = load_q(wk, i1, c) * p.scale;
+    a0[c] = vec4f(0.0);
+    a1[c] = vec4f(0.0);
   }
   // Online softmax, rescaled once per tile: m = running max, l = sum exp(s - m).
-  var m = -3.0e38;
-  var lsum = 0.0;
-  var s: array<f32, BLOCK>;
+  var m = vec2f(-3.0e38);
+  var lsum = vec2f(0.0);
+  var s: array<vec2f, BLOCK>;
   for (var j0 = 0u; j0 < p.seq; j0 += BLOCK) {
     workgroupBarrier();
-    load_kv_tile(wk, j0, l.x);
+    load_kv_tile(wk, j0, l.x, 16u);
     workgroupBarrier();
     let n = min(BLOCK, p.seq - j0);
     var mt = m;
     for (var j = 0u; j < n; j++) {
-      var d = 0.0;
-      for (var c = 0u; c < DH4; c++) { d += dot(qi[c], tile_a[j * MAX_DH4 + c]); }
+      var d = vec2f(0.0);
+      for (var c = 0u; c < DH4; c++) {
+        let kc = tile_a[j * MAX_DH4 + c];
+        d += vec2f(dot(q0[c], kc), dot(q1[c], kc));
+      }
       s[j] = d;
       mt = max(mt, d);
     }
     let alpha = exp(m - mt);
     lsum *= alpha;
-    for (var c = 0u; c < DH4; c++) { acc[c] *= alpha; }
+    for (var c = 0u; c < DH4; c++) {
+      a0[c] *= alpha.x;
+      a1[c] *= alpha.y;
+    }
     for (var j = 0u; j < n; j++) {
       let pj = exp(s[j] - mt);
       lsum += pj;
-      for (var c = 0u; c < DH4; c++) { acc[c] += pj * tile_b[j * MAX_DH4 + c]; }
+      for (var c = 0u; c < DH4; c++) {
+        let vc = tile_b[j * MAX_DH4 + c];
+        a0[c] += pj.x * vc;
+        a1[c] += pj.y * vc;
+      }
     }
     m = mt;
   }
-  if (i >= p.seq) { return; }
   let inv = 1.0 / lsum;
+  let lse = m + log(lsum);
   for (var c4 = 0u; c4 < DH4; c4++) {
     for (var e = 0u; e < 4u; e++) {
       let c = c4 * 4u + e;
-      if (c < p.dh) { o_out[out_index(wk, i, c)] = acc[c4][e] * inv; }
+      if (c < p.dh) {
+        if (i0 < p.seq) { o_out[out_index(wk, i0, c)] = a0[c4][e] * inv.x; }
+        if (i1 < p.seq) { o_out[out_index(wk, i1, c)] = a1[c4][e] * inv.y; }
+      }
     }
   }
-  stats_out[stat_index(wk, i)] = m + log(lsum);
+  if (i0 < p.seq) { stats_out[stat_index(wk, i0)] = lse.x; }
+  if (i1 < p.seq) { stats_out[stat_index(wk, i1)] = lse.y; }
 }
 
-@compute @workgroup_size(32)
+// dO row i (zeros past T or dh) into doi; returns D_i = dO_i . O_i.
+fn load_do_row(wk: Work, i: u32, doi: ptr<function, array<vec4f, MAX_DH4>>) -> f32 {
+  var delta = 0.0;
+  for (var c4 = 0u; c4 < DH4; c4++) {
+    var dov = vec4f(0.0);
+    for (var e = 0u; e < 4u; e++) {
+      let c = c4 * 4u + e;
+      if (i < p.seq && c < p.dh) {
+        dov[e] = d_o[out_index(wk, i, c)];
+        delta += dov[e] * o_in[out_index(wk, i, c)];
+      }
+    }
+    (*doi)[c4] = dov;
+  }
+  return delta;
+}
+
+fn add_dq_row(wk: Work, i: u32, acc: ptr<function, array<vec4f, MAX_DH4>>) {
+  if (i >= p.seq) { return; }
+  for (var c4 = 0u; c4 < DH4; c4++) {
+    for (var e = 0u; e < 4u; e++) {
+      let c = c4 * 4u + e;
+      if (c < p.dh) {
+        let at = grad_index(wk, i, p.dq_off, c);
+        dq[at] += p.scale * (*acc)[c4][e];
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(16)
 fn attention_backward_query(
   @builtin(workgroup_id) w: vec3u,
   @builtin(num_workgroups) g: vec3u,
@@ -202,56 +253,55 @@ fn attention_backward_query(
 ) {
   let wk = work(w, g);
   if (wk.bh >= p.batch_heads) { return; }
-  let i = wk.row0 + l.x;
-  let live = i < p.seq;
-  var qi: array<vec4f, MAX_DH4>;
-  var doi: array<vec4f, MAX_DH4>;
-  var acc: array<vec4f, MAX_DH4>;
-  var delta = 0.0;
-  for (var c4 = 0u; c4 < DH4; c4++) {
-    qi[c4] = load_q(wk, i, c4) * p.scale;
-    acc[c4] = vec4f(0.0);
-    var dov = vec4f(0.0);
-    for (var e = 0u; e < 4u; e++) {
-      let c = c4 * 4u + e;
-      if (live && c < p.dh) {
-        dov[e] = d_o[out_index(wk, i, c)];
-        delta += dov[e] * o_in[out_index(wk, i, c)];
-      }
-    }
-    doi[c4] = dov;
+  // Rows i0 and i0 + 16 per thread, as in the forward.
+  let i0 = wk.row0 + l.x;
+  let i1 = i0 + 16u;
+  var q0: array<vec4f, MAX_DH4>;
+  var q1: array<vec4f, MAX_DH4>;
+  var do0: array<vec4f, MAX_DH4>;
+  var do1: array<vec4f, MAX_DH4>;
+  var a0: array<vec4f, MAX_DH4>;
+  var a1: array<vec4f, MAX_DH4>;
+  for (var c = 0u; c < DH4; c++) {
+    q0[c] = load_q(wk, i0, c) * p.scale;
+    q1[c] = load_q(wk, i1, c) * p.scale;
+    a0[c] = vec4f(0.0);
+    a1[c] = vec4f(0.0);
   }
-  var lse = 0.0;
-  if (live) {
-    lse = stats_rw[stat_index(wk, i)];
-    stats_rw[stat_index(wk, i) + 1u] = delta;
+  let delta = vec2f(load_do_row(wk, i0, &do0), load_do_row(wk, i1, &do1));
+  var lse = vec2f(0.0);
+  if (i0 < p.seq) {
+    lse.x = stats_rw[stat_index(wk, i0)];
+    stats_rw[stat_index(wk, i0) + 1u] = delta.x;
+  }
+  if (i1 < p.seq) {
+    lse.y = stats_rw[stat_index(wk, i1)];
+    stats_rw[stat_index(wk, i1) + 1u] = delta.y;
   }
   for (var j0 = 0u; j0 < p.seq; j0 += BLOCK) {
     workgroupBarrier();
-    load_kv_tile(wk, j0, l.x);
+    load_kv_tile(wk, j0, l.x, 16u);
     workgroupBarrier();
     let n = min(BLOCK, p.seq - j0);
     for (var j = 0u; j < n; j++) {
-      var sd = 0.0;
-      var dp = 0.0;
+      var sd = vec2f(0.0);
+      var dp = vec2f(0.0);
       for (var c = 0u; c < DH4; c++) {
-        sd += dot(qi[c], tile_a[j * MAX_DH4 + c]);
-        dp += dot(doi[c], tile_b[j * MAX_DH4 + c]);
+        let kc = tile_a[j * MAX_DH4 + c];
+        let vc = tile_b[j * MAX_DH4 + c];
+        sd += vec2f(dot(q0[c], kc), dot(q1[c], kc));
+        dp += vec2f(dot(do0[c], vc), dot(do1[c], vc));
       }
       let ds = exp(sd - lse) * (dp - delta);
-      for (var c = 0u; c < DH4; c++) { acc[c] += ds * tile_a[j * MAX_DH4 + c]; }
-    }
-  }
-  if (!live) { return; }
-  for (var c4 = 0u; c4 < DH4; c4++) {
-    for (var e = 0u; e < 4u; e++) {
-      let c = c4 * 4u + e;
-      if (c < p.dh) {
-        let at = grad_index(wk, i, p.dq_off, c);
-        dq[at] += p.scale * acc[c4][e];
+      for (var c = 0u; c < DH4; c++) {
+        let kc = tile_a[j * MAX_DH4 + c];
+        a0[c] += ds.x * kc;
+        a1[c] += ds.y * kc;
       }
     }
   }
+  add_dq_row(wk, i0, &a0);
+  add_dq_row(wk, i1, &a1);
 }
 
 @compute @workgroup_size(32)

@@ -38,10 +38,10 @@ const FORWARD = {
   file: "attention.wgsl",
   entry: "attention_forward",
   params: PARAMS,
-  workgroup: [32],
+  workgroup: [16],
 } as const satisfies KernelSpec<typeof PARAMS>;
 const BACKWARD_QUERY = { ...FORWARD, entry: "attention_backward_query" } as const;
-const BACKWARD_KEY = { ...FORWARD, entry: "attention_backward_key" } as const;
+const BACKWARD_KEY = { ...FORWARD, entry: "attention_backward_key", workgroup: [32] } as const;
 
 /** Rows per workgroup (BLOCK in the WGSL). */
 const BLOCK = 32;
