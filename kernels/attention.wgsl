@@ -304,7 +304,27 @@ fn attention_backward_query(
   add_dq_row(wk, i1, &a1);
 }
 
-@compute @workgroup_size(32)
+fn add_dkv_row(
+  wk: Work,
+  j: u32,
+  dkj: ptr<function, array<vec4f, MAX_DH4>>,
+  dvj: ptr<function, array<vec4f, MAX_DH4>>,
+) {
+  if (j >= p.seq) { return; }
+  for (var c4 = 0u; c4 < DH4; c4++) {
+    for (var e = 0u; e < 4u; e++) {
+      let c = c4 * 4u + e;
+      if (c < p.dh) {
+        let ak = grad_index(wk, j, p.dk_off, c);
+        dk[ak] += p.scale * (*dkj)[c4][e];
+        let av = grad_index(wk, j, p.dv_off, c);
+        dv[av] += (*dvj)[c4][e];
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(16)
 fn attention_backward_key(
   @builtin(workgroup_id) w: vec3u,
   @builtin(num_workgroups) g: vec3u,
@@ -312,21 +332,31 @@ fn attention_backward_key(
 ) {
   let wk = work(w, g);
   if (wk.bh >= p.batch_heads) { return; }
-  let j = wk.row0 + l.x;
-  var kj: array<vec4f, MAX_DH4>;
-  var vj: array<vec4f, MAX_DH4>;
-  var dkj: array<vec4f, MAX_DH4>;
-  var dvj: array<vec4f, MAX_DH4>;
+  // Key rows j0 and j0 + 16 per thread, so each q, dO vector read serves two.
+  let j0 = wk.row0 + l.x;
+  let j1 = j0 + 16u;
+  var k0: array<vec4f, MAX_DH4>;
+  var k1: array<vec4f, MAX_DH4>;
+  var v0: array<vec4f, MAX_DH4>;
+  var v1: array<vec4f, MAX_DH4>;
+  var dk0: array<vec4f, MAX_DH4>;
+  var dk1: array<vec4f, MAX_DH4>;
+  var dv0: array<vec4f, MAX_DH4>;
+  var dv1: array<vec4f, MAX_DH4>;
   for (var c = 0u; c < DH4; c++) {
-    kj[c] = load_k(wk, j, c) * p.scale;
-    vj[c] = load_v(wk, j, c);
-    dkj[c] = vec4f(0.0);
-    dvj[c] = vec4f(0.0);
+    k0[c] = load_k(wk, j0, c) * p.scale;
+    k1[c] = load_k(wk, j1, c) * p.scale;
+    v0[c] = load_v(wk, j0, c);
+    v1[c] = load_v(wk, j1, c);
+    dk0[c] = vec4f(0.0);
+    dk1[c] = vec4f(0.0);
+    dv0[c] = vec4f(0.0);
+    dv1[c] = vec4f(0.0);
   }
   for (var i0 = 0u; i0 < p.seq; i0 += BLOCK) {
     workgroupBarrier();
     // Query tile: q in tile_a, dO in tile_b, (lse, D) in tile_stat.
-    for (var x = l.x; x < BLOCK * DH4; x += BLOCK) {
+    for (var x = l.x; x < BLOCK * DH4; x += 16u) {
       let r = x / DH4;
       let c4 = x % DH4;
       tile_a[r * MAX_DH4 + c4] = load_q(wk, i0 + r, c4);
@@ -337,38 +367,36 @@ fn attention_backward_key(
       }
       tile_b[r * MAX_DH4 + c4] = dov;
     }
-    if (i0 + l.x < p.seq) {
-      let at = stat_index(wk, i0 + l.x);
-      tile_stat[l.x] = vec2f(stats_in[at], stats_in[at + 1u]);
+    for (var r = l.x; r < BLOCK; r += 16u) {
+      if (i0 + r < p.seq) {
+        let at = stat_index(wk, i0 + r);
+        tile_stat[r] = vec2f(stats_in[at], stats_in[at + 1u]);
+      }
     }
     workgroupBarrier();
     let n = min(BLOCK, p.seq - i0);
     for (var r = 0u; r < n; r++) {
-      var sd = 0.0;
-      var dp = 0.0;
+      var sd = vec2f(0.0);
+      var dp = vec2f(0.0);
       for (var c = 0u; c < DH4; c++) {
-        sd += dot(kj[c], tile_a[r * MAX_DH4 + c]);
-        dp += dot(vj[c], tile_b[r * MAX_DH4 + c]);
+        let qc = tile_a[r * MAX_DH4 + c];
+        let doc = tile_b[r * MAX_DH4 + c];
+        sd += vec2f(dot(k0[c], qc), dot(k1[c], qc));
+        dp += vec2f(dot(v0[c], doc), dot(v1[c], doc));
       }
       let st = tile_stat[r];
       let pr = exp(sd - st.x);
       let ds = pr * (dp - st.y);
       for (var c = 0u; c < DH4; c++) {
-        dvj[c] += pr * tile_b[r * MAX_DH4 + c];
-        dkj[c] += ds * tile_a[r * MAX_DH4 + c];
+        let qc = tile_a[r * MAX_DH4 + c];
+        let doc = tile_b[r * MAX_DH4 + c];
+        dv0[c] += pr.x * doc;
+        dv1[c] += pr.y * doc;
+        dk0[c] += ds.x * qc;
+        dk1[c] += ds.y * qc;
       }
     }
   }
-  if (j >= p.seq) { return; }
-  for (var c4 = 0u; c4 < DH4; c4++) {
-    for (var e = 0u; e < 4u; e++) {
-      let c = c4 * 4u + e;
-      if (c < p.dh) {
-        let ak = grad_index(wk, j, p.dk_off, c);
-        dk[ak] += p.scale * dkj[c4][e];
-        let av = grad_index(wk, j, p.dv_off, c);
-        dv[av] += dvj[c4][e];
-      }
-    }
-  }
+  add_dkv_row(wk, j0, &dk0, &dv0);
+  add_dkv_row(wk, j1, &dk1, &dv1);
 }

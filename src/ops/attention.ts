@@ -41,7 +41,7 @@ const FORWARD = {
   workgroup: [16],
 } as const satisfies KernelSpec<typeof PARAMS>;
 const BACKWARD_QUERY = { ...FORWARD, entry: "attention_backward_query" } as const;
-const BACKWARD_KEY = { ...FORWARD, entry: "attention_backward_key", workgroup: [32] } as const;
+const BACKWARD_KEY = { ...FORWARD, entry: "attention_backward_key" } as const;
 
 /** Rows per workgroup (BLOCK in the WGSL). */
 const BLOCK = 32;
