@@ -13,11 +13,13 @@
 //   attention_backward_key:   dk += scale * dS^T q, dv += P^T dO,
 //     with P = exp(scale q k^T - lse), dS = P * (dO v^T - D) recomputed per
 //     tile, so the (T, T) scores never reach memory (flash-attention style).
-// One thread per query row (forward, backward_query) or key row
-// (backward_key), BLOCK = 32 rows per workgroup: workgroup size 32. The other
-// side is streamed through workgroup memory in tiles of BLOCK rows (two
-// 32 x 64 vec4-padded tiles = 16 KiB). Every loop runs at most ceil(T/32)
-// tiles of 32 steps, far below llvmpipe's 65535-iteration cap.
+// A workgroup owns BLOCK = 32 rows of one (b, h): query rows (forward,
+// backward_query) or key rows (backward_key). Workgroup size 16: thread t
+// holds rows t and t + 16 in registers, so every vector it reads from
+// workgroup memory serves two rows. The other side is streamed through
+// workgroup memory in tiles of BLOCK rows (two 32 x 16 vec4 tiles = 16 KiB,
+// plus 256 B of row statistics). Every loop runs at most ceil(T/32) tiles of
+// 32 steps, far below llvmpipe's 65535-iteration cap.
 // Grid: grid1d(B * H * ceil(T / 32)) workgroups, (x, y) with x <= 65535.
 // Head dims up to 4 * MAX_DH4 = 64; DH4 = ceil(dh / 4) is an override so the
 // per-row loops have a fixed trip count; padding lanes hold zeros.
@@ -40,6 +42,7 @@ struct Params {
 }
 
 const BLOCK = 32u;
+const THREADS = 16u; // workgroup size: thread t owns rows t and t + THREADS of the block
 const MAX_DH4 = 16u;
 override DH4: u32 = 16u;
 
@@ -132,8 +135,8 @@ fn load_v(wk: Work, t: u32, c4: u32) -> vec4f {
 }
 
 // Loads rows j0.. of k and v into tile_a, tile_b (zeros past T); BLOCK threads share the copy.
-fn load_kv_tile(wk: Work, j0: u32, lx: u32, threads: u32) {
-  for (var i = lx; i < BLOCK * DH4; i += threads) {
+fn load_kv_tile(wk: Work, j0: u32, lx: u32) {
+  for (var i = lx; i < BLOCK * DH4; i += THREADS) {
     let j = i / DH4;
     let c4 = i % DH4;
     tile_a[j * MAX_DH4 + c4] = load_k(wk, j0 + j, c4);
@@ -141,7 +144,7 @@ fn load_kv_tile(wk: Work, j0: u32, lx: u32, threads: u32) {
   }
 }
 
-@compute @workgroup_size(16)
+@compute @workgroup_size(THREADS)
 fn attention_forward(
   @builtin(workgroup_id) w: vec3u,
   @builtin(num_workgroups) g: vec3u,
@@ -153,7 +156,7 @@ fn attention_forward(
   // Each thread owns rows i0 and i0 + 16, so every k, v vector read from
   // workgroup memory serves two rows.
   let i0 = wk.row0 + l.x;
-  let i1 = i0 + 16u;
+  let i1 = i0 + THREADS;
   var q0: array<vec4f, MAX_DH4>;
   var q1: array<vec4f, MAX_DH4>;
   var a0: array<vec4f, MAX_DH4>;
@@ -170,7 +173,7 @@ fn attention_forward(
   var s: array<vec2f, BLOCK>;
   for (var j0 = 0u; j0 < p.seq; j0 += BLOCK) {
     workgroupBarrier();
-    load_kv_tile(wk, j0, l.x, 16u);
+    load_kv_tile(wk, j0, l.x);
     workgroupBarrier();
     let n = min(BLOCK, p.seq - j0);
     var mt = m;
@@ -245,7 +248,7 @@ fn add_dq_row(wk: Work, i: u32, acc: ptr<function, array<vec4f, MAX_DH4>>) {
   }
 }
 
-@compute @workgroup_size(16)
+@compute @workgroup_size(THREADS)
 fn attention_backward_query(
   @builtin(workgroup_id) w: vec3u,
   @builtin(num_workgroups) g: vec3u,
@@ -255,7 +258,7 @@ fn attention_backward_query(
   if (wk.bh >= p.batch_heads) { return; }
   // Rows i0 and i0 + 16 per thread, as in the forward.
   let i0 = wk.row0 + l.x;
-  let i1 = i0 + 16u;
+  let i1 = i0 + THREADS;
   var q0: array<vec4f, MAX_DH4>;
   var q1: array<vec4f, MAX_DH4>;
   var do0: array<vec4f, MAX_DH4>;
@@ -280,7 +283,7 @@ fn attention_backward_query(
   }
   for (var j0 = 0u; j0 < p.seq; j0 += BLOCK) {
     workgroupBarrier();
-    load_kv_tile(wk, j0, l.x, 16u);
+    load_kv_tile(wk, j0, l.x);
     workgroupBarrier();
     let n = min(BLOCK, p.seq - j0);
     for (var j = 0u; j < n; j++) {
@@ -324,7 +327,7 @@ fn add_dkv_row(
   }
 }
 
-@compute @workgroup_size(16)
+@compute @workgroup_size(THREADS)
 fn attention_backward_key(
   @builtin(workgroup_id) w: vec3u,
   @builtin(num_workgroups) g: vec3u,
@@ -334,7 +337,7 @@ fn attention_backward_key(
   if (wk.bh >= p.batch_heads) { return; }
   // Key rows j0 and j0 + 16 per thread, so each q, dO vector read serves two.
   let j0 = wk.row0 + l.x;
-  let j1 = j0 + 16u;
+  let j1 = j0 + THREADS;
   var k0: array<vec4f, MAX_DH4>;
   var k1: array<vec4f, MAX_DH4>;
   var v0: array<vec4f, MAX_DH4>;
@@ -356,7 +359,7 @@ fn attention_backward_key(
   for (var i0 = 0u; i0 < p.seq; i0 += BLOCK) {
     workgroupBarrier();
     // Query tile: q in tile_a, dO in tile_b, (lse, D) in tile_stat.
-    for (var x = l.x; x < BLOCK * DH4; x += 16u) {
+    for (var x = l.x; x < BLOCK * DH4; x += THREADS) {
       let r = x / DH4;
       let c4 = x % DH4;
       tile_a[r * MAX_DH4 + c4] = load_q(wk, i0 + r, c4);
@@ -367,7 +370,7 @@ fn attention_backward_key(
       }
       tile_b[r * MAX_DH4 + c4] = dov;
     }
-    for (var r = l.x; r < BLOCK; r += 16u) {
+    for (var r = l.x; r < BLOCK; r += THREADS) {
       if (i0 + r < p.seq) {
         let at = stat_index(wk, i0 + r);
         tile_stat[r] = vec2f(stats_in[at], stats_in[at + 1u]);
