@@ -16,6 +16,16 @@ import { type Tensor, tensor, unscoped, zeros } from "./tensor.ts";
 
 let recording = true;
 let tape: Tensor[] = [];
+let trace: ((op: string, out: Tensor) => void) | null = null;
+
+/**
+ * Calls `fn` with every op's output as it is produced (recording or not),
+ * until called again with null. Used to find the first op that produced a
+ * NaN when replaying a failed training step.
+ */
+export function setOpTrace(fn: ((op: string, out: Tensor) => void) | null): void {
+  trace = fn;
+}
 
 /** True while ops record their backward (false inside {@link noGrad}). */
 export function isRecording(): boolean {
@@ -54,6 +64,7 @@ export function record(
   inputs: Tensor[],
   backward: (grad: Tensor) => void,
 ): Tensor {
+  trace?.(op, out);
   if (!recording || !inputs.some((t) => t.requiresGrad)) return out;
   out.requiresGrad = true;
   out.node = { op, inputs, backward };

@@ -98,6 +98,7 @@ export interface OpenOptions {
   debug?: boolean;
 }
 
+const PROFILE_SLOTS = 512; // timestamps per submission while profiling (2 per dispatch)
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we have seen
 const ARENA_SLOTS = 512;
 const POOL_GRANULE = 256;
@@ -126,6 +127,13 @@ export class Gpu {
   #pendingKernels: string[] = [];
   #errors: Promise<KernelError | null>[] = [];
   #lost = false;
+  #profile: {
+    queries: GPUQuerySet;
+    resolve: GPUBuffer;
+    names: string[];
+    totals: Map<string, { ms: number; calls: number }>;
+    pendingRead?: Promise<void>;
+  } | null = null;
 
   /** @internal use {@link openGpu}. */
   constructor(
@@ -209,10 +217,30 @@ export class Gpu {
       layout: pipeline.getBindGroupLayout(0),
       entries,
     });
-    const pass = this.#computePass();
+    const prof = this.#profile;
+    let pass: GPUComputePassEncoder;
+    if (prof) {
+      // One pass per dispatch, bracketed by timestamps (profiling only).
+      this.#endPass();
+      const i = prof.names.length * 2;
+      pass = this.#enc().beginComputePass({
+        timestampWrites: {
+          querySet: prof.queries,
+          beginningOfPassWriteIndex: i,
+          endOfPassWriteIndex: i + 1,
+        },
+      });
+      prof.names.push(spec.entry);
+    } else {
+      pass = this.#computePass();
+    }
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(gx, gy, gz);
+    if (prof) {
+      pass.end();
+      if (prof.names.length * 2 >= PROFILE_SLOTS) this.flush();
+    }
     this.#pendingKernels.push(spec.entry);
     this.dispatches++;
     if (this.debug) this.flush();
@@ -230,10 +258,60 @@ export class Gpu {
     this.#enc().copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, align4(bytes));
   }
 
+  /**
+   * Starts per-kernel GPU timing with timestamp queries (needs the adapter's
+   * "timestamp-query" feature): every dispatch gets its own timed pass until
+   * {@link stopProfile}. Returns false when the adapter cannot time.
+   */
+  startProfile(): boolean {
+    if (!this.device.features.has("timestamp-query")) return false;
+    this.flush();
+    const usage = GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC;
+    this.#profile = {
+      queries: this.device.createQuerySet({ type: "timestamp", count: PROFILE_SLOTS }),
+      resolve: this.device.createBuffer({ size: PROFILE_SLOTS * 8, usage }),
+      names: [],
+      totals: new Map(),
+    };
+    return true;
+  }
+
+  /** Ends profiling and returns GPU milliseconds and calls per entry point, slowest first. */
+  async stopProfile(): Promise<{ entry: string; ms: number; calls: number }[]> {
+    const prof = this.#profile;
+    if (!prof) return [];
+    this.flush();
+    await this.#collectProfile();
+    this.#profile = null;
+    prof.queries.destroy();
+    prof.resolve.destroy();
+    return [...prof.totals].map(([entry, t]) => ({ entry, ...t })).sort((a, b) => b.ms - a.ms);
+  }
+
+  async #collectProfile(): Promise<void> {
+    const prof = this.#profile;
+    if (!prof || prof.pendingRead === undefined) return;
+    await prof.pendingRead;
+  }
+
   /** Submits everything recorded so far. Errors surface at the next {@link sync}. */
   flush(): void {
     if (!this.#encoder) return;
     this.#endPass();
+    const prof = this.#profile;
+    const timed = prof?.names.splice(0) ?? [];
+    // Profiling only: a fresh readable buffer per submission, since the last
+    // one may still be mapped when this one is submitted.
+    const readBack = prof && timed.length
+      ? this.device.createBuffer({
+        size: timed.length * 16,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      })
+      : null;
+    if (prof && readBack) {
+      this.#encoder.resolveQuerySet(prof.queries, 0, timed.length * 2, prof.resolve, 0);
+      this.#encoder.copyBufferToBuffer(prof.resolve, 0, readBack, 0, timed.length * 16);
+    }
     if (this.#arenaUsed > 0) {
       this.device.queue.writeBuffer(
         this.#arena(),
@@ -249,6 +327,21 @@ export class Gpu {
     this.device.queue.submit([this.#encoder.finish()]);
     this.#watch(kernels);
     this.#watch(kernels);
+    if (prof && readBack) {
+      const previous = prof.pendingRead ?? Promise.resolve();
+      prof.pendingRead = previous.then(async () => {
+        await readBack.mapAsync(GPUMapMode.READ);
+        const t = new BigUint64Array(readBack.getMappedRange().slice(0));
+        readBack.destroy();
+        timed.forEach((entry, i) => {
+          const ms = Number(t[2 * i + 1] - t[2 * i]) / 1e6;
+          const acc = prof.totals.get(entry) ?? { ms: 0, calls: 0 };
+          acc.ms += ms;
+          acc.calls++;
+          prof.totals.set(entry, acc);
+        });
+      });
+    }
     this.#encoder = null;
     this.#pendingKernels = [];
     // Reusing the arena at once is safe: the next writeBuffer is queued after
@@ -448,6 +541,7 @@ export async function createGpu(options: OpenOptions = {}): Promise<Gpu> {
   }
   const l = adapter.limits;
   const device = await adapter.requestDevice({
+    requiredFeatures: adapter.features.has("timestamp-query") ? ["timestamp-query"] : [],
     requiredLimits: {
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,

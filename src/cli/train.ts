@@ -1,0 +1,89 @@
+/**
+ * `deno task train --config FILE [--data DIR] [--seed N] [--epochs N] [--out DIR] [--resume]`
+ * @module
+ */
+
+import { parseArgs } from "cli";
+import { ConfigError, loadConfig } from "../train/config.ts";
+import { NonFiniteLossError, train } from "../train/trainer.ts";
+
+const HELP = `usage: deno task train --config FILE [options]
+
+Trains one configuration: pretrain (MAE), probe, finetune or scratch, as the
+config's 'mode' says. Configs mirroring the paper's Table 6 and CPU-scale ones
+live in repro/configs/.
+
+options:
+  --config FILE   YAML config (required)
+  --data DIR      dataset root (overrides data.root and the default location)
+  --seed N        seed (overrides the config's; default 42)
+  --epochs N      epochs (overrides optim.epochs)
+  --out DIR       output directory (default runs/<config name>-s<seed>)
+  --resume        continue from DIR/checkpoint.safetensors
+  -h, --help      this text
+
+writes: DIR/metrics.jsonl (one JSON object per logged step, epoch and eval),
+        DIR/checkpoint.safetensors (params, optimizer state, config, step),
+        DIR/summary.json`;
+
+if (import.meta.main) {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      options: {
+        config: { type: "string" },
+        data: { type: "string" },
+        seed: { type: "string" },
+        epochs: { type: "string" },
+        out: { type: "string" },
+        resume: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (e) {
+    console.error(`train: ${(e as Error).message}\n\n${HELP}`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(HELP);
+    Deno.exit(0);
+  }
+  if (!values.config) {
+    console.error(`train: --config is required\n\n${HELP}`);
+    Deno.exit(2);
+  }
+  const int = (name: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) {
+      console.error(`train: --${name} must be a non-negative integer, got '${v}'`);
+      Deno.exit(2);
+    }
+    return n;
+  };
+  try {
+    const config = await loadConfig(values.config);
+    const seed = int("seed", values.seed);
+    const epochs = int("epochs", values.epochs);
+    if (seed !== undefined) config.seed = seed;
+    if (epochs !== undefined) config.optim.epochs = Math.max(1, epochs);
+    const name = values.config.split("/").pop()!.replace(/\.ya?ml$/, "");
+    const out = values.out ?? `runs/${name}-s${config.seed}`;
+    const summary = await train(config, { out, data: values.data, resume: values.resume });
+    console.error(
+      `train: ${summary.mode} done: ${summary.steps} steps, final loss ${
+        summary.finalLoss.toFixed(4)
+      }, ` +
+        `eval ${JSON.stringify(summary.eval)}, ${summary.imagesPerSecond.toFixed(1)} img/s, ` +
+        `params ${summary.params.trainable}/${summary.params.total} trainable`,
+    );
+    console.log(JSON.stringify(summary));
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof NonFiniteLossError || e instanceof Error) {
+      console.error(`train: ${e.message}`);
+      Deno.exit(1);
+    }
+    throw e;
+  }
+}

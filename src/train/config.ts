@@ -1,0 +1,249 @@
+/**
+ * Training configs: YAML files mirroring the paper's Table 6 (and CPU-scale
+ * variants), parsed and checked here so that a mistake names the file and
+ * the field at fault before any work starts.
+ * @module
+ */
+
+import { parse } from "yaml";
+import type { MaskingKind } from "../models/mae.ts";
+import type { VitConfig } from "../models/vit.ts";
+
+/** What a run trains. */
+export type Mode = "pretrain" | "probe" | "finetune" | "scratch";
+
+/** Datasets a run can read. */
+export type DatasetName = "fashion-mnist" | "tiny-imagenet" | "cub";
+
+/** A whole training run. */
+export interface TrainConfig {
+  mode: Mode;
+  seed: number;
+  data: {
+    dataset: DatasetName;
+    /** Dataset root; default: the dataset's own default (env var or data/). */
+    root?: string;
+    /** Keep this many training images (a seeded, class-balanced subset); 0 = all. */
+    trainLimit: number;
+    /** Keep this many evaluation images; 0 = all. */
+    evalLimit: number;
+    /** Images are brought to model.imageSize by "pad" or "resize". */
+    fit: "pad" | "resize";
+    /** Per-batch standardisation (pretrain/probe in the paper's code) or fixed statistics. */
+    normalize: "batch" | "imagenet" | "cub" | "none";
+    /** Augmentation for training batches. */
+    augment: "none" | "finetune" | "cub";
+  };
+  model: VitConfig & {
+    decoderWidth: number;
+    decoderDepth: number;
+    decoderHeads: number;
+    decoderMlp: number;
+    maskRatio: number;
+    masking: MaskingKind;
+    normPixLoss: boolean;
+  };
+  optim: {
+    name: "adamw" | "adam";
+    lr: number;
+    minLr: number;
+    weightDecay: number;
+    betas: [number, number];
+    warmupEpochs: number;
+    epochs: number;
+    batchSize: number;
+    stepping: "epoch" | "step";
+  };
+  /** Checkpoint to start the encoder from (probe, finetune). */
+  init?: string;
+  /** Write a checkpoint every this many steps (and at the end). */
+  checkpointEvery: number;
+  /** Read the loss back every this many steps (progress, metrics, NaN check). */
+  logEvery: number;
+}
+
+const MODE = ["pretrain", "probe", "finetune", "scratch"] as const;
+const DATASETS = ["fashion-mnist", "tiny-imagenet", "cub"] as const;
+
+/** Defaults that a config file overrides. */
+export const DEFAULTS: Omit<TrainConfig, "mode"> = {
+  seed: 42,
+  data: {
+    dataset: "fashion-mnist",
+    trainLimit: 0,
+    evalLimit: 0,
+    fit: "pad",
+    normalize: "batch",
+    augment: "none",
+  },
+  model: {
+    imageSize: 64,
+    channels: 3,
+    patch: 4,
+    width: 256,
+    depth: 7,
+    heads: 4,
+    mlp: 512,
+    dropout: 0.1,
+    decoderWidth: 128,
+    decoderDepth: 2,
+    decoderHeads: 4,
+    decoderMlp: 256,
+    maskRatio: 0.75,
+    masking: "random",
+    normPixLoss: false,
+  },
+  optim: {
+    name: "adamw",
+    lr: 5e-4,
+    minLr: 0,
+    weightDecay: 0.15,
+    betas: [0.9, 0.95],
+    warmupEpochs: 20,
+    epochs: 400,
+    batchSize: 128,
+    stepping: "epoch",
+  },
+  checkpointEvery: 500,
+  logEvery: 10,
+};
+
+/** A config file that cannot be used; the message names the file and field. */
+export class ConfigError extends Error {
+  /** `file` is the YAML path (or "<inline>"). */
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** Deep-merges `over` into `base`, rejecting keys that `base` does not have. */
+function merge(
+  file: string,
+  base: Record<string, unknown>,
+  over: unknown,
+  path: string,
+): Record<string, unknown> {
+  if (over === undefined || over === null) return base;
+  if (!isObject(over)) throw new ConfigError(file, `${path || "the file"} must be a mapping`);
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const here = path ? `${path}.${k}` : k;
+    if (!(k in base) && !["root", "init", "mode"].includes(k)) {
+      throw new ConfigError(
+        file,
+        `unknown field '${here}' (known: ${Object.keys(base).join(", ")})`,
+      );
+    }
+    out[k] = isObject(base[k]) ? merge(file, base[k] as Record<string, unknown>, v, here) : v;
+  }
+  return out;
+}
+
+/** Parses and validates a config from YAML text. */
+export function parseConfig(text: string, file = "<inline>"): TrainConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (e) {
+    throw new ConfigError(file, `not valid YAML: ${(e as Error).message}`);
+  }
+  const c = merge(
+    file,
+    DEFAULTS as unknown as Record<string, unknown>,
+    raw,
+    "",
+  ) as unknown as TrainConfig;
+  validate(c, file);
+  return c;
+}
+
+/** Reads, parses and validates a YAML config file. */
+export async function loadConfig(path: string): Promise<TrainConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(path, `cannot read the config (${(e as Error).message})`);
+  }
+  return parseConfig(text, path);
+}
+
+function validate(c: TrainConfig, file: string): void {
+  const bad = (field: string, why: string): never => {
+    throw new ConfigError(file, `${field} ${why}`);
+  };
+  const num = (field: string, v: unknown, lo: number, hi = Infinity, int = false) => {
+    if (typeof v !== "number" || !(v >= lo && v <= hi) || (int && !Number.isInteger(v))) {
+      bad(
+        field,
+        `must be ${int ? "an integer" : "a number"} in [${lo}, ${hi}], got ${JSON.stringify(v)}`,
+      );
+    }
+  };
+  if (!MODE.includes(c.mode)) {
+    bad("mode", `must be one of ${MODE.join(", ")}, got ${JSON.stringify(c.mode)}`);
+  }
+  num("seed", c.seed, 0, 2 ** 32 - 1, true);
+  if (!DATASETS.includes(c.data.dataset)) {
+    bad("data.dataset", `must be one of ${DATASETS.join(", ")}`);
+  }
+  num("data.trainLimit", c.data.trainLimit, 0, Infinity, true);
+  num("data.evalLimit", c.data.evalLimit, 0, Infinity, true);
+  if (!["pad", "resize"].includes(c.data.fit)) bad("data.fit", "must be pad or resize");
+  if (!["batch", "imagenet", "cub", "none"].includes(c.data.normalize)) {
+    bad("data.normalize", "must be batch, imagenet, cub or none");
+  }
+  if (!["none", "finetune", "cub"].includes(c.data.augment)) {
+    bad("data.augment", "must be none, finetune or cub");
+  }
+  const m = c.model;
+  for (
+    const k of [
+      "imageSize",
+      "channels",
+      "patch",
+      "width",
+      "depth",
+      "heads",
+      "mlp",
+      "decoderWidth",
+      "decoderDepth",
+      "decoderHeads",
+      "decoderMlp",
+    ] as const
+  ) {
+    num(`model.${k}`, m[k], 1, 100000, true);
+  }
+  if (m.imageSize % m.patch !== 0) {
+    bad("model.patch", `${m.patch} does not divide imageSize ${m.imageSize}`);
+  }
+  if (m.width % m.heads !== 0) bad("model.heads", `${m.heads} does not divide width ${m.width}`);
+  if (m.decoderWidth % m.decoderHeads !== 0) {
+    bad("model.decoderHeads", `does not divide decoderWidth ${m.decoderWidth}`);
+  }
+  num("model.dropout", m.dropout, 0, 0.99);
+  num("model.maskRatio", m.maskRatio, 0, 1);
+  if (!["random", "block"].includes(m.masking)) bad("model.masking", "must be random or block");
+  const o = c.optim;
+  if (!["adamw", "adam"].includes(o.name)) bad("optim.name", "must be adamw or adam");
+  num("optim.lr", o.lr, 0, 10);
+  num("optim.minLr", o.minLr, 0, 10);
+  num("optim.weightDecay", o.weightDecay, 0, 10);
+  if (!Array.isArray(o.betas) || o.betas.length !== 2) bad("optim.betas", "must be [beta1, beta2]");
+  num("optim.betas[0]", o.betas[0], 0, 0.999999);
+  num("optim.betas[1]", o.betas[1], 0, 0.999999);
+  num("optim.epochs", o.epochs, 1, 100000, true);
+  num("optim.warmupEpochs", o.warmupEpochs, 0, o.epochs);
+  num("optim.batchSize", o.batchSize, 1, 65535, true);
+  if (!["epoch", "step"].includes(o.stepping)) bad("optim.stepping", "must be epoch or step");
+  num("checkpointEvery", c.checkpointEvery, 1, Infinity, true);
+  num("logEvery", c.logEvery, 1, Infinity, true);
+  if ((c.mode === "probe" || c.mode === "finetune") && !c.init) {
+    bad("init", `is required for mode ${c.mode} (a pretrain checkpoint)`);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The datasets a training config names, loaded and brought to the model's
+ * input size, with seeded subsets for CPU-scale runs.
+ * @module
+ */
+
+import {
+  fitDataset,
+  type ImageDataset,
+  loadCub,
+  loadMnistIdx,
+  loadTinyImageNet,
+} from "../data/mod.ts";
+import { Rng } from "../rng.ts";
+import type { TrainConfig } from "./config.ts";
+
+/** A seeded subset of `n` images (all when n is 0 or not smaller), in dataset order. */
+export function subset(ds: ImageDataset, n: number, seed: number): ImageDataset {
+  if (n <= 0 || n >= ds.count) return ds;
+  const pick = Array.from(
+    new Rng(seed).fork(`subset:${ds.split}`).permutation(ds.count).subarray(0, n),
+  ).sort((a, b) => a - b);
+  const size = ds.height * ds.width * ds.channels;
+  const images = new Uint8Array(n * size);
+  const labels = new Int32Array(n);
+  pick.forEach((src, i) => {
+    images.set(ds.images.subarray(src * size, (src + 1) * size), i * size);
+    labels[i] = ds.labels[src];
+  });
+  return { ...ds, count: n, images, labels };
+}
+
+/** Training and evaluation splits of a config, at the model's size and channels. */
+export async function loadSplits(
+  c: TrainConfig,
+  root?: string,
+): Promise<{ train: ImageDataset; eval: ImageDataset }> {
+  const dir = root ?? c.data.root;
+  const size = c.model.imageSize;
+  const channels = c.model.channels as 1 | 3;
+  let train: ImageDataset, evalSet: ImageDataset;
+  switch (c.data.dataset) {
+    case "fashion-mnist":
+      [train, evalSet] = await Promise.all(
+        ["train", "test"].map((s) => loadMnistIdx(s as "train" | "test", dir ? { dir } : {})),
+      );
+      break;
+    case "tiny-imagenet":
+      [train, evalSet] = await Promise.all(
+        ["train", "val"].map((s) =>
+          loadTinyImageNet(s as "train" | "val", dir ? { root: dir } : {})
+        ),
+      );
+      break;
+    case "cub":
+      [train, evalSet] = await Promise.all(
+        ["train", "test"].map((s) =>
+          loadCub(s as "train" | "test", { ...(dir ? { root: dir } : {}), size })
+        ),
+      );
+      break;
+  }
+  const fit = (ds: ImageDataset) =>
+    ds.height === size && ds.width === size && ds.channels === channels
+      ? ds
+      : fitDataset(ds, { size, mode: c.data.fit, channels });
+  return {
+    train: fit(subset(train, c.data.trainLimit, c.seed)),
+    eval: fit(subset(evalSet, c.data.evalLimit, c.seed)),
+  };
+}

@@ -1,0 +1,586 @@
+/**
+ * The training loop behind `deno task train`: pretrain (MAE), probe,
+ * finetune and scratch, with the paper's schedule, seeded determinism,
+ * atomic safetensors checkpoints, exact resume, JSON-lines metrics, a
+ * progress line, and NaN/Inf detection that names the step and the op.
+ *
+ * Determinism: one seed drives init, data order (per epoch), masking and
+ * dropout (per global step), and augmentation (per epoch and index), so a
+ * run resumed from a checkpoint replays the same steps as one that never
+ * stopped. The GPU kernels use no atomics, so results are bitwise repeatable
+ * on one adapter.
+ * @module
+ */
+
+import {
+  BatchLoader,
+  CUB_TRAIN_AUGMENT,
+  FINETUNE_AUGMENT,
+  type ImageDataset,
+  writeFileAtomic,
+} from "../data/mod.ts";
+import { type Gpu, openGpu } from "../gpu/device.ts";
+import { Classifier } from "../models/classifier.ts";
+import { Mae } from "../models/mae.ts";
+import { DropoutContext } from "../nn.ts";
+import { crossEntropy, mse } from "../ops/loss.ts";
+import { AdamW } from "../optim.ts";
+import type { ParamStore } from "../params.ts";
+import { Rng } from "../rng.ts";
+import { backward, clearTape, noGrad, setOpTrace } from "../tape.ts";
+import { keep, type Tensor, tensor, tidy } from "../tensor.ts";
+import type { TrainConfig } from "./config.ts";
+import { loadSplits } from "./data.ts";
+import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
+import { learningRate } from "./schedule.ts";
+
+/** Run options that are not part of the config. */
+export interface TrainOptions {
+  /** Output directory (checkpoint.safetensors, metrics.jsonl, summary.json). */
+  out: string;
+  /** Dataset root override. */
+  data?: string;
+  /** Continue from `out`/checkpoint.safetensors. */
+  resume?: boolean;
+  /** Device (default: the process-wide one). */
+  gpu?: Gpu;
+  /** Stop (as if killed) after this many global steps, once the checkpoint is written. For tests. */
+  stopAfterSteps?: number;
+  /** No progress line (metrics and summary are still written). */
+  quiet?: boolean;
+  /** Training/eval datasets, when the caller already has them (tests, repro). */
+  splits?: { train: ImageDataset; eval: ImageDataset };
+}
+
+/** What a finished run reports (also written to `out`/summary.json). */
+export interface TrainSummary {
+  mode: TrainConfig["mode"];
+  seed: number;
+  steps: number;
+  epochs: number;
+  /** Mean training loss over the last epoch. */
+  finalLoss: number;
+  /** Evaluation on the held-out split: top-1 accuracy (classifiers) or masked-patch MSE (MAE). */
+  eval: Record<string, number>;
+  imagesPerSecond: number;
+  seconds: number;
+  /** Trainable and total parameter counts. */
+  params: { trainable: number; total: number };
+  checkpoint: string;
+  /** Adapter that ran it. */
+  adapter: string;
+}
+
+/** A run stopped by a non-finite loss. */
+export class NonFiniteLossError extends Error {
+  /** `step` is the global step; `op` the first op whose output was not finite (when found). */
+  constructor(readonly step: number, readonly op: string | null, readonly checkpoint: string) {
+    super(
+      `loss became non-finite at step ${step}` +
+        (op ? `; first non-finite output from op '${op}'` : "") +
+        `; the state before that step is saved in ${checkpoint}`,
+    );
+    this.name = "NonFiniteLossError";
+  }
+}
+
+type Model = { kind: "mae"; mae: Mae } | { kind: "clf"; clf: Classifier };
+
+interface RunState {
+  step: number;
+  model: Model;
+  trainable: ParamStore[];
+  optims: AdamW[];
+}
+
+const CHECKPOINT = "checkpoint.safetensors";
+
+/** Builds the model for a config (loading `init` for probe/finetune). */
+async function buildModel(c: TrainConfig, gpu: Gpu, classes: number): Promise<Model> {
+  if (c.mode === "pretrain") {
+    return { kind: "mae", mae: new Mae(gpu, { ...c.model, encoder: c.model }, c.seed) };
+  }
+  if (c.mode === "scratch") {
+    return { kind: "clf", clf: new Classifier(gpu, c.model, classes, c.seed) };
+  }
+  const enc = Classifier.freshEncoder(gpu, c.model, c.seed);
+  const file = c.init!;
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(file);
+  } catch (e) {
+    throw new Error(`init checkpoint ${file} cannot be read (${(e as Error).message})`);
+  }
+  const { tensors } = decodeSafetensors(bytes, file);
+  const values = new Map<string, Float32Array>();
+  for (const [name, spec] of enc.params) {
+    const t = tensors.get(name);
+    if (!t) {
+      throw new Error(
+        `init checkpoint ${file} has no parameter '${name}' (was it an MAE pretrain of this model?)`,
+      );
+    }
+    if (t.data.length !== spec.size) {
+      throw new Error(
+        `init checkpoint ${file}: '${name}' has ${t.data.length} values, the model wants ${spec.size}`,
+      );
+    }
+    values.set(name, t.data as Float32Array);
+  }
+  enc.load(values);
+  return { kind: "clf", clf: new Classifier(gpu, c.model, classes, c.seed, enc) };
+}
+
+function storesOf(m: Model): ParamStore[] {
+  return m.kind === "mae" ? m.mae.stores : m.clf.stores;
+}
+
+/** Serialises parameters, optimizer moments, BN statistics and progress. */
+async function saveCheckpoint(
+  path: string,
+  c: TrainConfig,
+  s: RunState,
+  epoch: number,
+): Promise<void> {
+  const gpu = s.trainable[0].gpu;
+  const tensors = new Map<string, NamedArray>();
+  for (const store of storesOf(s.model)) {
+    for (const [name, data] of await store.read()) {
+      tensors.set(name, { shape: [...store.get(name).shape], data });
+    }
+  }
+  for (let i = 0; i < s.optims.length; i++) {
+    const o = s.optims[i];
+    const n = o.store.length;
+    for (const [k, buf] of [["m", o.m], ["v", o.v]] as const) {
+      const data = new Float32Array(await gpu.download({ buffer: buf, offset: 0, size: n * 4 }));
+      tensors.set(`optim.${i}.${k}`, { shape: [n], data });
+    }
+  }
+  if (s.model.kind === "clf") {
+    const bn = s.model.clf.bn;
+    tensors.set("bn.running_mean", {
+      shape: [...bn.runningMean.shape],
+      data: await bn.runningMean.read() as Float32Array,
+    });
+    tensors.set("bn.running_var", {
+      shape: [...bn.runningVar.shape],
+      data: await bn.runningVar.read() as Float32Array,
+    });
+  }
+  const metadata = {
+    format: "smae-repro/1",
+    mode: c.mode,
+    config: JSON.stringify(c),
+    seed: String(c.seed),
+    step: String(s.step),
+    epoch: String(epoch),
+    optimizer_steps: JSON.stringify(s.optims.map((o) => o.step)),
+  };
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
+
+/** Restores what {@link saveCheckpoint} wrote; returns the global step. */
+async function loadCheckpoint(path: string, s: RunState): Promise<number> {
+  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
+  for (const store of storesOf(s.model)) {
+    const values = new Map<string, Float32Array>();
+    for (const name of store.params.keys()) {
+      const t = tensors.get(name);
+      if (!t) {
+        throw new Error(
+          `${path}: checkpoint has no parameter '${name}' (another model or config?)`,
+        );
+      }
+      values.set(name, t.data as Float32Array);
+    }
+    store.load(values);
+  }
+  const steps = JSON.parse(metadata.optimizer_steps ?? "[]") as number[];
+  s.optims.forEach((o, i) => {
+    for (const [k, buf] of [["m", o.m], ["v", o.v]] as const) {
+      const t = tensors.get(`optim.${i}.${k}`);
+      if (!t || t.data.length !== o.store.length) {
+        throw new Error(`${path}: optimizer state optim.${i}.${k} is missing or mis-sized`);
+      }
+      o.store.gpu.upload({ buffer: buf, offset: 0, size: t.data.byteLength }, t.data);
+    }
+    o.step = steps[i] ?? 0;
+  });
+  if (s.model.kind === "clf") {
+    const bn = s.model.clf.bn;
+    for (
+      const [name, t] of [["bn.running_mean", bn.runningMean], [
+        "bn.running_var",
+        bn.runningVar,
+      ]] as const
+    ) {
+      const v = tensors.get(name);
+      if (v) t.gpu.upload(t.binding, v.data);
+    }
+  }
+  return Number(metadata.step ?? 0);
+}
+
+/** One training step's forward and loss (recorded on the tape). */
+function stepLoss(c: TrainConfig, m: Model, images: Tensor, labels: Tensor, step: number): Tensor {
+  const rate = c.mode === "probe" ? 0 : c.model.dropout;
+  const drop = new DropoutContext(true, rate, c.seed, step);
+  if (m.kind === "mae") {
+    const masking = m.mae.sampleMasking(new Rng(c.seed).fork("mask").fork(step), images.shape[0]);
+    return m.mae.forward(images, masking, drop).loss;
+  }
+  return crossEntropy(m.clf.forward(images, drop), labels);
+}
+
+/** Held-out evaluation: accuracy for classifiers, masked-patch MSE (and the zero predictor's) for MAE. */
+export async function evaluate(
+  c: TrainConfig,
+  m: Model,
+  ds: ImageDataset,
+  gpu: Gpu,
+): Promise<Record<string, number>> {
+  const loader = new BatchLoader(ds, {
+    batchSize: c.optim.batchSize,
+    seed: c.seed,
+    shuffle: false,
+    normalize: c.data.normalize,
+  });
+  let correct = 0, seen = 0, mseSum = 0, zero = 0, batches = 0;
+  const t0 = performance.now();
+  for await (const b of loader.epoch(0)) {
+    const [n] = b.shape;
+    const drop = new DropoutContext(false, 0, c.seed, 0);
+    if (m.kind === "mae") {
+      const masking = m.mae.sampleMasking(new Rng(c.seed).fork("eval-mask").fork(batches), n);
+      const [loss, zeroLoss] = noGrad(() =>
+        tidy(() => {
+          const out = m.mae.forward(tensor(gpu, b.images, b.shape), masking, drop);
+          // The trivial predictor: every pixel at the (standardised) mean, 0.
+          const [B, T, P] = out.target.shape;
+          const zeros = tensor(gpu, new Float32Array(out.target.size), [B * T, P]);
+          return [out.loss, mse(zeros, out.target.reshape([B * T, P]), out.mask.reshape([B * T]))];
+        })
+      );
+      const l = await loss.item(), z = await zeroLoss.item();
+      loss.dispose();
+      zeroLoss.dispose();
+      mseSum += l * n;
+      zero += z * n;
+    } else {
+      const logits = noGrad(() => tidy(() => m.clf.forward(tensor(gpu, b.images, b.shape), drop)));
+      const v = await logits.read() as Float32Array;
+      logits.dispose();
+      const k = v.length / n;
+      for (let i = 0; i < n; i++) {
+        let best = 0;
+        for (let j = 1; j < k; j++) if (v[i * k + j] > v[i * k + best]) best = j;
+        if (best === b.labels[i]) correct++;
+      }
+    }
+    seen += n;
+    batches++;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (m.kind === "mae") {
+    return { mse: mseSum / seen, mse_zero_predictor: zero / seen, seconds, images: seen };
+  }
+  return { accuracy: correct / seen, seconds, images: seen };
+}
+
+function augmentFor(c: TrainConfig) {
+  return c.data.augment === "finetune"
+    ? FINETUNE_AUGMENT
+    : c.data.augment === "cub"
+    ? CUB_TRAIN_AUGMENT
+    : null;
+}
+
+function formatDuration(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = Math.floor(s % 60);
+  return h
+    ? `${h}h${String(m).padStart(2, "0")}m`
+    : m
+    ? `${m}m${String(sec).padStart(2, "0")}s`
+    : `${sec}s`;
+}
+
+/** Trains one config to the end (or to `stopAfterSteps`) and returns the summary. */
+export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSummary> {
+  const gpu = opts.gpu ?? await openGpu();
+  const t0 = performance.now();
+  await Deno.mkdir(opts.out, { recursive: true });
+  const splits = opts.splits ?? await loadSplits(c, opts.data);
+  const classes = splits.train.classes.length;
+  const model = await buildModel(c, gpu, classes);
+  if (model.kind === "clf") model.clf.setEncoderTrainable(c.mode !== "probe");
+  const trainable = model.kind === "mae"
+    ? model.mae.stores
+    : c.mode === "probe"
+    ? [model.clf.head]
+    : model.clf.stores;
+  const optims = trainable.map((s) =>
+    new AdamW(s, {
+      lr: c.optim.lr,
+      beta1: c.optim.betas[0],
+      beta2: c.optim.betas[1],
+      weightDecay: c.optim.name === "adam" ? 0 : c.optim.weightDecay,
+    })
+  );
+  const state: RunState = { step: 0, model, trainable, optims };
+  const ckpt = `${opts.out}/${CHECKPOINT}`;
+  const metricsPath = `${opts.out}/metrics.jsonl`;
+  if (opts.resume) {
+    try {
+      state.step = await loadCheckpoint(ckpt, state);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      throw new Error(`--resume: no checkpoint at ${ckpt}`);
+    }
+    // Drop metric lines past the checkpoint: they are recomputed identically.
+    await truncateMetrics(metricsPath, state.step);
+  } else {
+    await Deno.writeTextFile(metricsPath, "");
+    await saveCheckpoint(ckpt, c, state, 0); // step 0: NaN replays always have a start
+  }
+  const loader = new BatchLoader(splits.train, {
+    batchSize: c.optim.batchSize,
+    seed: c.seed,
+    dropLast: splits.train.count >= c.optim.batchSize,
+    augment: augmentFor(c),
+    normalize: c.data.normalize,
+  });
+  const stepsPerEpoch = c.optim.batchSize > splits.train.count
+    ? 1
+    : Math.floor(splits.train.count / c.optim.batchSize);
+  const totalSteps = stepsPerEpoch * c.optim.epochs;
+  const count = (ss: ParamStore[]) => ss.reduce((a, s) => a + s.count, 0);
+  const progress = !opts.quiet && Deno.stderr.isTerminal();
+  const write = (line: Record<string, unknown>) =>
+    Deno.writeTextFile(metricsPath, JSON.stringify(line) + "\n", { append: true });
+
+  let epochLoss = 0, epochSteps = 0, lastEpochLoss = NaN, images = 0;
+  const tRun = performance.now();
+  const pending: { step: number; loss: Tensor; epoch: number; lr: number }[] = [];
+
+  const flushLosses = async () => {
+    for (const p of pending.splice(0)) {
+      const v = await p.loss.item();
+      p.loss.dispose();
+      if (!Number.isFinite(v)) {
+        for (const q of pending.splice(0)) q.loss.dispose();
+        throw await diagnose(c, opts, gpu, splits, p.step);
+      }
+      epochLoss += v;
+      epochSteps++;
+      const rate = images / ((performance.now() - tRun) / 1000);
+      await write({
+        type: "train",
+        step: p.step,
+        epoch: p.epoch,
+        loss: v,
+        lr: p.lr,
+        images_per_s: rate,
+      });
+      if (progress) {
+        const done = p.step + 1;
+        const eta = (totalSteps - done) * ((performance.now() - tRun) / 1000) /
+          Math.max(1, done - startStep);
+        const bar = "#".repeat(Math.round(20 * done / totalSteps)).padEnd(20, ".");
+        const line =
+          `${c.mode} [${bar}] step ${done}/${totalSteps} epoch ${p.epoch + 1}/${c.optim.epochs} ` +
+          `loss ${v.toFixed(4)} ${rate.toFixed(1)} img/s ETA ${formatDuration(eta)}`;
+        Deno.stderr.writeSync(new TextEncoder().encode(`\r${line}`));
+      }
+    }
+  };
+
+  const startStep = state.step;
+  let stopped = false;
+  for (
+    let epoch = Math.floor(state.step / stepsPerEpoch);
+    epoch < c.optim.epochs && !stopped;
+    epoch++
+  ) {
+    let inEpoch = 0;
+    epochLoss = 0;
+    epochSteps = 0;
+    for await (const batch of loader.epoch(epoch)) {
+      if (inEpoch >= stepsPerEpoch) break;
+      if (epoch * stepsPerEpoch + inEpoch < state.step) {
+        inEpoch++; // resumed: replay the data order without training
+        continue;
+      }
+      const step = state.step;
+      const lr = learningRate({ ...c.optim }, epoch, inEpoch, stepsPerEpoch);
+      const loss = tidy(() => {
+        for (const s of trainable) s.zeroGrad();
+        const l = stepLoss(
+          c,
+          model,
+          tensor(gpu, batch.images, batch.shape),
+          tensor(gpu, batch.labels, [batch.labels.length], "i32"),
+          step,
+        );
+        backward(l);
+        for (const o of optims) o.update(lr);
+        return keep(l);
+      });
+      pending.push({ step, loss, epoch, lr });
+      images += batch.shape[0];
+      state.step++;
+      inEpoch++;
+      if (state.step % c.logEvery === 0) await flushLosses();
+      if (state.step % c.checkpointEvery === 0) {
+        await flushLosses();
+        await saveCheckpoint(ckpt, c, state, epoch);
+      }
+      if (opts.stopAfterSteps !== undefined && state.step >= opts.stopAfterSteps) {
+        await flushLosses();
+        await saveCheckpoint(ckpt, c, state, epoch);
+        stopped = true;
+        break;
+      }
+    }
+    await flushLosses();
+    if (!stopped) {
+      lastEpochLoss = epochSteps ? epochLoss / epochSteps : NaN;
+      await write({ type: "epoch", epoch, loss: lastEpochLoss });
+    }
+  }
+  if (progress) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+  loader.close?.();
+  const lastEpoch = Math.max(0, Math.ceil(state.step / stepsPerEpoch) - 1);
+  await saveCheckpoint(ckpt, c, state, lastEpoch);
+  const evalMetrics = stopped ? {} : await evaluate(c, model, splits.eval, gpu);
+  if (!stopped) await write({ type: "eval", ...evalMetrics });
+  const seconds = (performance.now() - t0) / 1000;
+  const summary: TrainSummary = {
+    mode: c.mode,
+    seed: c.seed,
+    steps: state.step,
+    epochs: c.optim.epochs,
+    finalLoss: lastEpochLoss,
+    eval: evalMetrics,
+    imagesPerSecond: images / ((performance.now() - tRun) / 1000),
+    seconds,
+    params: { trainable: count(trainable), total: count(storesOf(model)) },
+    checkpoint: ckpt,
+    adapter: gpu.adapter.description,
+  };
+  await writeFileAtomic(
+    `${opts.out}/summary.json`,
+    new TextEncoder().encode(JSON.stringify(summary, null, 2) + "\n"),
+  );
+  for (const o of optims) o.destroy();
+  if (model.kind === "mae") model.mae.destroy();
+  else {
+    model.clf.destroy();
+    model.clf.encoder.destroy();
+  }
+  return summary;
+}
+
+async function truncateMetrics(path: string, step: number): Promise<void> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return;
+  }
+  const keepLines = text.split("\n").filter((l) => {
+    if (!l) return false;
+    const r = JSON.parse(l);
+    return r.type === "train" ? r.step < step : r.type === "epoch" ? true : false;
+  });
+  await Deno.writeTextFile(path, keepLines.map((l) => l + "\n").join(""));
+}
+
+/**
+ * Replays the run from the last checkpoint up to the failing step, traces
+ * that step's ops, and returns the error naming the first non-finite op. The
+ * replay is exact because every step is a function of the seed and the step.
+ */
+async function diagnose(
+  c: TrainConfig,
+  opts: TrainOptions,
+  gpu: Gpu,
+  splits: { train: ImageDataset; eval: ImageDataset },
+  failing: number,
+): Promise<NonFiniteLossError> {
+  clearTape();
+  const ckpt = `${opts.out}/${CHECKPOINT}`;
+  const before = `${opts.out}/before-nonfinite-step-${failing}.safetensors`;
+  // A checkpoint written at or after the failing step already holds NaNs:
+  // fall back to replaying from the start, which step 0's checkpoint allows.
+  const model = await buildModel(c, gpu, splits.train.classes.length);
+  if (model.kind === "clf") model.clf.setEncoderTrainable(c.mode !== "probe");
+  const trainable = model.kind === "mae"
+    ? model.mae.stores
+    : c.mode === "probe"
+    ? [model.clf.head]
+    : model.clf.stores;
+  const optims = trainable.map((s) =>
+    new AdamW(s, {
+      lr: c.optim.lr,
+      beta1: c.optim.betas[0],
+      beta2: c.optim.betas[1],
+      weightDecay: c.optim.name === "adam" ? 0 : c.optim.weightDecay,
+    })
+  );
+  const state: RunState = { step: 0, model, trainable, optims };
+  try {
+    const at = await loadCheckpoint(ckpt, state).catch(() => 0);
+    state.step = at > failing ? 0 : at;
+  } catch {
+    state.step = 0;
+  }
+  const loader = new BatchLoader(splits.train, {
+    batchSize: c.optim.batchSize,
+    seed: c.seed,
+    dropLast: splits.train.count >= c.optim.batchSize,
+    augment: augmentFor(c),
+    normalize: c.data.normalize,
+  });
+  const stepsPerEpoch = c.optim.batchSize > splits.train.count
+    ? 1
+    : Math.floor(splits.train.count / c.optim.batchSize);
+  let culprit: string | null = null;
+  outer: for (let epoch = Math.floor(state.step / stepsPerEpoch);; epoch++) {
+    let inEpoch = 0;
+    for await (const batch of loader.epoch(epoch)) {
+      const step = epoch * stepsPerEpoch + inEpoch++;
+      if (step < state.step) continue;
+      const images = () => tensor(gpu, batch.images, batch.shape);
+      const labels = () => tensor(gpu, batch.labels, [batch.labels.length], "i32");
+      if (step === failing) {
+        state.step = step;
+        await saveCheckpoint(before, c, state, epoch);
+        const outs: [string, Tensor][] = [];
+        setOpTrace((op, out) => outs.push([op, keep(out)]));
+        try {
+          noGrad(() => tidy(() => stepLoss(c, model, images(), labels(), step)));
+        } finally {
+          setOpTrace(null);
+        }
+        for (const [op, t] of outs) {
+          if (!culprit && t.dtype === "f32" && !(await t.read()).every(Number.isFinite)) {
+            culprit = op;
+          }
+          t.dispose();
+        }
+        break outer;
+      }
+      const lr = learningRate({ ...c.optim }, epoch, inEpoch - 1, stepsPerEpoch);
+      tidy(() => {
+        for (const s of trainable) s.zeroGrad();
+        backward(stepLoss(c, model, images(), labels(), step));
+        for (const o of optims) o.update(lr);
+      });
+      if (inEpoch >= stepsPerEpoch) break;
+    }
+  }
+  loader.close?.();
+  return new NonFiniteLossError(failing, culprit, before);
+}
