@@ -33,6 +33,8 @@ export interface TrainConfig {
     normalize: "batch" | "imagenet" | "cub" | "none";
     /** Augmentation for training batches. */
     augment: "none" | "finetune" | "cub";
+    /** Negative control: permute the training labels (seeded), destroying the signal. */
+    shuffleLabels: boolean;
   };
   model: VitConfig & {
     decoderWidth: number;
@@ -75,6 +77,7 @@ export const DEFAULTS: Omit<TrainConfig, "mode"> = {
     fit: "pad",
     normalize: "batch",
     augment: "none",
+    shuffleLabels: false,
   },
   model: {
     imageSize: 64,
@@ -144,22 +147,26 @@ function merge(
   return out;
 }
 
-/** Parses and validates a config from YAML text. */
-export function parseConfig(text: string, file = "<inline>"): TrainConfig {
-  let raw: unknown;
+/** Parses YAML text (merge keys `<<` allowed), naming the file on a syntax error. */
+export function parseYaml(text: string, file = "<inline>"): unknown {
   try {
-    raw = parse(text);
+    return parse(text, { merge: true });
   } catch (e) {
     throw new ConfigError(file, `not valid YAML: ${(e as Error).message}`);
   }
-  const c = merge(
-    file,
-    DEFAULTS as unknown as Record<string, unknown>,
-    raw,
-    "",
-  ) as unknown as TrainConfig;
+}
+
+/** Builds a validated config from parsed YAML (defaults filled in). */
+export function toConfig(raw: unknown, file = "<inline>"): TrainConfig {
+  const defaults = structuredClone(DEFAULTS) as unknown as Record<string, unknown>;
+  const c = merge(file, defaults, raw, "") as unknown as TrainConfig;
   validate(c, file);
   return c;
+}
+
+/** Parses and validates a config from YAML text. */
+export function parseConfig(text: string, file = "<inline>"): TrainConfig {
+  return toConfig(parseYaml(text, file), file);
 }
 
 /** Reads, parses and validates a YAML config file. */
@@ -201,6 +208,7 @@ function validate(c: TrainConfig, file: string): void {
   if (!["none", "finetune", "cub"].includes(c.data.augment)) {
     bad("data.augment", "must be none, finetune or cub");
   }
+  if (typeof c.data.shuffleLabels !== "boolean") bad("data.shuffleLabels", "must be true or false");
   const m = c.model;
   for (
     const k of [

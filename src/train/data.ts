@@ -69,3 +69,9 @@ export async function loadSplits(
     eval: fit(subset(evalSet, c.data.evalLimit, c.seed)),
   };
 }
+
+/** The negative control's training set: the same images with labels permuted (seeded). */
+export function shuffleLabels(ds: ImageDataset, seed: number): ImageDataset {
+  const perm = new Rng(seed).fork("shuffle-labels").permutation(ds.count);
+  return { ...ds, labels: Int32Array.from(perm, (i) => ds.labels[i]) };
+}

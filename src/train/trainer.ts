@@ -30,7 +30,7 @@ import { Rng } from "../rng.ts";
 import { backward, clearTape, noGrad, setOpTrace } from "../tape.ts";
 import { keep, type Tensor, tensor, tidy } from "../tensor.ts";
 import type { TrainConfig } from "./config.ts";
-import { loadSplits } from "./data.ts";
+import { loadSplits, shuffleLabels } from "./data.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 import { learningRate } from "./schedule.ts";
 
@@ -311,7 +311,10 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
   const gpu = opts.gpu ?? await openGpu();
   const t0 = performance.now();
   await Deno.mkdir(opts.out, { recursive: true });
-  const splits = opts.splits ?? await loadSplits(c, opts.data);
+  const loaded = opts.splits ?? await loadSplits(c, opts.data);
+  const splits = c.data.shuffleLabels
+    ? { ...loaded, train: shuffleLabels(loaded.train, c.seed) }
+    : loaded;
   const classes = splits.train.classes.length;
   const model = await buildModel(c, gpu, classes);
   if (model.kind === "clf") model.clf.setEncoderTrainable(c.mode !== "probe");

@@ -1,0 +1,76 @@
+/**
+ * `deno task repro:merge DIR...`: joins the claims.json of several
+ * `--shard i/n` runs of one study and profile into one report, evaluating
+ * every claim on the union of their experiments. Exit 1 when a claim fails.
+ * @module
+ */
+
+import { parseArgs } from "cli";
+import { evaluateClaims, loadStudy, type Results } from "../src/repro/claims.ts";
+import type { ProfileName } from "../src/repro/profiles.ts";
+import { claimsTable, type RunReport, verdictCounts, writeReport } from "../src/repro/report.ts";
+
+const HELP = `usage: deno task repro:merge [--out DIR] SHARD_DIR...
+
+Reads SHARD_DIR/claims.json from each shard of one study and profile (as
+written by deno task repro:<study> --shard i/n) and writes the merged
+claims.json and report.md to --out (default runs/repro-<study>-<profile>-merged).`;
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: { out: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
+  });
+  if (values.help || positionals.length === 0) {
+    console.log(HELP);
+    Deno.exit(values.help ? 0 : 2);
+  }
+  const parts: RunReport[] = [];
+  for (const dir of positionals) {
+    try {
+      parts.push(JSON.parse(await Deno.readTextFile(`${dir}/claims.json`)));
+    } catch (e) {
+      console.error(`repro:merge: ${dir}/claims.json: ${(e as Error).message}`);
+      Deno.exit(2);
+    }
+  }
+  const first = parts[0];
+  for (const p of parts) {
+    if (
+      p.study !== first.study || p.profile !== first.profile ||
+      p.seeds.join() !== first.seeds.join()
+    ) {
+      console.error(
+        `repro:merge: shards differ in study, profile or seeds (${p.study}/${p.profile} vs ${first.study}/${first.profile})`,
+      );
+      Deno.exit(2);
+    }
+  }
+  const results: Results = new Map();
+  for (const p of parts) {
+    for (const [id, r] of Object.entries(p.experiments)) {
+      const prev = results.get(id);
+      // An experiment that ran wins over a shard where it was only listed as not run.
+      if (!prev || "notrun" in prev) results.set(id, r as never);
+    }
+  }
+  const study = await loadStudy(first.study);
+  const claims = evaluateClaims(study, first.profile as ProfileName, results);
+  const out = values.out ?? `runs/repro-${first.study}-${first.profile}-merged`;
+  await writeReport(out, {
+    ...first,
+    shard: `merged from ${parts.map((p) => p.shard ?? "?").join(", ")}`,
+    seconds: parts.reduce((a, p) => a + p.seconds, 0),
+    claims,
+    results,
+    runs: parts.flatMap((p) => p.runs),
+    figures: [],
+  });
+  console.log(claimsTable(claims));
+  const counts = verdictCounts(claims);
+  console.log(
+    `\n${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; report: ${out}/report.md`,
+  );
+  Deno.exit((counts.fail ?? 0) + (counts.invalid ?? 0) > 0 ? 1 : 0);
+}

@@ -1,0 +1,227 @@
+/**
+ * Claims (repro/claims/<study>.yaml) and their verdicts. A value claim
+ * compares one experiment's metric with the paper's number (tolerance) or a
+ * bound (min/max); an ordering claim compares two experiments (margin). With
+ * several seeds a verdict needs the 95% interval to agree: `pass` when it
+ * clears the bound, `fail` when it misses it entirely, `inconclusive` between.
+ * A claim with a negative control is also evaluated on the control, which
+ * must fail: a check that cannot fail is reported as `invalid`.
+ * @module
+ */
+
+import { ConfigError, parseYaml } from "../train/config.ts";
+import { summarize, type Summary } from "./stats.ts";
+import type { ProfileName } from "./profiles.ts";
+
+/** What a profile asserts about a claim. */
+export interface Check {
+  tolerance?: number;
+  min?: number;
+  max?: number;
+  margin?: number;
+}
+
+/** One claim of the paper (or of its CI-scale version). */
+export interface Claim {
+  id: string;
+  wording: string;
+  source: string;
+  metric: string;
+  /** The paper's number (in `metric`'s unit), or null for CI-scale claims. */
+  paper: number | null;
+  /** Value claims: the experiment. Ordering claims use greater/lesser. */
+  experiment?: string;
+  greater?: string;
+  lesser?: string;
+  /** Path of the metric in an experiment's results, e.g. "eval.accuracy". */
+  value: string;
+  /** Multiplier from the metric to the claim's unit (100 for percent). */
+  scale?: number;
+  /** Negative control: an experiment that replaces `experiment` (or `greater`) and must fail. */
+  control?: string;
+  profiles: Partial<Record<ProfileName, Check>>;
+}
+
+/** A study's claims file. */
+export interface Study {
+  study: string;
+  title: string;
+  claims: Claim[];
+  file: string;
+}
+
+/** Verdicts a claim can get. */
+export type Verdict = "pass" | "fail" | "inconclusive" | "not run" | "invalid";
+
+/** A claim's outcome in one run. */
+export interface ClaimResult {
+  id: string;
+  wording: string;
+  source: string;
+  metric: string;
+  paper: number | null;
+  /** Ours: the value (mean over seeds) or the ordering's difference. */
+  ours: Summary | null;
+  check: Check | null;
+  /** "±2", ">= 0.5", "margin 3" ... */
+  tolerance: string;
+  verdict: Verdict;
+  reason: string;
+  control?: { id: string; ours: Summary | null; verdict: Verdict };
+}
+
+/** Per experiment: one metrics object per seed (seed order shared by all experiments). */
+export type Results = Map<
+  string,
+  { seeds: number[]; metrics: Record<string, unknown>[] } | { notrun: string }
+>;
+
+const HERE = new URL("../../repro/claims/", import.meta.url);
+
+/** Loads and checks `repro/claims/<study>.yaml`. */
+export async function loadStudy(study: string): Promise<Study> {
+  const url = new URL(`${study}.yaml`, HERE);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(url);
+  } catch {
+    throw new ConfigError(url.pathname, `no such study '${study}'`);
+  }
+  const raw = parseYaml(text, url.pathname) as Study;
+  const file = url.pathname;
+  const ids = new Set<string>();
+  for (const c of raw.claims ?? []) {
+    const bad = (why: string): never => {
+      throw new ConfigError(file, `claim ${c.id ?? "(no id)"}: ${why}`);
+    };
+    if (!c.id || ids.has(c.id)) bad("missing or duplicate id");
+    ids.add(c.id);
+    if (!c.wording || !c.source || !c.metric || !c.value) {
+      bad("needs wording, source, metric and value");
+    }
+    if (!c.experiment === !(c.greater && c.lesser)) {
+      bad("needs either experiment or greater + lesser");
+    }
+    for (const [p, check] of Object.entries(c.profiles ?? {})) {
+      const keys = Object.keys(check ?? {});
+      if (keys.length !== 1 || !["tolerance", "min", "max", "margin"].includes(keys[0])) {
+        bad(`profile ${p} must give exactly one of tolerance, min, max, margin`);
+      }
+      if ((keys[0] === "margin") !== Boolean(c.greater)) {
+        bad(`profile ${p}: margin goes with ordering claims only`);
+      }
+      if (keys[0] === "tolerance" && c.paper === null) {
+        bad(`profile ${p}: a tolerance needs the paper's number`);
+      }
+    }
+  }
+  return { ...raw, file };
+}
+
+/** Every experiment a study's claims need (including controls). */
+export function experimentsOf(study: Study): string[] {
+  const ids = new Set<string>();
+  for (const c of study.claims) {
+    for (const id of [c.experiment, c.greater, c.lesser, c.control]) if (id) ids.add(id);
+  }
+  return [...ids];
+}
+
+function metric(m: Record<string, unknown>, path: string): number {
+  let v: unknown = m;
+  for (const k of path.split(".")) v = (v as Record<string, unknown> | undefined)?.[k];
+  if (typeof v !== "number") throw new Error(`metric '${path}' is missing from results`);
+  return v;
+}
+
+function values(results: Results, id: string, path: string, scale: number): number[] | string {
+  const r = results.get(id);
+  if (!r) return `experiment ${id} was not run in this shard`;
+  if ("notrun" in r) return `${id}: ${r.notrun}`;
+  return r.metrics.map((m) => metric(m, path) * scale);
+}
+
+function describe(check: Check): string {
+  if (check.tolerance !== undefined) return `±${check.tolerance}`;
+  if (check.min !== undefined) return `>= ${check.min}`;
+  if (check.max !== undefined) return `<= ${check.max}`;
+  return `margin ${check.margin}`;
+}
+
+/** pass / fail / inconclusive of a summary against a check (interval-aware). */
+function judge(s: Summary, check: Check, paper: number | null): Verdict {
+  const [lo, hi] = s.ci95;
+  let inside: (x: number) => boolean;
+  if (check.tolerance !== undefined) inside = (x) => Math.abs(x - paper!) <= check.tolerance!;
+  else if (check.min !== undefined) inside = (x) => x >= check.min!;
+  else if (check.max !== undefined) inside = (x) => x <= check.max!;
+  else inside = (x) => x >= check.margin!;
+  if (s.n === 1) return inside(s.mean) ? "pass" : "fail";
+  if (check.tolerance !== undefined) {
+    if (inside(lo) && inside(hi)) return "pass";
+    if (hi < paper! - check.tolerance || lo > paper! + check.tolerance) return "fail";
+    return "inconclusive";
+  }
+  if (inside(lo) && inside(hi)) return "pass";
+  if (!inside(lo) && !inside(hi)) return "fail";
+  return "inconclusive";
+}
+
+function evaluateWith(
+  c: Claim,
+  check: Check,
+  results: Results,
+  main: string,
+): { ours: Summary | null; verdict: Verdict; reason: string } {
+  const scale = c.scale ?? 1;
+  const a = values(results, main, c.value, scale);
+  if (typeof a === "string") return { ours: null, verdict: "not run", reason: a };
+  let xs = a;
+  if (c.lesser) {
+    const b = values(results, c.lesser, c.value, scale);
+    if (typeof b === "string") return { ours: null, verdict: "not run", reason: b };
+    xs = a.map((v, i) => v - b[i]); // paired by seed
+  }
+  const ours = summarize(xs);
+  return { ours, verdict: judge(ours, check, c.paper), reason: "" };
+}
+
+/** Evaluates every claim of `study` for `profile` on `results`. */
+export function evaluateClaims(
+  study: Study,
+  profile: ProfileName,
+  results: Results,
+): ClaimResult[] {
+  return study.claims.map((c) => {
+    const check = c.profiles?.[profile] ?? null;
+    const base = {
+      id: c.id,
+      wording: c.wording,
+      source: c.source,
+      metric: c.metric,
+      paper: c.paper,
+      check,
+      tolerance: check ? describe(check) : "-",
+    };
+    if (!check) {
+      const checked = Object.keys(c.profiles ?? {}).join(", ") || "none";
+      return {
+        ...base,
+        ours: null,
+        verdict: "not run",
+        reason: `not checked in profile ${profile} (checked in: ${checked})`,
+      };
+    }
+    const main = c.experiment ?? c.greater!;
+    const r: ClaimResult = { ...base, ...evaluateWith(c, check, results, main) };
+    if (c.control && r.verdict !== "not run") {
+      const ctl = evaluateWith(c, check, results, c.control);
+      r.control = { id: c.control, ours: ctl.ours, verdict: ctl.verdict };
+      if (ctl.verdict === "pass") {
+        r.verdict = "invalid";
+        r.reason = `negative control ${c.control} passes too: this check cannot fail`;
+      }
+    }
+    return r;
+  });
+}

@@ -1,0 +1,59 @@
+/**
+ * Repro profiles (repro/profiles/*.yaml): per profile, one training config
+ * per stage (pretrain, probe, finetune, scratch, transfer, sweep, timing),
+ * written with YAML anchors so the shared parts are stated once.
+ * @module
+ */
+
+import { ConfigError, parseYaml, toConfig, type TrainConfig } from "../train/config.ts";
+
+/** Profile names, smallest first. */
+export const PROFILES = ["smoke", "ci", "short", "paper"] as const;
+/** One of {@link PROFILES}. */
+export type ProfileName = typeof PROFILES[number];
+
+/** Stages a profile may define. */
+export type Stage = "pretrain" | "probe" | "finetune" | "scratch" | "transfer" | "sweep" | "timing";
+
+/** A loaded profile. */
+export interface Profile {
+  name: ProfileName;
+  description: string;
+  /** Dataset roots the profile pins (the smoke profile's fixtures), by dataset. */
+  roots: { tin?: string; cub?: string };
+  stages: Partial<Record<Stage, TrainConfig>>;
+  file: string;
+}
+
+const HERE = new URL("../../repro/profiles/", import.meta.url);
+
+/** Loads `repro/profiles/<name>.yaml` and validates every stage's config. */
+export async function loadProfile(name: ProfileName): Promise<Profile> {
+  const url = new URL(`${name}.yaml`, HERE);
+  const file = url.pathname;
+  const raw = parseYaml(await Deno.readTextFile(url), file) as Record<string, unknown>;
+  if (raw.profile !== name) {
+    throw new ConfigError(file, `profile is '${raw.profile}', expected '${name}'`);
+  }
+  const stages: Partial<Record<Stage, TrainConfig>> = {};
+  for (const [stage, cfg] of Object.entries((raw.stages ?? {}) as Record<string, unknown>)) {
+    stages[stage as Stage] = toConfig(cfg, `${file} (stage ${stage})`);
+  }
+  const root = new URL("../../", import.meta.url).pathname;
+  const data = (raw.data ?? {}) as { tin?: string; cub?: string };
+  const abs = (p?: string) => (p === undefined ? undefined : p.startsWith("/") ? p : root + p);
+  return {
+    name,
+    description: String(raw.description ?? ""),
+    roots: { tin: abs(data.tin), cub: abs(data.cub) },
+    stages,
+    file,
+  };
+}
+
+/** A deep copy of a stage's config (throws naming the profile when it has no such stage). */
+export function stageConfig(p: Profile, stage: Stage): TrainConfig {
+  const c = p.stages[stage];
+  if (!c) throw new ConfigError(p.file, `profile ${p.name} has no stage '${stage}'`);
+  return structuredClone(c);
+}

@@ -1,0 +1,142 @@
+/**
+ * What a repro run writes: the claims table on stdout, `claims.json`
+ * (machine-readable: every claim with its values and verdict, the profile,
+ * seeds, adapter, commit, timings) and `report.md` (the tables beside the
+ * paper's numbers, and the figures).
+ * @module
+ */
+
+import { writeFileAtomic } from "../data/mod.ts";
+import type { ClaimResult, Results } from "./claims.ts";
+import type { RunRecord } from "./runner.ts";
+import type { Summary } from "./stats.ts";
+
+/** Everything claims.json holds. */
+export interface RunReport {
+  study: string;
+  title: string;
+  profile: string;
+  profileReason: string;
+  seeds: number[];
+  adapter: { description: string; software: boolean };
+  commit: string;
+  started: string;
+  seconds: number;
+  shard: string | null;
+  claims: ClaimResult[];
+  experiments: Record<string, unknown>;
+  runs: RunRecord[];
+  figures: string[];
+}
+
+/** Formats a summary as "55.00" or "55.00 ± 0.41 [54.6, 55.4]" (n > 1). */
+export function formatSummary(s: Summary | null, digits = 2): string {
+  if (!s) return "-";
+  if (s.n === 1) return s.mean.toFixed(digits);
+  return `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)} [${s.ci95[0].toFixed(digits)}, ${
+    s.ci95[1].toFixed(digits)
+  }]`;
+}
+
+/** The claims table as aligned plain text. */
+export function claimsTable(claims: ClaimResult[]): string {
+  const rows = [["claim", "paper", "ours", "tolerance", "verdict"]];
+  for (const c of claims) {
+    const verdict = c.verdict + (c.control ? ` (control ${c.control.verdict})` : "");
+    rows.push([
+      c.id,
+      c.paper === null ? "-" : String(c.paper),
+      formatSummary(c.ours, 3),
+      c.tolerance,
+      verdict,
+    ]);
+  }
+  const widths = rows[0].map((_, j) => Math.max(...rows.map((r) => r[j].length)));
+  return rows.map((r) => r.map((v, j) => v.padEnd(widths[j])).join("  ").trimEnd()).join("\n");
+}
+
+/** Counts of each verdict. */
+export function verdictCounts(claims: ClaimResult[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of claims) out[c.verdict] = (out[c.verdict] ?? 0) + 1;
+  return out;
+}
+
+function resultsObject(results: Results): Record<string, unknown> {
+  return Object.fromEntries(results);
+}
+
+/** Writes claims.json and report.md into `dir` (atomically) and returns the report. */
+export async function writeReport(
+  dir: string,
+  r: Omit<RunReport, "experiments"> & { results: Results },
+): Promise<RunReport> {
+  const { results, ...rest } = r;
+  const report: RunReport = { ...rest, experiments: resultsObject(results) };
+  await Deno.mkdir(dir, { recursive: true });
+  const enc = new TextEncoder();
+  await writeFileAtomic(`${dir}/claims.json`, enc.encode(JSON.stringify(report, null, 2) + "\n"));
+  await writeFileAtomic(`${dir}/report.md`, enc.encode(markdown(report)));
+  return report;
+}
+
+function mdEscape(s: string): string {
+  return s.replaceAll("|", "\\|");
+}
+
+/** report.md: the claims beside the paper, experiment details, figures. */
+export function markdown(r: RunReport): string {
+  const counts = verdictCounts(r.claims);
+  const lines = [
+    `# ${r.title} — repro report (${r.study})`,
+    "",
+    `- profile: **${r.profile}** (${r.profileReason})`,
+    `- seeds: ${r.seeds.join(", ")}${r.seeds.length > 1 ? " (mean ± sd [95% interval])" : ""}`,
+    `- adapter: ${r.adapter.description}${r.adapter.software ? " (software rasterizer)" : ""}`,
+    `- commit: ${r.commit}; started ${r.started}; ${r.seconds.toFixed(0)} s${
+      r.shard ? `; shard ${r.shard}` : ""
+    }`,
+    `- verdicts: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}`,
+    "",
+    "## Claims",
+    "",
+    "| claim | source | paper | ours | tolerance | verdict | note |",
+    "|---|---|---|---|---|---|---|",
+    ...r.claims.map((c) =>
+      `| ${mdEscape(c.wording)} (\`${c.id}\`) | ${mdEscape(c.source)} | ${c.paper ?? "-"} | ${
+        formatSummary(c.ours, 3)
+      } | ${c.tolerance} | **${c.verdict}** | ${
+        mdEscape(
+          [
+            c.reason,
+            c.control
+              ? `negative control \`${c.control.id}\`: ${
+                formatSummary(c.control.ours, 3)
+              } → ${c.control.verdict}`
+              : "",
+          ]
+            .filter(Boolean).join("; "),
+        )
+      } |`
+    ),
+    "",
+    "## Experiments",
+    "",
+    "| experiment | seeds | result |",
+    "|---|---|---|",
+    ...Object.entries(r.experiments).map(([id, v]) => {
+      const e = v as { notrun?: string; seeds?: number[]; metrics?: Record<string, unknown>[] };
+      if (e.notrun) return `| ${id} | - | not run: ${mdEscape(e.notrun)} |`;
+      const m = e.metrics!.map((x) => JSON.stringify((x as { eval?: unknown }).eval ?? x)).join(
+        "; ",
+      );
+      return `| ${id} | ${e.seeds!.join(", ")} | ${mdEscape(m)} |`;
+    }),
+    "",
+  ];
+  if (r.figures.length) {
+    lines.push("## Figures", "");
+    for (const f of r.figures) lines.push(`![${f}](${f})`, "");
+  }
+  return lines.join("\n");
+}

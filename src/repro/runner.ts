@@ -1,0 +1,188 @@
+/**
+ * Runs a study's experiments for a profile and some seeds, through a cache
+ * keyed by (config, seed, init, data checksum): a pretrained encoder is
+ * trained once and reused by its probe, fine-tune and transfer runs, and a
+ * second invocation only evaluates. `--fresh` ignores the cache.
+ * @module
+ */
+
+import type { ImageDataset } from "../data/mod.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { TrainConfig } from "../train/config.ts";
+import { loadSplits } from "../train/data.ts";
+import { inferenceTimes } from "../train/timing.ts";
+import { train, type TrainSummary } from "../train/trainer.ts";
+import type { Results } from "./claims.ts";
+import { planFor, withDependencies } from "./experiments.ts";
+import { type Profile, stageConfig } from "./profiles.ts";
+
+/** How to run. */
+export interface RunnerOptions {
+  profile: Profile;
+  seeds: number[];
+  gpu: Gpu;
+  /** Cache root (default .cache/repro). */
+  cacheDir: string;
+  fresh: boolean;
+  /** Dataset roots given on the command line or by environment. */
+  roots: { tin?: string; cub?: string };
+  /** Run only the experiment families of shard i of n (0-based i). */
+  shard?: { index: number; count: number };
+  log: (line: string) => void;
+}
+
+/** One experiment run (for claims.json). */
+export interface RunRecord {
+  experiment: string;
+  seed: number;
+  key: string;
+  cached: boolean;
+  seconds: number;
+  dir: string;
+}
+
+type Splits = { train: ImageDataset; eval: ImageDataset };
+
+async function sha256Hex(parts: Uint8Array[]): Promise<string> {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const all = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The experiment families (an experiment plus those initialised from it), for sharding. */
+export function families(ids: string[], p: Profile): string[][] {
+  const root = (id: string): string => {
+    const plan = planFor(id, p);
+    return plan.kind === "train" && plan.init ? root(plan.init) : id;
+  };
+  const groups = new Map<string, string[]>();
+  for (const id of withDependencies(ids, p)) {
+    const r = root(id);
+    groups.set(r, [...(groups.get(r) ?? []), id]);
+  }
+  return [...groups.values()];
+}
+
+/** Runs `ids` (and their dependencies) for every seed; returns metrics per experiment. */
+export async function runExperiments(
+  ids: string[],
+  o: RunnerOptions,
+): Promise<{ results: Results; runs: RunRecord[] }> {
+  let fams = families(ids, o.profile);
+  if (o.shard) fams = fams.filter((_, i) => i % o.shard!.count === o.shard!.index);
+  const order = fams.flat();
+  const results: Results = new Map();
+  const runs: RunRecord[] = [];
+  const splitCache = new Map<string, Promise<{ splits: Splits; checksum: string }>>();
+  const keys = new Map<string, string>(); // `${id}@${seed}` -> cache key
+
+  const splitsFor = (c: TrainConfig, root: string | undefined) => {
+    const k = JSON.stringify([
+      c.data.dataset,
+      root,
+      c.data.trainLimit,
+      c.data.evalLimit,
+      c.data.fit,
+      c.model.imageSize,
+      c.model.channels,
+      c.seed,
+    ]);
+    let v = splitCache.get(k);
+    if (!v) {
+      v = loadSplits(c, root).then(async (splits) => ({
+        splits,
+        checksum: await sha256Hex([
+          splits.train.images,
+          new Uint8Array(splits.train.labels.buffer),
+          splits.eval.images,
+        ]),
+      }));
+      splitCache.set(k, v);
+    }
+    return v;
+  };
+
+  for (const id of order) {
+    const plan = planFor(id, o.profile);
+    if (plan.kind === "notrun") {
+      results.set(id, { notrun: plan.reason });
+      continue;
+    }
+    const metrics: Record<string, unknown>[] = [];
+    for (const seed of o.seeds) {
+      const t0 = performance.now();
+      const c = stageConfig(o.profile, plan.stage);
+      c.seed = seed;
+      const dataKey = plan.kind === "train" ? plan.data : "tin";
+      const root = o.profile.roots[dataKey] ?? o.roots[dataKey];
+      if (plan.kind === "timing") {
+        const { splits } = await splitsFor(c, root);
+        o.log(`${id} (seed ${seed}): timing inference over ${splits.eval.count} images`);
+        const t = await inferenceTimes(c, splits.eval, o.gpu);
+        metrics.push({ ...t });
+        runs.push({
+          experiment: id,
+          seed,
+          key: "-",
+          cached: false,
+          seconds: (performance.now() - t0) / 1000,
+          dir: "-",
+        });
+        continue;
+      }
+      plan.edit?.(c);
+      let initKey = "";
+      if (plan.init) {
+        initKey = keys.get(`${plan.init}@${seed}`) ?? "";
+        if (!initKey) throw new Error(`${id}: its init ${plan.init} (seed ${seed}) has not run`);
+        c.init = `${o.cacheDir}/${initKey}/checkpoint.safetensors`;
+      }
+      const { splits, checksum } = await splitsFor(c, root);
+      const key = (await sha256Hex([
+        new TextEncoder().encode(JSON.stringify({ ...c, init: initKey, data: c.data, checksum })),
+      ])).slice(0, 20);
+      keys.set(`${id}@${seed}`, key);
+      const dir = `${o.cacheDir}/${key}`;
+      let summary: TrainSummary | null = null;
+      if (!o.fresh) {
+        try {
+          summary = JSON.parse(await Deno.readTextFile(`${dir}/summary.json`));
+          await Deno.stat(`${dir}/checkpoint.safetensors`);
+        } catch {
+          summary = null;
+        }
+      }
+      const cached = summary !== null;
+      if (!summary) {
+        o.log(
+          `${id} (seed ${seed}): training ${c.mode}, ${c.optim.epochs} epochs on ${splits.train.count} images`,
+        );
+        summary = await train(c, { out: dir, gpu: o.gpu, splits, quiet: false });
+      } else {
+        o.log(`${id} (seed ${seed}): cached (${dir})`);
+      }
+      const ev = summary.eval as Record<string, number>;
+      if (ev.mse !== undefined && ev.mse_zero_predictor) {
+        ev.mse_ratio = ev.mse / ev.mse_zero_predictor;
+      }
+      metrics.push({ ...summary, dir });
+      runs.push({
+        experiment: id,
+        seed,
+        key,
+        cached,
+        seconds: (performance.now() - t0) / 1000,
+        dir,
+      });
+    }
+    results.set(id, { seeds: o.seeds, metrics });
+  }
+  return { results, runs };
+}

@@ -1,0 +1,158 @@
+import { loadTinyImageNet } from "../../src/data/mod.ts";
+import { parseConfig, type TrainConfig } from "../../src/train/config.ts";
+import { decodeSafetensors } from "../../src/train/safetensors.ts";
+import { NonFiniteLossError, train } from "../../src/train/trainer.ts";
+import { assert, assertRejects } from "../_assert.ts";
+import { gpuTest } from "../_helpers.ts";
+
+const ROOT = new URL("../../fixtures/tiny-imagenet-200", import.meta.url).pathname;
+
+/** The fixture's train and val splits (5 classes, 50 + 20 images, 64x64). */
+async function fixtureSplits() {
+  const [train, val] = await Promise.all([
+    loadTinyImageNet("train", { root: ROOT, cacheDir: null }),
+    loadTinyImageNet("val", { root: ROOT, cacheDir: null }),
+  ]);
+  return { train, eval: val };
+}
+
+/** A tiny model on 64x64 fixture images: patch 8 -> 64 tokens. */
+function tinyConfig(mode: TrainConfig["mode"], extra = ""): TrainConfig {
+  return parseConfig(`
+mode: ${mode}
+seed: 7
+data: { dataset: tiny-imagenet, normalize: batch }
+model:
+  { imageSize: 64, channels: 3, patch: 8, width: 32, depth: 1, heads: 2, mlp: 64, dropout: 0.1,
+    decoderWidth: 16, decoderDepth: 1, decoderHeads: 2, decoderMlp: 32, maskRatio: 0.75, masking: random }
+optim: { name: adamw, lr: 2.0e-3, weightDecay: 0.05, betas: [0.9, 0.95], warmupEpochs: 1, epochs: 2, batchSize: 10 }
+checkpointEvery: 1000
+logEvery: 1
+${extra}`);
+}
+
+async function trainLosses(dir: string): Promise<number[]> {
+  const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  return lines.filter((l) => l.type === "train").map((l) => l.loss);
+}
+
+gpuTest("two runs with the same seed give bitwise-identical metrics", async (gpu) => {
+  const splits = await fixtureSplits();
+  const a = await Deno.makeTempDir(), b = await Deno.makeTempDir();
+  const sa = await train(tinyConfig("pretrain"), { out: a, gpu, quiet: true, splits });
+  const sb = await train(tinyConfig("pretrain"), { out: b, gpu, quiet: true, splits });
+  const la = await trainLosses(a), lb = await trainLosses(b);
+  assert.equal(la.length, 10, "2 epochs x 5 steps, logged every step");
+  assert.deepEqual(la, lb);
+  assert.deepEqual(sa.eval.mse, sb.eval.mse);
+  const c = await Deno.makeTempDir();
+  await train({ ...tinyConfig("pretrain"), seed: 8 }, { out: c, gpu, quiet: true, splits });
+  assert.notDeepEqual(await trainLosses(c), la, "another seed, another run");
+});
+
+gpuTest(
+  "a run killed after a checkpoint and resumed logs the same losses as an uninterrupted one",
+  async (gpu) => {
+    const splits = await fixtureSplits();
+    const whole = await Deno.makeTempDir(), parts = await Deno.makeTempDir();
+    await train(tinyConfig("scratch"), { out: whole, gpu, quiet: true, splits });
+    // Stop mid-epoch (step 7 of 10), as a kill right after a checkpoint would.
+    await train(tinyConfig("scratch"), { out: parts, gpu, quiet: true, splits, stopAfterSteps: 7 });
+    assert.equal((await trainLosses(parts)).length, 7);
+    const resumed = await train(tinyConfig("scratch"), {
+      out: parts,
+      gpu,
+      quiet: true,
+      splits,
+      resume: true,
+    });
+    assert.equal(resumed.steps, 10);
+    assert.deepEqual(await trainLosses(parts), await trainLosses(whole));
+  },
+);
+
+gpuTest(
+  "pretrain -> probe -> finetune chains through the checkpoint on the fixture data",
+  async (gpu) => {
+    const splits = await fixtureSplits();
+    const pre = await Deno.makeTempDir(),
+      probe = await Deno.makeTempDir(),
+      fine = await Deno.makeTempDir();
+    const p = await train(tinyConfig("pretrain"), { out: pre, gpu, quiet: true, splits });
+    assert.ok(p.eval.mse > 0 && p.eval.mse_zero_predictor > 0);
+    const ckpt = decodeSafetensors(await Deno.readFile(p.checkpoint), p.checkpoint);
+    assert.equal(ckpt.metadata.mode, "pretrain");
+    assert.ok(ckpt.tensors.has("encoder.blocks.0.qkv.w") && ckpt.tensors.has("decoder.head.w"));
+    const pr = await train(tinyConfig("probe", `init: ${p.checkpoint}`), {
+      out: probe,
+      gpu,
+      quiet: true,
+      splits,
+    });
+    assert.equal(pr.params.trainable, 32 * 5 + 5, "the probe trains the head only");
+    assert.ok(pr.eval.accuracy >= 0 && pr.eval.accuracy <= 1);
+    const ft = await train(tinyConfig("finetune", `init: ${p.checkpoint}`), {
+      out: fine,
+      gpu,
+      quiet: true,
+      splits,
+    });
+    assert.equal(ft.params.trainable, ft.params.total, "fine-tuning trains everything");
+    // The probe's encoder is the pretrained one, untouched.
+    const probed = decodeSafetensors(await Deno.readFile(pr.checkpoint));
+    assert.deepEqual(
+      probed.tensors.get("encoder.blocks.0.fc1.w")!.data,
+      ckpt.tensors.get("encoder.blocks.0.fc1.w")!.data,
+    );
+  },
+);
+
+gpuTest(
+  "a non-finite loss stops the run naming the step and the op, with the state before it saved",
+  async (gpu) => {
+    const splits = await fixtureSplits();
+    const out = await Deno.makeTempDir();
+    const config = tinyConfig("scratch");
+    config.optim.lr = 1e30; // the first update sends the weights to inf
+    config.optim.warmupEpochs = 0;
+    let err: NonFiniteLossError | null = null;
+    await assertRejects(async () => {
+      try {
+        await train(config, { out, gpu, quiet: true, splits });
+      } catch (e) {
+        err = e as NonFiniteLossError;
+        throw e;
+      }
+    }, "loss became non-finite at step");
+    const e = err! as NonFiniteLossError;
+    assert.ok(e instanceof NonFiniteLossError);
+    assert.ok(e.step >= 1, `step ${e.step}`);
+    assert.ok(e.op && e.op.length > 0, "an op is named");
+    const saved = decodeSafetensors(await Deno.readFile(e.checkpoint), e.checkpoint);
+    assert.equal(Number(saved.metadata.step), e.step);
+    assert.ok(
+      saved.tensors.get("encoder.embed.w")!.data.every(Number.isFinite),
+      "saved state is from before the blow-up",
+    );
+  },
+);
+
+Deno.test("config errors name the file and the field", () => {
+  let msg = "";
+  try {
+    parseConfig("mode: pretrain\noptim: { lr: -1 }\n", "cfg.yaml");
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assert.match(msg, /^cfg\.yaml: optim\.lr must be a number in \[0, 10\], got -1/);
+  assert.throws(
+    () => parseConfig("mode: pretrain\nmodel: { widht: 3 }\n", "x.yaml"),
+    /x\.yaml: unknown field 'model\.widht'/,
+  );
+  assert.throws(
+    () => parseConfig("mode: probe\n", "p.yaml"),
+    /p\.yaml: init is required for mode probe/,
+  );
+});
