@@ -159,7 +159,14 @@ function launch(op: string, gpu: Gpu, L: Layout, q: Tensor, k: Tensor, v: Tensor
   return record(op, out, inputs, (g) => {
     if (out.size === 0) return;
     // dq, dk, dv share q, k, v's layout: a packed qkv gets one packed gradient.
-    const [dq, dk, dv] = [gradOf(q), gradOf(k), gradOf(v)];
+    // An input that needs no gradient gets a scratch buffer the kernel may write.
+    const scratch: Tensor[] = [];
+    const sink = (t: Tensor) => {
+      if (t.requiresGrad) return gradOf(t);
+      scratch.push(empty(gpu, t.shape));
+      return scratch[scratch.length - 1];
+    };
+    const dq = sink(q);
     const grads = {
       ...base,
       grad_stride: L.stride,
@@ -174,13 +181,18 @@ function launch(op: string, gpu: Gpu, L: Layout, q: Tensor, k: Tensor, v: Tensor
       groups,
       constants,
     );
-    // Runs after the query pass (same encoder), which filled stats[.., 1] = D.
-    gpu.dispatch(
-      BACKWARD_KEY,
-      grads,
-      [q.binding, k.binding, v.binding, g.binding, stats.binding, dk.binding, dv.binding],
-      groups,
-      constants,
-    );
+    if (k.requiresGrad || v.requiresGrad) {
+      const [dk, dv] = [sink(k), sink(v)];
+      // Runs after the query pass (same encoder), which filled stats[.., 1] = D.
+      gpu.dispatch(
+        BACKWARD_KEY,
+        grads,
+        [q.binding, k.binding, v.binding, g.binding, stats.binding, dk.binding, dv.binding],
+        groups,
+        constants,
+      );
+    }
+    // Safe at once: dispatches run in order, so a later owner writes after these reads.
+    for (const t of scratch) t.dispose();
   });
 }

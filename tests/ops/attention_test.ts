@@ -104,6 +104,19 @@ gpuTest("attentionQKV() on separate q, k, v matches the f64 reference", async (g
   }
 });
 
+gpuTest("attentionQKV() gives gradients only to the inputs that need them", async (gpu) => {
+  const s = { B: 1, T: 20, D: 8, H: 2 };
+  const n = 20 * 8;
+  const Q = rand(41, n, -2, 2), K = rand(42, n, -2, 2), V = rand(43, n), W = rand(44, n);
+  const q = tensor(gpu, Q, [1, 20, 8]), k = tensor(gpu, K, [1, 20, 8]);
+  const v = leaf(gpu, V, [1, 20, 8]);
+  tidy(() => backward(attentionQKV(q, k, v, 2), tensor(gpu, W, [1, 20, 8])));
+  assert.equal(q.grad, null);
+  assert.equal(k.grad, null);
+  assertClose(await gradData(v), refBack(Q, K, V, W, s).dv, tol.backward, "dv alone");
+  for (const t of [q, k, v]) t.dispose();
+});
+
 gpuTest(
   "attention() stays finite and accurate with large logits (near one-hot rows)",
   async (gpu) => {
