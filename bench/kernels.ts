@@ -18,7 +18,20 @@ import { softmax } from "../src/ops/softmax.ts";
 import { Rng } from "../src/rng.ts";
 import { type Tensor, tensor, tidy } from "../src/tensor.ts";
 import { type BenchRow, type QueuedTimingOptions, row, timeQueued } from "./_report.ts";
-import { initTfjsWebgpu, tfAddGBs, tfMatmulGflops, tfSoftmaxGBs } from "./peer_tfjs.ts";
+import { benchAttention } from "./attention.ts";
+import { benchConv, CONV_BENCH_SHAPES } from "./conv.ts";
+import { benchData } from "./data.ts";
+import { benchNorm } from "./norm.ts";
+import {
+  initTfjsWebgpu,
+  tfAddGBs,
+  tfAttentionGflops,
+  tfConv2dGflops,
+  tfLayerNormGBs,
+  tfMatmulGflops,
+  tfSoftmaxGBs,
+} from "./peer_tfjs.ts";
+import { benchTrainSteps } from "./train_step.ts";
 
 /** Mean ms per call of `op` on our runtime (queued calls, one sync per step). */
 export function timeOurs(gpu: Gpu, op: () => Tensor, opts?: QueuedTimingOptions): Promise<number> {
@@ -95,21 +108,108 @@ export const CASES: Case[] = [
   },
 ];
 
-/** Runs the selected cases, reporting each row as soon as it is measured. */
+/** A group of rows measured together (helpers that return several shapes at once). */
+interface Suite {
+  name: string;
+  run: (
+    gpu: Gpu,
+    o: QueuedTimingOptions,
+    peerOk: boolean,
+    trainBatch: number,
+  ) => Promise<BenchRow[]>;
+}
+
+const SUITES: Suite[] = [
+  {
+    name: "attention",
+    run: async (gpu, o, peerOk) => {
+      const rows = await benchAttention(gpu, o);
+      const out: BenchRow[] = [];
+      for (const r of rows) {
+        const T = Number(/T=(\d+)/.exec(r.shape)![1]);
+        const peer = peerOk && r.shape.endsWith("forward")
+          ? await tfAttentionGflops(32, T, 256, 4, o)
+          : null;
+        out.push(row("attention", r.shape, r.gflops, peer, "GFLOP/s"));
+      }
+      return out;
+    },
+  },
+  {
+    name: "layernorm",
+    run: async (gpu, o, peerOk) => {
+      const [r] = await benchNorm(gpu, o);
+      return [
+        row(
+          "layernorm",
+          r.shape,
+          r.gbs,
+          peerOk ? await tfLayerNormGBs(128 * 65, 256, o) : null,
+          "GB/s",
+        ),
+      ];
+    },
+  },
+  {
+    name: "conv2d",
+    run: async (gpu, o, peerOk) => {
+      const rows = await benchConv(gpu, o);
+      const out: BenchRow[] = [];
+      for (const [i, r] of rows.entries()) {
+        const s = CONV_BENCH_SHAPES[i];
+        const peer = peerOk
+          ? await tfConv2dGflops(s.n, s.c, s.h, s.w, s.k, s.kh, s.kw, s.stride, s.pad, o)
+          : null;
+        out.push(row("conv2d", r.shape, r.gflops, peer, "GFLOP/s"));
+      }
+      return out;
+    },
+  },
+  {
+    name: "loader",
+    run: () => benchData(),
+  },
+  {
+    name: "train",
+    run: async (gpu, o, _peerOk, batch) => {
+      const mm = CASES.find((c) => c.shape === "1024x1024x1024")!;
+      const matmulGflops = await mm.ours(gpu, o);
+      const rows: BenchRow[] = [];
+      for (const r of await benchTrainSteps(gpu, batch)) {
+        const shape = `ViT-Lite-7/4 64x64 b${batch}`;
+        rows.push(row(r.name, shape, r.imagesPerSecond, null, "images/s"));
+        // Efficiency: the step's achieved FLOP/s over our own 1024^3 matmul's.
+        rows.push(row(`${r.name} efficiency`, shape, r.gflops / matmulGflops, null, "x matmul"));
+      }
+      return rows;
+    },
+  },
+];
+
+/** Every selectable name: the kernel cases and the suites. */
+export const NAMES = [...new Set([...CASES.map((c) => c.name), ...SUITES.map((s) => s.name)])];
+
+/** Runs the selected cases and suites, reporting each row as soon as it is measured. */
 export async function runBench(
-  cases: Case[],
+  only: string[] | null,
   opts: QueuedTimingOptions,
+  trainBatch: number,
   onRow: (r: BenchRow) => void,
 ): Promise<BenchRow[]> {
   const gpu = await openGpu();
   const peerOk = await initTfjsWebgpu();
   const rows: BenchRow[] = [];
-  for (const c of cases) {
-    const ours = await c.ours(gpu, opts);
-    const peer = c.peer && peerOk ? await c.peer(opts) : null;
-    const r = row(c.name, c.shape, ours, peer, c.unit);
+  const emit = (r: BenchRow) => {
     rows.push(r);
     onRow(r);
+  };
+  for (const c of CASES.filter((c) => !only || only.includes(c.name))) {
+    const ours = await c.ours(gpu, opts);
+    const peer = c.peer && peerOk ? await c.peer(opts) : null;
+    emit(row(c.name, c.shape, ours, peer, c.unit));
+  }
+  for (const s of SUITES.filter((s) => !only || only.includes(s.name))) {
+    for (const r of await s.run(gpu, opts, peerOk, trainBatch)) emit(r);
   }
   return rows;
 }
@@ -128,29 +228,33 @@ if (import.meta.main) {
       json: { type: "boolean", default: false },
       only: { type: "string" },
       quick: { type: "boolean", default: false },
+      "train-batch": { type: "string", default: "128" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    console.log(`usage: deno task bench [--json] [--only NAME[,NAME]] [--quick]
+    console.log(`usage: deno task bench [--json] [--only NAME[,NAME]] [--quick] [--train-batch N]
 
 Measures each kernel and the same work in TensorFlow.js's WebGPU backend on
-the same adapter. Cases: ${[...new Set(CASES.map((c) => c.name))].join(", ")}.
---json   one JSON object per line: {name, shape, ours, peer, unit, ratio}
---quick  shorter timing windows (noisier)`);
+the same adapter (ratio = ours / tfjs), the data loader, and one MAE and one
+fine-tuning step of ViT-Lite-7/4 (images/s, and achieved FLOP/s over our
+1024^3 matmul's). Names: ${NAMES.join(", ")}.
+--json          one JSON object per line: {name, shape, ours, peer, unit, ratio}
+--quick         shorter timing windows (noisier)
+--train-batch   batch of the training-step rows (default 128, the paper's)`);
     Deno.exit(0);
   }
-  const only = values.only?.split(",");
-  const unknown = only?.filter((n) => !CASES.some((c) => c.name === n)) ?? [];
+  const only: string[] | null = values.only?.split(",") ?? null;
+  const unknown = only?.filter((n: string) => !NAMES.includes(n)) ?? [];
   if (unknown.length) {
-    console.error(
-      `bench: unknown case ${unknown.join(", ")}; known: ${
-        [...new Set(CASES.map((c) => c.name))].join(", ")
-      }`,
-    );
+    console.error(`bench: unknown case ${unknown.join(", ")}; known: ${NAMES.join(", ")}`);
     Deno.exit(2);
   }
-  const selected = only ? CASES.filter((c) => only.includes(c.name)) : CASES;
+  const trainBatch = Number(values["train-batch"]);
+  if (!Number.isInteger(trainBatch) || trainBatch < 1) {
+    console.error(`bench: --train-batch must be a positive integer`);
+    Deno.exit(2);
+  }
   const opts: QueuedTimingOptions = values.quick ? { minMs: 400, minIters: 2, stepMs: 100 } : {};
   if (!values.json) {
     console.log(
@@ -160,8 +264,9 @@ the same adapter. Cases: ${[...new Set(CASES.map((c) => c.name))].join(", ")}.
     );
   }
   await runBench(
-    selected,
+    only,
     opts,
+    trainBatch,
     (r) => console.log(values.json ? JSON.stringify(r) : formatRow(r)),
   );
 }

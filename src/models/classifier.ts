@@ -8,6 +8,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { batchNorm1d, type BatchNormState } from "../ops/batchnorm.ts";
+import { mean } from "../ops/reduce.ts";
 import { sliceTokens } from "../ops/tokens.ts";
 import { type DropoutContext, linear, SpecList } from "../nn.ts";
 import { ParamStore } from "../params.ts";
@@ -39,6 +40,8 @@ export class Classifier {
     readonly classes: number,
     seed: number,
     readonly encoder: ParamStore = Classifier.freshEncoder(gpu, config, seed),
+    /** Features for the head: the class token (the paper) or the mean of the patch tokens. */
+    readonly pool: "cls" | "mean" = "cls",
   ) {
     const list = new SpecList();
     list.linear("head.fc", config.width, classes, new Rng(seed).fork("head"));
@@ -70,8 +73,10 @@ export class Classifier {
     const tokens = embedPatches(this.encoder, "encoder", imagePatches(c, images), this.#pos);
     const enc = encodeTokens(this.encoder, c, tokens, drop);
     const [B, T1] = enc.shape;
-    const cls = sliceTokens(enc, T1 - 1, 1).reshape([B, c.width]);
-    const normed = batchNorm1d(cls, this.bn, drop.training);
+    const features = this.pool === "cls"
+      ? sliceTokens(enc, T1 - 1, 1).reshape([B, c.width])
+      : mean(sliceTokens(enc, 0, T1 - 1), 1);
+    const normed = batchNorm1d(features, this.bn, drop.training);
     return linear(normed, this.head.get("head.fc.w"), this.head.get("head.fc.b"));
   }
 

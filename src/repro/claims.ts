@@ -78,9 +78,9 @@ export type Results = Map<
 
 const HERE = new URL("../../repro/claims/", import.meta.url);
 
-/** Loads and checks `repro/claims/<study>.yaml`. */
+/** Loads and checks `repro/claims/<study>.yaml` (or a claims file given by path). */
 export async function loadStudy(study: string): Promise<Study> {
-  const url = new URL(`${study}.yaml`, HERE);
+  const url = study.endsWith(".yaml") ? new URL(`file://${study}`) : new URL(`${study}.yaml`, HERE);
   let text: string;
   try {
     text = await Deno.readTextFile(url);
@@ -118,10 +118,11 @@ export async function loadStudy(study: string): Promise<Study> {
   return { ...raw, file };
 }
 
-/** Every experiment a study's claims need (including controls). */
-export function experimentsOf(study: Study): string[] {
+/** Every experiment the claims checked in `profile` need (including controls); all claims without a profile. */
+export function experimentsOf(study: Study, profile?: ProfileName): string[] {
   const ids = new Set<string>();
   for (const c of study.claims) {
+    if (profile && !c.profiles?.[profile]) continue;
     for (const id of [c.experiment, c.greater, c.lesser, c.control]) if (id) ids.add(id);
   }
   return [...ids];

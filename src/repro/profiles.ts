@@ -37,7 +37,8 @@ export async function loadProfile(name: ProfileName): Promise<Profile> {
   }
   const stages: Partial<Record<Stage, TrainConfig>> = {};
   for (const [stage, cfg] of Object.entries((raw.stages ?? {}) as Record<string, unknown>)) {
-    stages[stage as Stage] = toConfig(cfg, `${file} (stage ${stage})`);
+    // Probe and fine-tune stages get their init from the runner.
+    stages[stage as Stage] = toConfig(cfg, `${file} (stage ${stage})`, false);
   }
   const root = new URL("../../", import.meta.url).pathname;
   const data = (raw.data ?? {}) as { tin?: string; cub?: string };

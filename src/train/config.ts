@@ -44,6 +44,8 @@ export interface TrainConfig {
     maskRatio: number;
     masking: MaskingKind;
     normPixLoss: boolean;
+    /** Classifier features: the class token (the paper) or mean-pooled patch tokens. */
+    pool: "cls" | "mean";
   };
   optim: {
     name: "adamw" | "adam";
@@ -95,6 +97,7 @@ export const DEFAULTS: Omit<TrainConfig, "mode"> = {
     maskRatio: 0.75,
     masking: "random",
     normPixLoss: false,
+    pool: "cls",
   },
   optim: {
     name: "adamw",
@@ -157,10 +160,10 @@ export function parseYaml(text: string, file = "<inline>"): unknown {
 }
 
 /** Builds a validated config from parsed YAML (defaults filled in). */
-export function toConfig(raw: unknown, file = "<inline>"): TrainConfig {
+export function toConfig(raw: unknown, file = "<inline>", requireInit = true): TrainConfig {
   const defaults = structuredClone(DEFAULTS) as unknown as Record<string, unknown>;
   const c = merge(file, defaults, raw, "") as unknown as TrainConfig;
-  validate(c, file);
+  validate(c, file, requireInit);
   return c;
 }
 
@@ -180,7 +183,7 @@ export async function loadConfig(path: string): Promise<TrainConfig> {
   return parseConfig(text, path);
 }
 
-function validate(c: TrainConfig, file: string): void {
+function validate(c: TrainConfig, file: string, requireInit: boolean): void {
   const bad = (field: string, why: string): never => {
     throw new ConfigError(file, `${field} ${why}`);
   };
@@ -237,6 +240,7 @@ function validate(c: TrainConfig, file: string): void {
   num("model.dropout", m.dropout, 0, 0.99);
   num("model.maskRatio", m.maskRatio, 0, 1);
   if (!["random", "block"].includes(m.masking)) bad("model.masking", "must be random or block");
+  if (!["cls", "mean"].includes(m.pool)) bad("model.pool", "must be cls or mean");
   const o = c.optim;
   if (!["adamw", "adam"].includes(o.name)) bad("optim.name", "must be adamw or adam");
   num("optim.lr", o.lr, 0, 10);
@@ -251,7 +255,7 @@ function validate(c: TrainConfig, file: string): void {
   if (!["epoch", "step"].includes(o.stepping)) bad("optim.stepping", "must be epoch or step");
   num("checkpointEvery", c.checkpointEvery, 1, Infinity, true);
   num("logEvery", c.logEvery, 1, Infinity, true);
-  if ((c.mode === "probe" || c.mode === "finetune") && !c.init) {
+  if (requireInit && (c.mode === "probe" || c.mode === "finetune") && !c.init) {
     bad("init", `is required for mode ${c.mode} (a pretrain checkpoint)`);
   }
 }

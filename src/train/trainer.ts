@@ -101,7 +101,10 @@ async function buildModel(c: TrainConfig, gpu: Gpu, classes: number): Promise<Mo
     return { kind: "mae", mae: new Mae(gpu, { ...c.model, encoder: c.model }, c.seed) };
   }
   if (c.mode === "scratch") {
-    return { kind: "clf", clf: new Classifier(gpu, c.model, classes, c.seed) };
+    return {
+      kind: "clf",
+      clf: new Classifier(gpu, c.model, classes, c.seed, undefined, c.model.pool),
+    };
   }
   const enc = Classifier.freshEncoder(gpu, c.model, c.seed);
   const file = c.init!;
@@ -128,7 +131,7 @@ async function buildModel(c: TrainConfig, gpu: Gpu, classes: number): Promise<Mo
     values.set(name, t.data as Float32Array);
   }
   enc.load(values);
-  return { kind: "clf", clf: new Classifier(gpu, c.model, classes, c.seed, enc) };
+  return { kind: "clf", clf: new Classifier(gpu, c.model, classes, c.seed, enc, c.model.pool) };
 }
 
 function storesOf(m: Model): ParamStore[] {
@@ -386,6 +389,16 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
         lr: p.lr,
         images_per_s: rate,
       });
+      if (
+        !progress && !opts.quiet && (p.step + 1) % Math.max(1, Math.round(totalSteps / 10)) === 0
+      ) {
+        // Not a terminal (CI logs): one line per tenth of the run instead of a live bar.
+        console.error(
+          `${c.mode}: step ${p.step + 1}/${totalSteps} loss ${v.toFixed(4)} ${
+            rate.toFixed(1)
+          } img/s`,
+        );
+      }
       if (progress) {
         const done = p.step + 1;
         const eta = (totalSteps - done) * ((performance.now() - tRun) / 1000) /

@@ -1,0 +1,187 @@
+/**
+ * `deno task repro:tin | repro:cub | repro:sweep [options]`: regenerates a
+ * study's results with seeded experiments and asserts each claim against its
+ * tolerance. Exit status 1 when any claim fails (or its check is invalid).
+ * @module
+ */
+
+import { parseArgs } from "cli";
+import { defaultTinDir } from "../src/data/mod.ts";
+import { openGpu } from "../src/gpu/device.ts";
+import { evaluateClaims, experimentsOf, loadStudy } from "../src/repro/claims.ts";
+import { loadProfile, type ProfileName, PROFILES } from "../src/repro/profiles.ts";
+import { claimsTable, verdictCounts, writeReport } from "../src/repro/report.ts";
+import { runExperiments } from "../src/repro/runner.ts";
+import { renderFigures } from "../src/repro/figures_report.ts";
+
+const HELP = `usage: deno task repro:<study> [options]     studies: tin, cub, sweep
+
+Regenerates the paper's results for one study and checks every claim in
+repro/claims/<study>.yaml against its tolerance for the chosen profile.
+
+options:
+  --profile P     smoke | ci | short | paper (default: paper when a Tiny ImageNet
+                  copy is found and the adapter is a hardware GPU, else smoke)
+  --seeds N       run every experiment with seeds 1..N (default: the profile's seed, once)
+  --shard i/n     run slice i of n (1-based) of the experiment families;
+                  join the slices with deno task repro:merge
+  --data DIR      Tiny ImageNet root (default: $TIN_DIR, else data/tiny-imagenet-200)
+  --cub DIR       CUB-200-2011 root (default: $CUB_DIR, else data/CUB_200_2011)
+  --out DIR       report directory (default runs/repro-<study>-<profile>)
+  --cache DIR     experiment cache (default .cache/repro)
+  --fresh         ignore cached experiment results
+  --force         run the paper/short profile on a software adapter anyway
+  -h, --help      this text
+
+writes: OUT/claims.json, OUT/report.md, OUT/*.png; prints the claims table.`;
+
+/** Rough CPU-adapter hours of a profile, for the --force warning. */
+const CPU_ESTIMATE_HOURS: Record<ProfileName, number> = {
+  smoke: 0.05,
+  ci: 0.3,
+  short: 300,
+  paper: 20000,
+};
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function commitId(): Promise<string> {
+  try {
+    const out = await new Deno.Command("git", {
+      args: ["rev-parse", "--short", "HEAD"],
+      stderr: "null",
+    }).output();
+    return new TextDecoder().decode(out.stdout).trim() || "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+if (import.meta.main) {
+  const t0 = performance.now();
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      profile: { type: "string" },
+      seeds: { type: "string" },
+      shard: { type: "string" },
+      data: { type: "string" },
+      cub: { type: "string" },
+      out: { type: "string" },
+      cache: { type: "string", default: ".cache/repro" },
+      fresh: { type: "boolean", default: false },
+      force: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    Deno.exit(0);
+  }
+  const fail = (msg: string): never => {
+    console.error(`repro: ${msg}`);
+    Deno.exit(2);
+  };
+  const studyName = positionals[0] ?? fail(`name a study (tin, cub, sweep)\n\n${HELP}`);
+  const study = await loadStudy(studyName).catch((e) => fail(e.message));
+  const gpu = await openGpu().catch((e) => fail(e.message));
+  const tinRoot = values.data ?? Deno.env.get("TIN_DIR") ?? defaultTinDir();
+  const haveTin = await exists(`${tinRoot}/wnids.txt`);
+  let profileName: ProfileName;
+  let why: string;
+  if (values.profile) {
+    if (!PROFILES.includes(values.profile as ProfileName)) {
+      fail(`unknown profile '${values.profile}' (${PROFILES.join(", ")})`);
+    }
+    profileName = values.profile as ProfileName;
+    why = "chosen with --profile";
+  } else if (haveTin && !gpu.adapter.software) {
+    profileName = "paper";
+    why = `Tiny ImageNet found at ${tinRoot} and ${gpu.adapter.description} is a hardware GPU`;
+  } else {
+    profileName = "smoke";
+    why = !haveTin
+      ? `no Tiny ImageNet at ${tinRoot} (fetch it with deno task data:tin, or pass --data)`
+      : `${gpu.adapter.description} is a software rasterizer`;
+  }
+  console.log(
+    `repro ${studyName}: profile ${profileName} — ${why}. Choose another with --profile smoke|ci|short|paper.`,
+  );
+  if (
+    (profileName === "paper" || profileName === "short") && gpu.adapter.software && !values.force
+  ) {
+    fail(
+      `the ${profileName} profile would take roughly ${
+        CPU_ESTIMATE_HOURS[profileName]
+      } hours on this software adapter ` +
+        `(${gpu.adapter.description}); add --force to run it anyway`,
+    );
+  }
+  const profile = await loadProfile(profileName);
+  const nSeeds = values.seeds === undefined ? 0 : Number(values.seeds);
+  if (!Number.isInteger(nSeeds) || nSeeds < 0) {
+    fail(`--seeds must be a positive integer, got '${values.seeds}'`);
+  }
+  const baseSeed = profile.stages.pretrain?.seed ?? 42;
+  const seeds = nSeeds > 0 ? Array.from({ length: nSeeds }, (_, i) => i + 1) : [baseSeed];
+  let shard: { index: number; count: number } | undefined;
+  if (values.shard) {
+    const m = /^(\d+)\/(\d+)$/.exec(values.shard);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) {
+      fail(`--shard must look like 1/4, got '${values.shard}'`);
+    }
+    shard = { index: Number(m![1]) - 1, count: Number(m![2]) };
+  }
+  const out = values.out ??
+    `runs/repro-${studyName}-${profileName}${
+      shard ? `-shard${shard.index + 1}of${shard.count}` : ""
+    }`;
+  const { results, runs } = await runExperiments(experimentsOf(study, profileName), {
+    profile,
+    seeds,
+    gpu,
+    cacheDir: values.cache!,
+    fresh: values.fresh,
+    roots: {
+      tin: values.data ?? Deno.env.get("TIN_DIR"),
+      cub: values.cub ?? Deno.env.get("CUB_DIR"),
+    },
+    shard,
+    log: (l) => console.error(`repro: ${l}`),
+  });
+  const claims = evaluateClaims(study, profileName, results);
+  const figures = await renderFigures(out, results, profile, gpu).catch((e) => {
+    console.error(`repro: figures skipped: ${(e as Error).message}`);
+    return [] as string[];
+  });
+  await writeReport(out, {
+    study: study.study,
+    title: study.title,
+    profile: profileName,
+    profileReason: why,
+    seeds,
+    adapter: { description: gpu.adapter.description, software: gpu.adapter.software },
+    commit: await commitId(),
+    started: new Date(Date.now() - (performance.now() - t0)).toISOString(),
+    seconds: (performance.now() - t0) / 1000,
+    shard: shard ? `${shard.index + 1}/${shard.count}` : null,
+    claims,
+    results,
+    runs,
+    figures,
+  });
+  console.log(claimsTable(claims));
+  const counts = verdictCounts(claims);
+  console.log(
+    `\n${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; report: ${out}/report.md`,
+  );
+  Deno.exit((counts.fail ?? 0) + (counts.invalid ?? 0) > 0 ? 1 : 0);
+}

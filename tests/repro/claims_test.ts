@@ -1,0 +1,182 @@
+import {
+  type Claim,
+  evaluateClaims,
+  experimentsOf,
+  loadStudy,
+  type Results,
+  type Study,
+} from "../../src/repro/claims.ts";
+import { planFor, withDependencies } from "../../src/repro/experiments.ts";
+import { loadProfile, PROFILES } from "../../src/repro/profiles.ts";
+import { summarize } from "../../src/repro/stats.ts";
+import { assert } from "../_assert.ts";
+
+function study(claims: Partial<Claim>[]): Study {
+  return {
+    study: "t",
+    title: "t",
+    file: "t.yaml",
+    claims: claims.map((c, i) => ({
+      id: `c${i}`,
+      wording: "w",
+      source: "s",
+      metric: "m",
+      paper: 50,
+      value: "eval.accuracy",
+      profiles: {},
+      ...c,
+    })),
+  };
+}
+
+function results(entries: Record<string, number[] | string>): Results {
+  return new Map(
+    Object.entries(entries).map(([id, v]) => [
+      id,
+      typeof v === "string"
+        ? { notrun: v }
+        : { seeds: v.map((_, i) => i + 1), metrics: v.map((a) => ({ eval: { accuracy: a } })) },
+    ]),
+  );
+}
+
+Deno.test("summarize() gives the mean, sample sd and a t-based 95% interval", () => {
+  const s = summarize([1, 2, 3, 4]);
+  assert.equal(s.mean, 2.5);
+  assert.ok(Math.abs(s.std - Math.sqrt(5 / 3)) < 1e-12);
+  // t(0.975, 3) = 3.182
+  assert.ok(Math.abs(s.ci95[1] - (2.5 + 3.182 * Math.sqrt(5 / 3) / 2)) < 1e-9);
+  assert.deepEqual(summarize([7]).ci95, [7, 7]);
+});
+
+Deno.test("value claims pass within tolerance, fail outside, and are inconclusive when the interval straddles", () => {
+  const s = study([
+    { experiment: "a", scale: 100, profiles: { paper: { tolerance: 2 } } },
+    { experiment: "b", scale: 100, profiles: { paper: { tolerance: 2 } } },
+    { experiment: "c", scale: 100, profiles: { paper: { tolerance: 2 } } },
+    { experiment: "d", scale: 100, profiles: { paper: { tolerance: 2 } } },
+  ]);
+  const r = evaluateClaims(
+    s,
+    "paper",
+    results({
+      a: [0.509, 0.51, 0.511],
+      b: [0.60, 0.61, 0.59],
+      c: [0.45, 0.55, 0.51],
+      d: "not yet",
+    }),
+  );
+  assert.deepEqual(r.map((c) => c.verdict), ["pass", "fail", "inconclusive", "not run"]);
+  assert.match(r[3].reason, /d: not yet/);
+});
+
+Deno.test("ordering claims compare paired seeds against the margin", () => {
+  const s = study([{ greater: "g", lesser: "l", scale: 100, profiles: { ci: { margin: 3 } } }]);
+  const pass = evaluateClaims(s, "ci", results({ g: [0.5, 0.52, 0.51], l: [0.4, 0.41, 0.43] }));
+  assert.equal(pass[0].verdict, "pass");
+  assert.ok(Math.abs(pass[0].ours!.mean - 9.666666) < 1e-3);
+  const fail = evaluateClaims(s, "ci", results({ g: [0.41], l: [0.4] }));
+  assert.equal(fail[0].verdict, "fail");
+});
+
+Deno.test("a claim whose negative control also passes is invalid, and profiles without a check report not run", () => {
+  const s = study([{
+    experiment: "a",
+    value: "eval.accuracy",
+    paper: null,
+    control: "ctl",
+    profiles: { ci: { min: 0.5 } },
+  }]);
+  const ok = evaluateClaims(s, "ci", results({ a: [0.9], ctl: [0.1] }));
+  assert.equal(ok[0].verdict, "pass");
+  assert.equal(ok[0].control!.verdict, "fail");
+  const invalid = evaluateClaims(s, "ci", results({ a: [0.9], ctl: [0.8] }));
+  assert.equal(invalid[0].verdict, "invalid");
+  assert.match(invalid[0].reason, /cannot fail/);
+  const other = evaluateClaims(s, "paper", results({ a: [0.9], ctl: [0.8] }));
+  assert.equal(other[0].verdict, "not run");
+  assert.match(other[0].reason, /not checked in profile paper \(checked in: ci\)/);
+});
+
+Deno.test("every study file loads, and every experiment it names has a plan in every profile", async () => {
+  for (const name of ["tin", "cub", "sweep"]) {
+    const st = await loadStudy(name);
+    assert.ok(st.claims.length > 0);
+    for (const p of PROFILES) {
+      const profile = await loadProfile(p);
+      for (const id of withDependencies(experimentsOf(st), profile)) {
+        const plan = planFor(id, profile);
+        assert.ok(
+          plan.kind === "notrun" || plan.kind === "timing" || profile.stages[plan.stage],
+          `${name}/${p}/${id}`,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("the claims cover every number of the paper's result tables", async () => {
+  const all = (await Promise.all(["tin", "cub", "sweep"].map(loadStudy))).flatMap((s) => s.claims);
+  const papers = new Set(all.map((c) => c.paper));
+  const tables = [
+    31.32,
+    32.03,
+    32.32,
+    30.58,
+    32.04,
+    31.66,
+    29.61,
+    28.14, // masking-ratio sweep
+    48.58,
+    19.70,
+    41.72,
+    24.09,
+    55.00,
+    42.54,
+    54.40,
+    47.50, // Table 1
+    48.77,
+    33.50,
+    53.90,
+    41.50,
+    52.70,
+    39.67,
+    51.05,
+    42.90, // masking strategy / Table 7
+    28.07,
+    13.75,
+    11.89,
+    27.15, // Table 5 (32.04 counted above)
+  ];
+  for (const v of tables) assert.ok(papers.has(v), `no claim for the paper's ${v}`);
+  assert.ok(all.some((c) => c.source.includes("Table 2")), "the runtime table is covered");
+});
+
+Deno.test("a claims file with a bad check names the file and the claim", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  await Deno.writeTextFile(
+    file,
+    "study: x\ntitle: x\nclaims:\n  - { id: two-checks, wording: w, source: s, metric: m, paper: 1, experiment: e, value: v,\n      profiles: { ci: { min: 1, max: 2 } } }\n",
+  );
+  let msg = "";
+  try {
+    await loadStudy(file);
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assert.match(
+    msg,
+    /\.yaml: claim two-checks: profile ci must give exactly one of tolerance, min, max, margin/,
+  );
+  await assertRejectsMessage(() => loadStudy("no-such-study"), /no such study 'no-such-study'/);
+});
+
+async function assertRejectsMessage(fn: () => Promise<unknown>, re: RegExp) {
+  try {
+    await fn();
+  } catch (e) {
+    assert.match((e as Error).message, re);
+    return;
+  }
+  assert.fail("expected a rejection");
+}

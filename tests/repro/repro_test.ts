@@ -1,0 +1,94 @@
+import { assert } from "../_assert.ts";
+
+const RUN = new URL("../../repro/run.ts", import.meta.url).pathname;
+const MERGE = new URL("../../repro/merge.ts", import.meta.url).pathname;
+
+async function deno(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+interface ClaimJson {
+  id: string;
+  verdict: string;
+  control?: { id: string; verdict: string };
+}
+
+Deno.test({
+  name:
+    "the smoke profile runs every stage, writes the report, and its negative controls fail their claims",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const cache = await Deno.makeTempDir(), out = await Deno.makeTempDir();
+    const r = await deno([RUN, "tin", "--profile", "smoke", "--cache", cache, "--out", out]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /^repro tin: profile smoke — chosen with --profile/);
+    assert.match(r.stdout, /claim +paper +ours +tolerance +verdict/);
+    const report = JSON.parse(await Deno.readTextFile(`${out}/claims.json`));
+    assert.equal(report.profile, "smoke");
+    const checked = (report.claims as ClaimJson[]).filter((c) => c.verdict !== "not run");
+    assert.ok(checked.length > 0, "smoke checks at least one claim");
+    for (const c of checked) {
+      if (c.control) {
+        assert.equal(c.control.verdict, "fail", `${c.id}: control ${c.control.id} must fail`);
+      }
+    }
+    const dino = (report.claims as (ClaimJson & { reason: string })[]).find((c) =>
+      c.id === "tab1-dino-tin"
+    )!;
+    assert.equal(dino.verdict, "not run");
+    for (const f of ["report.md", "curves_pretrain.png", "figure2.png"]) {
+      await Deno.stat(`${out}/${f}`);
+    }
+
+    // Two shards, then a merge, give the verdicts of the whole run (from the cache).
+    const s1 = await Deno.makeTempDir(),
+      s2 = await Deno.makeTempDir(),
+      merged = await Deno.makeTempDir();
+    for (const [shard, dir] of [["1/2", s1], ["2/2", s2]]) {
+      const rs = await deno([
+        RUN,
+        "tin",
+        "--profile",
+        "smoke",
+        "--cache",
+        cache,
+        "--out",
+        dir,
+        "--shard",
+        shard,
+      ]);
+      assert.ok(rs.code === 0 || rs.code === 1, rs.stderr);
+      assert.match(rs.stderr, /cached/);
+    }
+    const m = await deno([MERGE, "--out", merged, s1, s2]);
+    assert.equal(m.code, 0, m.stderr + m.stdout);
+    const mergedReport = JSON.parse(await Deno.readTextFile(`${merged}/claims.json`));
+    const verdicts = (x: { claims: ClaimJson[] }) => x.claims.map((c) => `${c.id}:${c.verdict}`);
+    assert.deepEqual(verdicts(mergedReport), verdicts(report));
+  },
+});
+
+Deno.test({
+  name:
+    "repro refuses the paper profile on a software adapter without --force, naming the estimate",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const r = await deno([RUN, "tin", "--profile", "paper", "--data", "/nonexistent-tin"]);
+    // On a hardware GPU the profile would start: this check is for the CPU adapter CI uses.
+    if (/software rasterizer/.test(r.stderr) || /llvmpipe|lavapipe/.test(r.stderr)) {
+      assert.equal(r.code, 2);
+      assert.match(
+        r.stderr,
+        /would take roughly \d+ hours on this software adapter .* add --force/,
+      );
+    }
+  },
+});
