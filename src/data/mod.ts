@@ -4,7 +4,7 @@
  * the prefetching batch loader and the archive downloaders.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { BatchLoader, FINETUNE_AUGMENT, loadTinyImageNet } from "./mod.ts";
  * const ds = await loadTinyImageNet("train", { root: "fixtures/tiny-imagenet-200", cacheDir: null });
  * const loader = new BatchLoader(ds, { batchSize: 16, seed: 42, augment: FINETUNE_AUGMENT, normalize: "imagenet" });
