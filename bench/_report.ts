@@ -1,3 +1,6 @@
+import type { Gpu } from "../src/gpu/device.ts";
+import { tidy } from "../src/tensor.ts";
+
 /**
  * One benchmark result, printed as a JSON line by `deno task bench --json`.
  * `ours` and `peer` are in `unit` (GFLOP/s, GB/s or images/s; higher is
@@ -74,4 +77,17 @@ export async function timeQueued(
   const reps = Math.max(1, Math.min(maxReps, Math.ceil(stepMs / Math.max(single, 1e-3))));
   const msPerStep = await timeIt(() => step(reps), { warmup: 1, minMs, minIters });
   return msPerStep / reps;
+}
+
+/**
+ * Mean ms per call of `op` on our runtime: {@link timeQueued} with `reps`
+ * calls recorded in one tidy scope and one GPU sync.
+ */
+export function timeOurs(gpu: Gpu, op: () => unknown, opts?: QueuedTimingOptions): Promise<number> {
+  return timeQueued(async (reps) => {
+    tidy(() => {
+      for (let i = 0; i < reps; i++) op();
+    });
+    await gpu.sync();
+  }, opts);
 }

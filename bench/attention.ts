@@ -17,8 +17,8 @@ import { type Gpu, openGpu } from "../src/gpu/device.ts";
 import { attention, attentionFlops } from "../src/ops/attention.ts";
 import { Rng } from "../src/rng.ts";
 import { backward } from "../src/tape.ts";
-import { type Tensor, tensor, tidy } from "../src/tensor.ts";
-import { type QueuedTimingOptions, timeQueued } from "./_report.ts";
+import { type Tensor, tensor } from "../src/tensor.ts";
+import { type QueuedTimingOptions, timeOurs } from "./_report.ts";
 
 /** Batch 32 rather than training's 128, so that a run stays short on a CPU adapter. */
 const B = 32, D = 256, H = 4;
@@ -34,22 +34,12 @@ export async function benchAttention(
     const qkv = tensor(gpu, data, [B, T, 3 * D]);
     const flops = attentionFlops(B, T, D, H);
     const shape = `B=${B} T=${T} D=${D} H=${H}`;
-    const fwd = await timeQueued(async (reps) => {
-      tidy(() => {
-        for (let i = 0; i < reps; i++) attention(qkv, H);
-      });
-      await gpu.sync();
-    }, opts);
+    const fwd = await timeOurs(gpu, () => attention(qkv, H), opts);
     rows.push({ shape: `${shape} forward`, gflops: flops / (fwd * 1e6) });
 
     qkv.requiresGrad = true;
     const seed = tensor(gpu, new Rng(T + 1).normalArray(B * T * D), [B, T, D]);
-    const both = await timeQueued(async (reps) => {
-      tidy(() => {
-        for (let i = 0; i < reps; i++) backward(attention(qkv, H), seed);
-      });
-      await gpu.sync();
-    }, opts);
+    const both = await timeOurs(gpu, () => backward(attention(qkv, H), seed), opts);
     rows.push({ shape: `${shape} forward+backward`, gflops: (3 * flops) / (both * 1e6) });
     for (const t of [qkv, seed] as Tensor[]) t.dispose();
   }

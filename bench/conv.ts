@@ -14,8 +14,8 @@
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
 import { conv2d } from "../src/ops/conv.ts";
 import { Rng } from "../src/rng.ts";
-import { tensor, tidy } from "../src/tensor.ts";
-import { type QueuedTimingOptions, timeQueued } from "./_report.ts";
+import { tensor } from "../src/tensor.ts";
+import { type QueuedTimingOptions, timeOurs } from "./_report.ts";
 
 /** One conv2d configuration: input (n, c, h, w), k filters of kh x kw. */
 export interface ConvBenchShape {
@@ -60,12 +60,11 @@ export async function benchConv(
     const x = tensor(gpu, rng.normalArray(s.n * s.c * s.h * s.w), [s.n, s.c, s.h, s.w]);
     const w = tensor(gpu, rng.normalArray(s.k * s.c * s.kh * s.kw), [s.k, s.c, s.kh, s.kw]);
     const b = tensor(gpu, rng.normalArray(s.k), [s.k]);
-    const ms = await timeQueued(async (reps) => {
-      tidy(() => {
-        for (let r = 0; r < reps; r++) conv2d(x, w, { bias: b, stride: s.stride, padding: s.pad });
-      });
-      await gpu.sync();
-    }, opts);
+    const ms = await timeOurs(
+      gpu,
+      () => conv2d(x, w, { bias: b, stride: s.stride, padding: s.pad }),
+      opts,
+    );
     out.push({ shape: convShapeName(s), gflops: convFlops(s) / (ms * 1e6) });
     for (const t of [x, w, b]) t.dispose();
   }

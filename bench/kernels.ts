@@ -16,8 +16,8 @@ import { add } from "../src/ops/elementwise.ts";
 import { matmul } from "../src/ops/matmul.ts";
 import { softmax } from "../src/ops/softmax.ts";
 import { Rng } from "../src/rng.ts";
-import { type Tensor, tensor, tidy } from "../src/tensor.ts";
-import { type BenchRow, type QueuedTimingOptions, row, timeQueued } from "./_report.ts";
+import { type Tensor, tensor } from "../src/tensor.ts";
+import { type BenchRow, type QueuedTimingOptions, row, timeOurs } from "./_report.ts";
 import { benchAttention } from "./attention.ts";
 import { benchConv, CONV_BENCH_SHAPES } from "./conv.ts";
 import { benchData } from "./data.ts";
@@ -32,16 +32,6 @@ import {
   tfSoftmaxGBs,
 } from "./peer_tfjs.ts";
 import { benchTrainSteps } from "./train_step.ts";
-
-/** Mean ms per call of `op` on our runtime (queued calls, one sync per step). */
-export function timeOurs(gpu: Gpu, op: () => Tensor, opts?: QueuedTimingOptions): Promise<number> {
-  return timeQueued(async (reps) => {
-    tidy(() => {
-      for (let i = 0; i < reps; i++) op();
-    });
-    await gpu.sync();
-  }, opts);
-}
 
 /** One benchmark case: our measurement and, where it has one, the peer's. */
 interface Case {

@@ -14,8 +14,8 @@
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
 import { layerNorm } from "../src/ops/layernorm.ts";
 import { Rng } from "../src/rng.ts";
-import { tensor, tidy } from "../src/tensor.ts";
-import { type QueuedTimingOptions, timeQueued } from "./_report.ts";
+import { tensor } from "../src/tensor.ts";
+import { type QueuedTimingOptions, timeOurs } from "./_report.ts";
 
 const ROWS = 128 * 65, COLS = 256;
 
@@ -29,12 +29,7 @@ export async function benchNorm(
   const w = tensor(gpu, rng.uniformArray(COLS, 0.5, 1.5), [COLS]);
   const b = tensor(gpu, rng.uniformArray(COLS, -0.5, 0.5), [COLS]);
   try {
-    const ms = await timeQueued(async (reps) => {
-      tidy(() => {
-        for (let i = 0; i < reps; i++) layerNorm(x, w, b);
-      });
-      await gpu.sync();
-    }, opts);
+    const ms = await timeOurs(gpu, () => layerNorm(x, w, b), opts);
     const bytes = 2 * ROWS * COLS * 4;
     return [{ name: "layernorm", shape: `${ROWS}x${COLS}`, gbs: bytes / (ms * 1e6) }];
   } finally {

@@ -6,7 +6,7 @@
  */
 
 import { parseArgs } from "cli";
-import { defaultTinDir } from "../src/data/mod.ts";
+import { defaultTinDir, exists } from "../src/data/mod.ts";
 import { openGpu } from "../src/gpu/device.ts";
 import { evaluateClaims, experimentsOf, loadStudy } from "../src/repro/claims.ts";
 import { loadProfile, type ProfileName, PROFILES } from "../src/repro/profiles.ts";
@@ -42,15 +42,6 @@ const CPU_ESTIMATE_HOURS: Record<ProfileName, number> = {
   short: 300,
   paper: 20000,
 };
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function commitId(): Promise<string> {
   try {

@@ -123,3 +123,13 @@ export async function decodeAll(
   }
   return out;
 }
+
+/** True when `path` exists (file or directory). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -20,6 +20,7 @@
 
 import { createHash } from "node:crypto";
 import { extractTgz, extractZip } from "./archive.ts";
+import { exists } from "./_files.ts";
 
 /** Where an archive comes from and what it must contain. */
 export interface ArchiveSpec {
@@ -77,15 +78,6 @@ export function resolveSpec(
     md5: pick(over.md5, env("MD5"), spec.md5),
     sha256: pick(over.sha256, env("SHA256"), spec.sha256),
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** MD5 and SHA-256 (hex) of a file, streamed. */

@@ -103,3 +103,4 @@ export {
   verifyArchive,
 } from "./download.ts";
 export { extractTar, extractTgz, extractZip, tarBytes } from "./archive.ts";
+export { exists } from "./_files.ts";

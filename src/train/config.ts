@@ -6,8 +6,8 @@
  */
 
 import { parse } from "yaml";
-import type { MaskingKind } from "../models/mae.ts";
-import type { VitConfig } from "../models/vit.ts";
+import { MAE_DECODER, type MaeConfig } from "../models/mae.ts";
+import { VIT_LITE_7_4, type VitConfig } from "../models/vit.ts";
 
 /** What a run trains. */
 export type Mode = "pretrain" | "probe" | "finetune" | "scratch";
@@ -36,14 +36,8 @@ export interface TrainConfig {
     /** Negative control: permute the training labels (seeded), destroying the signal. */
     shuffleLabels: boolean;
   };
-  model: VitConfig & {
-    decoderWidth: number;
-    decoderDepth: number;
-    decoderHeads: number;
-    decoderMlp: number;
-    maskRatio: number;
-    masking: MaskingKind;
-    normPixLoss: boolean;
+  /** The encoder, the MAE decoder and objective, and the classifier's pooling. */
+  model: VitConfig & Omit<MaeConfig, "encoder"> & {
     /** Classifier features: the class token (the paper) or mean-pooled patch tokens. */
     pool: "cls" | "mean";
   };
@@ -82,18 +76,8 @@ export const DEFAULTS: Omit<TrainConfig, "mode"> = {
     shuffleLabels: false,
   },
   model: {
-    imageSize: 64,
-    channels: 3,
-    patch: 4,
-    width: 256,
-    depth: 7,
-    heads: 4,
-    mlp: 512,
-    dropout: 0.1,
-    decoderWidth: 128,
-    decoderDepth: 2,
-    decoderHeads: 4,
-    decoderMlp: 256,
+    ...VIT_LITE_7_4,
+    ...MAE_DECODER,
     maskRatio: 0.75,
     masking: "random",
     normPixLoss: false,

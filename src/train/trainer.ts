@@ -309,16 +309,8 @@ function formatDuration(s: number): string {
     : `${sec}s`;
 }
 
-/** Trains one config to the end (or to `stopAfterSteps`) and returns the summary. */
-export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSummary> {
-  const gpu = opts.gpu ?? await openGpu();
-  const t0 = performance.now();
-  await Deno.mkdir(opts.out, { recursive: true });
-  const loaded = opts.splits ?? await loadSplits(c, opts.data);
-  const splits = c.data.shuffleLabels
-    ? { ...loaded, train: shuffleLabels(loaded.train, c.seed) }
-    : loaded;
-  const classes = splits.train.classes.length;
+/** The model for a config, which of its stores train, and one AdamW per trainable store. */
+async function setup(c: TrainConfig, gpu: Gpu, classes: number): Promise<RunState> {
   const model = await buildModel(c, gpu, classes);
   if (model.kind === "clf") model.clf.setEncoderTrainable(c.mode !== "probe");
   const trainable = model.kind === "mae"
@@ -334,7 +326,44 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
       weightDecay: c.optim.name === "adam" ? 0 : c.optim.weightDecay,
     })
   );
-  const state: RunState = { step: 0, model, trainable, optims };
+  return { step: 0, model, trainable, optims };
+}
+
+/** Frees a run's GPU state (the classifier's encoder too: each run builds its own). */
+function teardown(s: RunState): void {
+  for (const o of s.optims) o.destroy();
+  if (s.model.kind === "mae") s.model.mae.destroy();
+  else {
+    s.model.clf.destroy();
+    s.model.clf.encoder.destroy();
+  }
+}
+
+/** The seeded training batch loader of a config, and its steps per epoch (full batches). */
+function trainLoader(c: TrainConfig, ds: ImageDataset) {
+  const loader = new BatchLoader(ds, {
+    batchSize: c.optim.batchSize,
+    seed: c.seed,
+    dropLast: ds.count >= c.optim.batchSize,
+    augment: augmentFor(c),
+    normalize: c.data.normalize,
+  });
+  const stepsPerEpoch = c.optim.batchSize > ds.count ? 1 : Math.floor(ds.count / c.optim.batchSize);
+  return { loader, stepsPerEpoch };
+}
+
+/** Trains one config to the end (or to `stopAfterSteps`) and returns the summary. */
+export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSummary> {
+  const gpu = opts.gpu ?? await openGpu();
+  const t0 = performance.now();
+  await Deno.mkdir(opts.out, { recursive: true });
+  const loaded = opts.splits ?? await loadSplits(c, opts.data);
+  const splits = c.data.shuffleLabels
+    ? { ...loaded, train: shuffleLabels(loaded.train, c.seed) }
+    : loaded;
+  const classes = splits.train.classes.length;
+  const state = await setup(c, gpu, classes);
+  const { model, trainable, optims } = state;
   const ckpt = `${opts.out}/${CHECKPOINT}`;
   const metricsPath = `${opts.out}/metrics.jsonl`;
   if (opts.resume) {
@@ -350,16 +379,7 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
     await Deno.writeTextFile(metricsPath, "");
     await saveCheckpoint(ckpt, c, state, 0); // step 0: NaN replays always have a start
   }
-  const loader = new BatchLoader(splits.train, {
-    batchSize: c.optim.batchSize,
-    seed: c.seed,
-    dropLast: splits.train.count >= c.optim.batchSize,
-    augment: augmentFor(c),
-    normalize: c.data.normalize,
-  });
-  const stepsPerEpoch = c.optim.batchSize > splits.train.count
-    ? 1
-    : Math.floor(splits.train.count / c.optim.batchSize);
+  const { loader, stepsPerEpoch } = trainLoader(c, splits.train);
   const totalSteps = stepsPerEpoch * c.optim.epochs;
   const count = (ss: ParamStore[]) => ss.reduce((a, s) => a + s.count, 0);
   const progress = !opts.quiet && Deno.stderr.isTerminal();
@@ -376,6 +396,8 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
       p.loss.dispose();
       if (!Number.isFinite(v)) {
         for (const q of pending.splice(0)) q.loss.dispose();
+        loader.close?.();
+        teardown(state);
         throw await diagnose(c, opts, gpu, splits, p.step);
       }
       epochLoss += v;
@@ -489,12 +511,7 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
     `${opts.out}/summary.json`,
     new TextEncoder().encode(JSON.stringify(summary, null, 2) + "\n"),
   );
-  for (const o of optims) o.destroy();
-  if (model.kind === "mae") model.mae.destroy();
-  else {
-    model.clf.destroy();
-    model.clf.encoder.destroy();
-  }
+  teardown(state);
   return summary;
 }
 
@@ -528,40 +545,12 @@ async function diagnose(
   clearTape();
   const ckpt = `${opts.out}/${CHECKPOINT}`;
   const before = `${opts.out}/before-nonfinite-step-${failing}.safetensors`;
-  // A checkpoint written at or after the failing step already holds NaNs:
-  // fall back to replaying from the start, which step 0's checkpoint allows.
-  const model = await buildModel(c, gpu, splits.train.classes.length);
-  if (model.kind === "clf") model.clf.setEncoderTrainable(c.mode !== "probe");
-  const trainable = model.kind === "mae"
-    ? model.mae.stores
-    : c.mode === "probe"
-    ? [model.clf.head]
-    : model.clf.stores;
-  const optims = trainable.map((s) =>
-    new AdamW(s, {
-      lr: c.optim.lr,
-      beta1: c.optim.betas[0],
-      beta2: c.optim.betas[1],
-      weightDecay: c.optim.name === "adam" ? 0 : c.optim.weightDecay,
-    })
-  );
-  const state: RunState = { step: 0, model, trainable, optims };
-  try {
-    const at = await loadCheckpoint(ckpt, state).catch(() => 0);
-    state.step = at > failing ? 0 : at;
-  } catch {
-    state.step = 0;
-  }
-  const loader = new BatchLoader(splits.train, {
-    batchSize: c.optim.batchSize,
-    seed: c.seed,
-    dropLast: splits.train.count >= c.optim.batchSize,
-    augment: augmentFor(c),
-    normalize: c.data.normalize,
-  });
-  const stepsPerEpoch = c.optim.batchSize > splits.train.count
-    ? 1
-    : Math.floor(splits.train.count / c.optim.batchSize);
+  const state = await setup(c, gpu, splits.train.classes.length);
+  const { model, trainable, optims } = state;
+  // Checkpoints are written only after the losses before them were checked,
+  // so the latest one is from before the failing step.
+  state.step = await loadCheckpoint(ckpt, state);
+  const { loader, stepsPerEpoch } = trainLoader(c, splits.train);
   let culprit: string | null = null;
   outer: for (let epoch = Math.floor(state.step / stepsPerEpoch);; epoch++) {
     let inEpoch = 0;
@@ -598,5 +587,6 @@ async function diagnose(
     }
   }
   loader.close?.();
+  teardown(state);
   return new NonFiniteLossError(failing, culprit, before);
 }
