@@ -24,6 +24,14 @@ import {
   vitSpecs,
 } from "./vit.ts";
 
+/** How the head reads the encoder's tokens. */
+export type Pooling = "cls" | "mean" | "flat";
+
+/** Width of the head's input for a pooling. */
+export function featureDim(c: VitConfig, pool: Pooling): number {
+  return pool === "flat" ? patchGeometry(c).tokens * c.width : c.width;
+}
+
 /** Encoder plus head; `encoder` can be shared with an {@link Mae}'s. */
 export class Classifier {
   readonly head: ParamStore;
@@ -40,18 +48,22 @@ export class Classifier {
     readonly classes: number,
     seed: number,
     readonly encoder: ParamStore = Classifier.freshEncoder(gpu, config, seed),
-    /** Features for the head: the class token (the paper) or the mean of the patch tokens. */
-    readonly pool: "cls" | "mean" = "cls",
+    /**
+     * Features for the head: the class token (the paper), the mean of the
+     * patch tokens, or all patch tokens flattened (keeps their positions).
+     */
+    readonly pool: Pooling = "cls",
   ) {
+    const dim = featureDim(config, pool);
     const list = new SpecList();
-    list.linear("head.fc", config.width, classes, new Rng(seed).fork("head"));
+    list.linear("head.fc", dim, classes, new Rng(seed).fork("head"));
     this.head = new ParamStore(gpu, list.specs);
     this.#pos = positionTensor(gpu, patchGeometry(config).tokens, config.width);
     // Running statistics start as PyTorch's: mean 0, variance 1. They are
     // model state, so they live outside any tidy scope.
     this.bn = unscoped(() => ({
-      runningMean: tensor(gpu, new Float32Array(config.width), [config.width]),
-      runningVar: tensor(gpu, new Float32Array(config.width).fill(1), [config.width]),
+      runningMean: tensor(gpu, new Float32Array(dim), [dim]),
+      runningVar: tensor(gpu, new Float32Array(dim).fill(1), [dim]),
     }));
   }
 
@@ -75,7 +87,9 @@ export class Classifier {
     const [B, T1] = enc.shape;
     const features = this.pool === "cls"
       ? sliceTokens(enc, T1 - 1, 1).reshape([B, c.width])
-      : mean(sliceTokens(enc, 0, T1 - 1), 1);
+      : this.pool === "mean"
+      ? mean(sliceTokens(enc, 0, T1 - 1), 1)
+      : sliceTokens(enc, 0, T1 - 1).reshape([B, (T1 - 1) * c.width]);
     const normed = batchNorm1d(features, this.bn, drop.training);
     return linear(normed, this.head.get("head.fc.w"), this.head.get("head.fc.b"));
   }

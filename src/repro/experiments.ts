@@ -92,6 +92,16 @@ export function planFor(id: string, p: Profile): Plan {
       data: "tin",
       init: "pretrain-mae-random",
     },
+    // Negative control: fine-tuning on permuted labels cannot beat anything.
+    "finetune-mae-shuffled-labels": {
+      kind: "train",
+      stage: "finetune",
+      data: "tin",
+      init: "pretrain-mae-random",
+      edit: (c) => {
+        c.data.shuffleLabels = true;
+      },
+    },
     "finetune-mae-block": {
       kind: "train",
       stage: "finetune",

@@ -6,6 +6,7 @@
  */
 
 import { parse } from "yaml";
+import type { Pooling } from "../models/classifier.ts";
 import { MAE_DECODER, type MaeConfig } from "../models/mae.ts";
 import { VIT_LITE_7_4, type VitConfig } from "../models/vit.ts";
 
@@ -38,8 +39,8 @@ export interface TrainConfig {
   };
   /** The encoder, the MAE decoder and objective, and the classifier's pooling. */
   model: VitConfig & Omit<MaeConfig, "encoder"> & {
-    /** Classifier features: the class token (the paper) or mean-pooled patch tokens. */
-    pool: "cls" | "mean";
+    /** Classifier features: the class token (the paper), mean-pooled or flattened patch tokens. */
+    pool: Pooling;
   };
   optim: {
     name: "adamw" | "adam";
@@ -224,7 +225,7 @@ function validate(c: TrainConfig, file: string, requireInit: boolean): void {
   num("model.dropout", m.dropout, 0, 0.99);
   num("model.maskRatio", m.maskRatio, 0, 1);
   if (!["random", "block"].includes(m.masking)) bad("model.masking", "must be random or block");
-  if (!["cls", "mean"].includes(m.pool)) bad("model.pool", "must be cls or mean");
+  if (!["cls", "mean", "flat"].includes(m.pool)) bad("model.pool", "must be cls, mean or flat");
   const o = c.optim;
   if (!["adamw", "adam"].includes(o.name)) bad("optim.name", "must be adamw or adam");
   num("optim.lr", o.lr, 0, 10);

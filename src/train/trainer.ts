@@ -382,6 +382,12 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
   const { loader, stepsPerEpoch } = trainLoader(c, splits.train);
   const totalSteps = stepsPerEpoch * c.optim.epochs;
   const count = (ss: ParamStore[]) => ss.reduce((a, s) => a + s.count, 0);
+  if (!opts.quiet) {
+    console.error(
+      `${c.mode}: ${count(storesOf(model))} parameters (${count(trainable)} trainable), ` +
+        `${totalSteps} steps of ${c.optim.batchSize} on ${splits.train.count} images`,
+    );
+  }
   const progress = !opts.quiet && Deno.stderr.isTerminal();
   const write = (line: Record<string, unknown>) =>
     Deno.writeTextFile(metricsPath, JSON.stringify(line) + "\n", { append: true });
