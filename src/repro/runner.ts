@@ -6,6 +6,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import type { ImageDataset } from "../data/mod.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { TrainConfig } from "../train/config.ts";
@@ -43,17 +44,11 @@ export interface RunRecord {
 
 type Splits = { train: ImageDataset; eval: ImageDataset };
 
-async function sha256Hex(parts: Uint8Array[]): Promise<string> {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const all = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    all.set(p, o);
-    o += p.length;
-  }
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
+/** SHA-256 of the parts in order, hashed incrementally (a TIN split is over 1 GB). */
+function sha256Hex(parts: Uint8Array[]): string {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(p);
+  return h.digest("hex");
 }
 
 /** The experiment families (an experiment plus those initialised from it), for sharding. */
@@ -98,9 +93,14 @@ export async function runExperiments(
     if (!v) {
       v = loadSplits(c, root).then(async (splits) => ({
         splits,
-        checksum: await sha256Hex([
+        checksum: sha256Hex([
           splits.train.images,
-          new Uint8Array(splits.train.labels.buffer),
+          // A view: a dataset read from the cache points into the whole file's buffer.
+          new Uint8Array(
+            splits.train.labels.buffer,
+            splits.train.labels.byteOffset,
+            splits.train.labels.byteLength,
+          ),
           splits.eval.images,
         ]),
       }));
@@ -145,7 +145,7 @@ export async function runExperiments(
         c.init = `${o.cacheDir}/${initKey}/checkpoint.safetensors`;
       }
       const { splits, checksum } = await splitsFor(c, root);
-      const key = (await sha256Hex([
+      const key = (sha256Hex([
         new TextEncoder().encode(JSON.stringify({ ...c, init: initKey, data: c.data, checksum })),
       ])).slice(0, 20);
       keys.set(`${id}@${seed}`, key);
