@@ -68,8 +68,11 @@ function payloadHash(images: Uint8Array, labels: Int32Array): string {
   return h.digest("hex");
 }
 
-/** Serializes `ds` to cache bytes. */
-export function encodeCache(ds: ImageDataset, variant: string, sourceChecksum: string): Uint8Array {
+/**
+ * The cache file as three parts: header (magic, version, JSON, padding to 8),
+ * the pixels as they are, and the labels (padded to 4, then i32 LE).
+ */
+function cacheParts(ds: ImageDataset, variant: string, sourceChecksum: string): Uint8Array[] {
   checkDataset(ds);
   const header: CacheHeader = {
     dataset: ds.name,
@@ -86,14 +89,28 @@ export function encodeCache(ds: ImageDataset, variant: string, sourceChecksum: s
   const hbytes = new TextEncoder().encode(JSON.stringify(header));
   const imgOff = align(16 + hbytes.length, 8);
   const lblOff = align(imgOff + ds.images.length, 4);
-  const out = new Uint8Array(lblOff + 4 * ds.count);
-  out.set(new TextEncoder().encode(MAGIC), 0);
-  const view = new DataView(out.buffer);
-  view.setUint32(8, VERSION, true);
-  view.setUint32(12, hbytes.length, true);
-  out.set(hbytes, 16);
-  out.set(ds.images, imgOff);
-  for (let i = 0; i < ds.count; i++) view.setInt32(lblOff + 4 * i, ds.labels[i], true);
+  const head = new Uint8Array(imgOff);
+  head.set(new TextEncoder().encode(MAGIC), 0);
+  const hv = new DataView(head.buffer);
+  hv.setUint32(8, VERSION, true);
+  hv.setUint32(12, hbytes.length, true);
+  head.set(hbytes, 16);
+  const lo = lblOff - imgOff - ds.images.length;
+  const labels = new Uint8Array(lo + 4 * ds.count);
+  const lv = new DataView(labels.buffer);
+  for (let i = 0; i < ds.count; i++) lv.setInt32(lo + 4 * i, ds.labels[i], true);
+  return [head, ds.images, labels];
+}
+
+/** Serializes `ds` to cache bytes. */
+export function encodeCache(ds: ImageDataset, variant: string, sourceChecksum: string): Uint8Array {
+  const parts = cacheParts(ds, variant, sourceChecksum);
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
@@ -185,39 +202,14 @@ export async function writeCache(
   variant: string,
   sourceChecksum: string,
 ): Promise<void> {
-  checkDataset(ds);
-  const header: CacheHeader = {
-    dataset: ds.name,
-    split: ds.split,
-    variant,
-    count: ds.count,
-    height: ds.height,
-    width: ds.width,
-    channels: ds.channels,
-    classes: ds.classes,
-    sourceChecksum,
-    payloadChecksum: payloadHash(ds.images, ds.labels),
-  };
-  const hbytes = new TextEncoder().encode(JSON.stringify(header));
-  const imgOff = align(16 + hbytes.length, 8);
-  const lblOff = align(imgOff + ds.images.length, 4);
-  const head = new Uint8Array(imgOff);
-  head.set(new TextEncoder().encode(MAGIC), 0);
-  const hv = new DataView(head.buffer);
-  hv.setUint32(8, VERSION, true);
-  hv.setUint32(12, hbytes.length, true);
-  head.set(hbytes, 16);
-  const labels = new Uint8Array(lblOff - imgOff - ds.images.length + 4 * ds.count);
-  const lv = new DataView(labels.buffer);
-  const lo = lblOff - imgOff - ds.images.length;
-  for (let i = 0; i < ds.count; i++) lv.setInt32(lo + 4 * i, ds.labels[i], true);
+  const parts = cacheParts(ds, variant, sourceChecksum);
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
   await Deno.mkdir(dir, { recursive: true });
   const tmp = `${path}.tmp-${Deno.pid}`;
   try {
     const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
     try {
-      for (const part of [head, ds.images, labels]) {
+      for (const part of parts) {
         let w = 0;
         while (w < part.length) w += await f.write(part.subarray(w, w + (1 << 24)));
       }
