@@ -182,7 +182,8 @@ async function reconstructionRows(results: Results, profile: Profile, gpu: Gpu) 
       }
       return { data: img, channels: C as 1 | 3, height: H, width: W, layout: "chw" as const };
     };
-    const lo = Math.min(...T), hi = Math.max(...T);
+    const lo = T.reduce((a, v) => Math.min(a, v), Infinity);
+    const hi = T.reduce((a, v) => Math.max(a, v), -Infinity);
     for (let b = 0; b < B; b++) {
       const at = (a: Float32Array) => (bb: number, t: number, k: number) =>
         a[(bb * tokens + t) * pd + k];
@@ -205,7 +206,6 @@ async function reconstructionRows(results: Results, profile: Profile, gpu: Gpu) 
         })),
       });
     }
-    void W;
   }
   return rows;
 }
