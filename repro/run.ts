@@ -25,7 +25,8 @@ options:
   --seeds N       run every experiment with seeds 1..N (default: the profile's seed, once)
   --shard i/n     run slice i of n (1-based) of the experiment families;
                   join the slices with deno task repro:merge
-  --data DIR      Tiny ImageNet root (default: $TIN_DIR, else data/tiny-imagenet-200)
+  --data DIR      root of the main dataset: Tiny ImageNet (default: $TIN_DIR, else
+                  data/tiny-imagenet-200), or the Fashion-MNIST IDX folder in the ci profile
   --cub DIR       CUB-200-2011 root (default: $CUB_DIR, else data/CUB_200_2011)
   --out DIR       report directory (default runs/repro-<study>-<profile>)
   --cache DIR     experiment cache (default .cache/repro)
@@ -147,6 +148,10 @@ if (import.meta.main) {
     },
     shard,
     log: (l) => console.error(`repro: ${l}`),
+  }).catch((e) => {
+    // One line naming the file or setting at fault (missing dataset, bad layout, bad config).
+    console.error(`repro: ${(e as Error).message}`);
+    Deno.exit(1);
   });
   const claims = evaluateClaims(study, profileName, results);
   const figures = await renderFigures(out, results, profile, gpu).catch((e) => {

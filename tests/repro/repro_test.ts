@@ -92,3 +92,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "repro with a missing dataset fails with one line naming the file, not a stack trace",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const cache = await Deno.makeTempDir(), out = await Deno.makeTempDir();
+    const r = await deno([
+      RUN,
+      "tin",
+      "--profile",
+      "ci",
+      "--data",
+      "/nonexistent-fmnist",
+      "--cache",
+      cache,
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /repro: \/nonexistent-fmnist\/train-images-idx3-ubyte\(\.gz\): IDX file not found/,
+    );
+    assert.doesNotMatch(r.stderr, /Uncaught|    at /);
+    assert.deepEqual(
+      [...Deno.readDirSync(out)],
+      [],
+      "no report is written for a run that could not start",
+    );
+  },
+});
