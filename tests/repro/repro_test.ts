@@ -114,7 +114,7 @@ Deno.test({
     assert.equal(r.code, 1);
     assert.match(
       r.stderr,
-      /repro: \/nonexistent-fmnist\/train-images-idx3-ubyte\(\.gz\): IDX file not found/,
+      /repro: \/nonexistent-fmnist\/(train|t10k)-images-idx3-ubyte\(\.gz\): IDX file not found/,
     );
     assert.doesNotMatch(r.stderr, /Uncaught|    at /);
     assert.deepEqual(
