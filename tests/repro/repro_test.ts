@@ -98,6 +98,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
+    // Both splits load at once, so either missing file may be the one reported.
     const cache = await Deno.makeTempDir(), out = await Deno.makeTempDir();
     const r = await deno([
       RUN,
