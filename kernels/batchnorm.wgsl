@@ -36,20 +36,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-var<workgroup> red: array<vec2f, 64>;
-
-// Sums v over the 64 threads; every thread gets the total. Call from uniform control flow.
-fn reduce_sum2(t: u32, v: vec2f) -> vec2f {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = red[t] + red[t + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+//#include _workgroup_reduce.wgsl
 
 @compute @workgroup_size(64)
 fn batchnorm_stats(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) l: vec3u) {

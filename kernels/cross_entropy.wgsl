@@ -25,21 +25,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> dloss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
 
-var<workgroup> red: array<f32, 64>;
-
-fn reduce(t: u32, v: f32, is_max: bool) -> f32 {
-  red[t] = v;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (t < s) {
-      if (is_max) { red[t] = max(red[t], red[t + s]); } else { red[t] = red[t] + red[t + s]; }
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+//#include _workgroup_reduce.wgsl
 
 @compute @workgroup_size(64)
 fn cross_entropy_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
@@ -48,10 +34,10 @@ fn cross_entropy_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroup
   let base = row * p.cols;
   var m = -3.4e38;
   for (var c = l.x; c < p.cols; c += 64u) { m = max(m, logits[base + c]); }
-  m = reduce(l.x, m, true);
+  m = reduce_max(l.x, m);
   var s = 0.0;
   for (var c = l.x; c < p.cols; c += 64u) { s += exp(logits[base + c] - m); }
-  s = reduce(l.x, s, false);
+  s = reduce_sum(l.x, s);
   if (l.x == 0u) {
     let log_s = log(s);
     lse_out[2u * row] = m;

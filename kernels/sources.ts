@@ -1,8 +1,10 @@
 /**
  * The WGSL sources, imported as text so that they ship with the module graph
  * (no file reads at run time). Add a line here when adding a kernel file.
+ * A line `//#include NAME` pastes a shared snippet (WGSL has no includes).
  * @module
  */
+import workgroupReduce from "./_workgroup_reduce.wgsl" with { type: "text" };
 import matmul from "./matmul.wgsl" with { type: "text" };
 import reduce from "./reduce.wgsl" with { type: "text" };
 import elementwise from "./elementwise.wgsl" with { type: "text" };
@@ -20,22 +22,33 @@ import pool from "./pool.wgsl" with { type: "text" };
 import concat from "./concat.wgsl" with { type: "text" };
 import activation from "./activation.wgsl" with { type: "text" };
 
-/** Kernel file name → WGSL source. */
+const SNIPPETS: Record<string, string> = { "_workgroup_reduce.wgsl": workgroupReduce };
+
+/** Replaces each `//#include NAME` line with that snippet (throws naming an unknown one). */
+export function withIncludes(source: string): string {
+  return source.replace(/^\/\/#include (\S+)$/gm, (_, name: string) => {
+    const snippet = SNIPPETS[name];
+    if (snippet === undefined) throw new Error(`unknown WGSL include '${name}'`);
+    return snippet;
+  });
+}
+
+/** Kernel file name → WGSL source (includes resolved). */
 export const KERNEL_SOURCES = {
-  "matmul.wgsl": matmul,
-  "reduce.wgsl": reduce,
-  "elementwise.wgsl": elementwise,
-  "softmax.wgsl": softmax,
-  "cross_entropy.wgsl": cross_entropy,
-  "mse.wgsl": mse,
-  "adamw.wgsl": adamw,
-  "tokens.wgsl": tokens,
-  "layernorm.wgsl": layernorm,
-  "patch.wgsl": patch,
-  "batchnorm.wgsl": batchnorm,
-  "attention.wgsl": attention,
-  "conv2d.wgsl": conv2d,
-  "pool.wgsl": pool,
-  "concat.wgsl": concat,
-  "activation.wgsl": activation,
+  "matmul.wgsl": withIncludes(matmul),
+  "reduce.wgsl": withIncludes(reduce),
+  "elementwise.wgsl": withIncludes(elementwise),
+  "softmax.wgsl": withIncludes(softmax),
+  "cross_entropy.wgsl": withIncludes(cross_entropy),
+  "mse.wgsl": withIncludes(mse),
+  "adamw.wgsl": withIncludes(adamw),
+  "tokens.wgsl": withIncludes(tokens),
+  "layernorm.wgsl": withIncludes(layernorm),
+  "patch.wgsl": withIncludes(patch),
+  "batchnorm.wgsl": withIncludes(batchnorm),
+  "attention.wgsl": withIncludes(attention),
+  "conv2d.wgsl": withIncludes(conv2d),
+  "pool.wgsl": withIncludes(pool),
+  "concat.wgsl": withIncludes(concat),
+  "activation.wgsl": withIncludes(activation),
 } as const;

@@ -1,4 +1,4 @@
-import { KERNEL_SOURCES } from "../../kernels/sources.ts";
+import { KERNEL_SOURCES, withIncludes } from "../../kernels/sources.ts";
 import { OPS } from "../../src/ops/registry.ts";
 import { assert } from "../_assert.ts";
 
@@ -50,4 +50,15 @@ Deno.test("every tolerance in the registry is explicit and sane", () => {
       );
     }
   }
+});
+
+Deno.test("kernel includes are resolved, and an unknown include names itself", () => {
+  for (const [file, src] of Object.entries(KERNEL_SOURCES)) {
+    assert.ok(!src.includes("//#include"), `${file} has an unresolved include`);
+  }
+  assert.ok(
+    KERNEL_SOURCES["softmax.wgsl"].includes("fn reduce_max("),
+    "softmax gets the shared reductions",
+  );
+  assert.throws(() => withIncludes("//#include nope.wgsl\n"), /unknown WGSL include 'nope\.wgsl'/);
 });
