@@ -172,13 +172,7 @@ export function tidy<T>(fn: () => T): T {
   } finally {
     scopes.pop();
   }
-  const survivors = new Set<Tensor>();
-  collect(result, survivors);
-  for (const t of scope) {
-    if (survivors.has(t)) scopes.at(-1)?.add(t);
-    else if (!kept.has(t)) t.dispose();
-  }
-  return result;
+  return closeScope(scope, result);
 }
 
 /** Async variant of {@link tidy}: awaits `fn` before disposing. */
@@ -192,6 +186,13 @@ export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
     const i = scopes.lastIndexOf(scope);
     if (i >= 0) scopes.splice(i, 1);
   }
+  return closeScope(scope, result);
+}
+
+const kept = new WeakSet<Tensor>();
+
+/** Disposes a closed scope's tensors except `result`'s and kept ones; survivors move to the enclosing scope. */
+function closeScope<T>(scope: Set<Tensor>, result: T): T {
   const survivors = new Set<Tensor>();
   collect(result, survivors);
   for (const t of scope) {
@@ -200,8 +201,6 @@ export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
   }
   return result;
 }
-
-const kept = new WeakSet<Tensor>();
 
 /**
  * Runs `fn` with no scope active, so the tensors it creates outlive every
