@@ -19,6 +19,8 @@ export interface Check {
   min?: number;
   max?: number;
   margin?: number;
+  /** Run the experiments and report the value without asserting anything. */
+  measure?: true;
 }
 
 /** One claim of the paper (or of its CI-scale version). */
@@ -50,8 +52,12 @@ export interface Study {
   file: string;
 }
 
-/** Verdicts a claim can get. */
-export type Verdict = "pass" | "fail" | "inconclusive" | "not run" | "invalid";
+/**
+ * Verdicts a claim can get. `measured`: the profile says `measure: true`:
+ * the experiments run and the value is reported, nothing is asserted (e.g.
+ * a paper number at CPU scale).
+ */
+export type Verdict = "pass" | "fail" | "inconclusive" | "not run" | "invalid" | "measured";
 
 /** A claim's outcome in one run. */
 export interface ClaimResult {
@@ -104,10 +110,15 @@ export async function loadStudy(study: string): Promise<Study> {
     }
     for (const [p, check] of Object.entries(c.profiles ?? {})) {
       const keys = Object.keys(check ?? {});
-      if (keys.length !== 1 || !["tolerance", "min", "max", "margin"].includes(keys[0])) {
-        bad(`profile ${p} must give exactly one of tolerance, min, max, margin`);
+      if (
+        keys.length !== 1 || !["tolerance", "min", "max", "margin", "measure"].includes(keys[0])
+      ) {
+        bad(`profile ${p} must give exactly one of tolerance, min, max, margin, measure`);
       }
-      if ((keys[0] === "margin") !== Boolean(c.greater)) {
+      if (keys[0] === "measure" && (check as Check).measure !== true) {
+        bad(`profile ${p}: measure must be true`);
+      }
+      if (keys[0] !== "measure" && (keys[0] === "margin") !== Boolean(c.greater)) {
         bad(`profile ${p}: margin goes with ordering claims only`);
       }
       if (keys[0] === "tolerance" && c.paper === null) {
@@ -122,8 +133,11 @@ export async function loadStudy(study: string): Promise<Study> {
 export function experimentsOf(study: Study, profile?: ProfileName): string[] {
   const ids = new Set<string>();
   for (const c of study.claims) {
-    if (profile && !c.profiles?.[profile]) continue;
-    for (const id of [c.experiment, c.greater, c.lesser, c.control]) if (id) ids.add(id);
+    const check = profile ? c.profiles?.[profile] : undefined;
+    if (profile && !check) continue;
+    // A value that is only reported needs no negative control.
+    const control = check?.measure ? undefined : c.control;
+    for (const id of [c.experiment, c.greater, c.lesser, control]) if (id) ids.add(id);
   }
   return [...ids];
 }
@@ -146,11 +160,13 @@ function describe(check: Check): string {
   if (check.tolerance !== undefined) return `±${check.tolerance}`;
   if (check.min !== undefined) return `>= ${check.min}`;
   if (check.max !== undefined) return `<= ${check.max}`;
+  if (check.measure) return "reported only";
   return `margin ${check.margin}`;
 }
 
 /** pass / fail / inconclusive of a summary against a check (interval-aware). */
 function judge(s: Summary, check: Check, paper: number | null): Verdict {
+  if (check.measure) return "measured";
   const [lo, hi] = s.ci95;
   let inside: (x: number) => boolean;
   if (check.tolerance !== undefined) inside = (x) => Math.abs(x - paper!) <= check.tolerance!;
@@ -215,7 +231,7 @@ export function evaluateClaims(
     }
     const main = c.experiment ?? c.greater!;
     const r: ClaimResult = { ...base, ...evaluateWith(c, check, results, main) };
-    if (c.control && r.verdict !== "not run") {
+    if (c.control && !check.measure && r.verdict !== "not run") {
       const ctl = evaluateWith(c, check, results, c.control);
       r.control = { id: c.control, ours: ctl.ours, verdict: ctl.verdict };
       if (ctl.verdict === "pass") {

@@ -2,8 +2,12 @@
  * The experiments behind the claims: each id says which profile stage it
  * trains, what it changes, and which other experiment's checkpoint it starts
  * from. Claims name experiments by id (repro/claims/*.yaml); experiments
- * that later issues will add (DINO, SMAE) are registered as `not run` with
- * the reason, so their claims are reported, never silently passed.
+ * that later issues will add (DINO) are registered as `not run` with the
+ * reason, so their claims are reported, never silently passed.
+ *
+ * SMAE ids: `pretrain-smae[1]-(random|block)` (alpha 0.5, or 1.0 with the
+ * `1`; random 75% or block 50% masking), each with its `finetune-` and
+ * `transfer-` runs; all of them use the critic trained by `train-critic`.
  * @module
  */
 
@@ -19,10 +23,17 @@ export type Plan =
     data: "tin" | "cub";
     /** Experiment whose checkpoint initialises the encoder. */
     init?: string;
+    /** Experiment whose checkpoint is the frozen SMAE critic. */
+    critic?: string;
     /** Changes to the stage's config. */
     edit?: (c: TrainConfig) => void;
   }
-  | { kind: "timing"; stage: Stage }
+  | {
+    kind: "timing";
+    stage: Stage;
+    /** MAE vs SMAE (reconstruction and loss) instead of classification vs reconstruction. */
+    smae?: boolean;
+  }
   | { kind: "notrun"; reason: string };
 
 /** The masking ratios of the paper's sweep (percent). */
@@ -44,8 +55,22 @@ export function gridId(lr: number, wd: number): string {
 
 const NOT_YET = {
   dino: "the DINO baseline is not implemented yet (issue 8)",
-  smae: "SMAE and its SqueezeNet critic are not implemented yet (issue 7)",
 };
+
+/** The SMAE pre-training of an `smae[1]-(random|block)` id fragment. */
+function smaePretrain(alpha1: boolean, masking: "random" | "block"): Plan {
+  return {
+    kind: "train",
+    stage: "smae",
+    data: "tin",
+    critic: "train-critic",
+    edit: (c) => {
+      c.smae.alpha = alpha1 ? 1 : 0.5;
+      c.model.masking = masking;
+      c.model.maskRatio = masking === "block" ? 0.5 : 0.75;
+    },
+  };
+}
 
 /** Builds the plan for experiment `id` under profile `p`, or throws naming the id. */
 export function planFor(id: string, p: Profile): Plan {
@@ -128,10 +153,43 @@ export function planFor(id: string, p: Profile): Plan {
       init: "pretrain-mae-untrained",
     },
     "timing": { kind: "timing", stage: "timing" },
+    "timing-smae": { kind: "timing", stage: "timing", smae: true },
+    // The SMAE critic: SqueezeNet 1.1 trained as a classifier from scratch.
+    "train-critic": { kind: "train", stage: "critic", data: "tin" },
+    // Negative control: the same critic trained on permuted labels.
+    "train-critic-shuffled-labels": {
+      kind: "train",
+      stage: "critic",
+      data: "tin",
+      edit: (c) => {
+        c.data.shuffleLabels = true;
+      },
+    },
+    // Negative control: SMAE with learning rate 0 is its random init.
+    "pretrain-smae-untrained": {
+      kind: "train",
+      stage: "smae",
+      data: "tin",
+      critic: "train-critic",
+      edit: (c) => {
+        c.optim.lr = 0;
+        c.optim.epochs = 1;
+      },
+    },
   };
   if (fixed[id]) return withStage(fixed[id], p, id);
   if (/dino/.test(id)) return { kind: "notrun", reason: NOT_YET.dino };
-  if (/smae/.test(id)) return { kind: "notrun", reason: NOT_YET.smae };
+  const smae = /^(pretrain|finetune|transfer)-smae(1?)-(random|block)$/.exec(id);
+  if (smae) {
+    const [, kind, one, masking] = smae;
+    const pre = `pretrain-smae${one}-${masking}`;
+    const plan: Plan = kind === "pretrain"
+      ? smaePretrain(one === "1", masking as "random" | "block")
+      : kind === "finetune"
+      ? { kind: "train", stage: "finetune", data: "tin", init: pre }
+      : { kind: "train", stage: "transfer", data: "cub", init: pre };
+    return withStage(plan, p, id);
+  }
   const sweep = /^(pretrain|probe)-mae-r(\d+)$/.exec(id);
   if (sweep) {
     const ratio = Number(sweep[2]);
@@ -181,6 +239,7 @@ export function withDependencies(ids: string[], p: Profile): string[] {
     if (order.includes(id)) return;
     const plan = planFor(id, p);
     if (plan.kind === "train" && plan.init) visit(plan.init);
+    if (plan.kind === "train" && plan.critic) visit(plan.critic);
     order.push(id);
   };
   ids.forEach(visit);

@@ -1,6 +1,7 @@
 /**
  * Repro profiles (repro/profiles/*.yaml): per profile, one training config
- * per stage (pretrain, probe, finetune, scratch, transfer, sweep, timing),
+ * per stage (pretrain, probe, finetune, scratch, transfer, sweep, timing,
+ * critic, smae),
  * written with YAML anchors so the shared parts are stated once.
  * @module
  */
@@ -13,7 +14,16 @@ export const PROFILES = ["smoke", "ci", "short", "paper"] as const;
 export type ProfileName = typeof PROFILES[number];
 
 /** Stages a profile may define. */
-export type Stage = "pretrain" | "probe" | "finetune" | "scratch" | "transfer" | "sweep" | "timing";
+export type Stage =
+  | "pretrain"
+  | "probe"
+  | "finetune"
+  | "scratch"
+  | "transfer"
+  | "sweep"
+  | "timing"
+  | "critic"
+  | "smae";
 
 /** A loaded profile. */
 export interface Profile {

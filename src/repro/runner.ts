@@ -11,7 +11,7 @@ import type { ImageDataset } from "../data/mod.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { TrainConfig } from "../train/config.ts";
 import { loadSplits } from "../train/data.ts";
-import { inferenceTimes } from "../train/timing.ts";
+import { inferenceTimes, smaeTimes } from "../train/timing.ts";
 import { train, type TrainSummary } from "../train/trainer.ts";
 import type { Results } from "./claims.ts";
 import { planFor, withDependencies } from "./experiments.ts";
@@ -53,9 +53,12 @@ function sha256Hex(parts: Uint8Array[]): string {
 
 /** The experiment families (an experiment plus those initialised from it), for sharding. */
 export function families(ids: string[], p: Profile): string[][] {
+  // An SMAE run joins its critic's family: the critic must run in its shard.
   const root = (id: string): string => {
     const plan = planFor(id, p);
-    return plan.kind === "train" && plan.init ? root(plan.init) : id;
+    if (plan.kind !== "train") return id;
+    const parent = plan.init ?? plan.critic;
+    return parent ? root(parent) : id;
   };
   const groups = new Map<string, string[]>();
   for (const id of withDependencies(ids, p)) {
@@ -91,7 +94,7 @@ export async function runExperiments(
     ]);
     let v = splitCache.get(k);
     if (!v) {
-      v = loadSplits(c, root).then(async (splits) => ({
+      v = loadSplits(c, root).then((splits) => ({
         splits,
         checksum: sha256Hex([
           splits.train.images,
@@ -125,7 +128,9 @@ export async function runExperiments(
       if (plan.kind === "timing") {
         const { splits } = await splitsFor(c, root);
         o.log(`${id} (seed ${seed}): timing inference over ${splits.eval.count} images`);
-        const t = await inferenceTimes(c, splits.eval, o.gpu);
+        const t = plan.smae
+          ? await smaeTimes(c, splits.eval, o.gpu)
+          : await inferenceTimes(c, splits.eval, o.gpu);
         metrics.push({ ...t });
         runs.push({
           experiment: id,
@@ -138,15 +143,31 @@ export async function runExperiments(
         continue;
       }
       plan.edit?.(c);
-      let initKey = "";
+      const checkpointOf = (dep: string, role: string) => {
+        const k = keys.get(`${dep}@${seed}`);
+        if (!k) throw new Error(`${id}: its ${role} ${dep} (seed ${seed}) has not run`);
+        return { key: k, path: `${o.cacheDir}/${k}/checkpoint.safetensors` };
+      };
+      let initKey = "", criticKey = "";
       if (plan.init) {
-        initKey = keys.get(`${plan.init}@${seed}`) ?? "";
-        if (!initKey) throw new Error(`${id}: its init ${plan.init} (seed ${seed}) has not run`);
-        c.init = `${o.cacheDir}/${initKey}/checkpoint.safetensors`;
+        const d = checkpointOf(plan.init, "init");
+        initKey = d.key;
+        c.init = d.path;
+      }
+      if (plan.critic) {
+        const d = checkpointOf(plan.critic, "critic");
+        criticKey = d.key;
+        c.critic = d.path;
       }
       const { splits, checksum } = await splitsFor(c, root);
       const key = (sha256Hex([
-        new TextEncoder().encode(JSON.stringify({ ...c, init: initKey, data: c.data, checksum })),
+        new TextEncoder().encode(JSON.stringify({
+          ...c,
+          init: initKey,
+          ...(criticKey ? { critic: criticKey } : {}),
+          data: c.data,
+          checksum,
+        })),
       ])).slice(0, 20);
       keys.set(`${id}@${seed}`, key);
       const dir = `${o.cacheDir}/${key}`;

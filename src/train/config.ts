@@ -8,10 +8,15 @@
 import { parse } from "yaml";
 import type { Pooling } from "../models/classifier.ts";
 import { MAE_DECODER, type MaeConfig } from "../models/mae.ts";
+import { SMAE_DEFAULTS, type SmaeConfig } from "../models/smae.ts";
 import { VIT_LITE_7_4, type VitConfig } from "../models/vit.ts";
 
-/** What a run trains. */
-export type Mode = "pretrain" | "probe" | "finetune" | "scratch";
+/**
+ * What a run trains: MAE pre-training, a linear probe, fine-tuning, a
+ * classifier from scratch, the SMAE critic (SqueezeNet 1.1 classifier), or
+ * SMAE pre-training (MAE + perceptual loss from a trained critic).
+ */
+export type Mode = "pretrain" | "probe" | "finetune" | "scratch" | "critic" | "smae";
 
 /** Datasets a run can read. */
 export type DatasetName = "fashion-mnist" | "tiny-imagenet" | "cub";
@@ -53,15 +58,19 @@ export interface TrainConfig {
     batchSize: number;
     stepping: "epoch" | "step";
   };
+  /** The SMAE objective (mode smae). */
+  smae: SmaeConfig;
   /** Checkpoint to start the encoder from (probe, finetune). */
   init?: string;
+  /** Trained critic checkpoint (mode critic's output) for mode smae. */
+  critic?: string;
   /** Write a checkpoint every this many steps (and at the end). */
   checkpointEvery: number;
   /** Read the loss back every this many steps (progress, metrics, NaN check). */
   logEvery: number;
 }
 
-const MODE = ["pretrain", "probe", "finetune", "scratch"] as const;
+const MODE = ["pretrain", "probe", "finetune", "scratch", "critic", "smae"] as const;
 const DATASETS = ["fashion-mnist", "tiny-imagenet", "cub"] as const;
 
 /** Defaults that a config file overrides. */
@@ -95,6 +104,7 @@ export const DEFAULTS: Omit<TrainConfig, "mode"> = {
     batchSize: 128,
     stepping: "epoch",
   },
+  smae: { ...SMAE_DEFAULTS },
   checkpointEvery: 500,
   logEvery: 10,
 };
@@ -124,7 +134,7 @@ function merge(
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const here = path ? `${path}.${k}` : k;
-    if (!(k in base) && !["root", "init", "mode"].includes(k)) {
+    if (!(k in base) && !["root", "init", "critic", "mode"].includes(k)) {
       throw new ConfigError(
         file,
         `unknown field '${here}' (known: ${Object.keys(base).join(", ")})`,
@@ -242,5 +252,11 @@ function validate(c: TrainConfig, file: string, requireInit: boolean): void {
   num("logEvery", c.logEvery, 1, Infinity, true);
   if (requireInit && (c.mode === "probe" || c.mode === "finetune") && !c.init) {
     bad("init", `is required for mode ${c.mode} (a pretrain checkpoint)`);
+  }
+  num("smae.alpha", c.smae.alpha, 0, 1);
+  if (!["paper", "code"].includes(c.smae.scaling)) bad("smae.scaling", "must be paper or code");
+  num("smae.calibrationSteps", c.smae.calibrationSteps, 1, 100000, true);
+  if (requireInit && c.mode === "smae" && !c.critic) {
+    bad("critic", "is required for mode smae (a checkpoint written by mode critic)");
   }
 }

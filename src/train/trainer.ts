@@ -22,13 +22,16 @@ import {
 import { type Gpu, openGpu } from "../gpu/device.ts";
 import { Classifier } from "../models/classifier.ts";
 import { Mae } from "../models/mae.ts";
+import { Critic, LossBalance, smaeTerms } from "../models/smae.ts";
+import { SqueezeNet } from "../models/squeezenet.ts";
+import { imagePatches } from "../models/vit.ts";
 import { DropoutContext } from "../nn.ts";
 import { crossEntropy, mse } from "../ops/loss.ts";
 import { AdamW } from "../optim.ts";
 import type { ParamStore } from "../params.ts";
 import { Rng } from "../rng.ts";
-import { backward, clearTape, noGrad, setOpTrace } from "../tape.ts";
-import { keep, type Tensor, tensor, tidy } from "../tensor.ts";
+import { backward, clearTape, noGrad, noGradAsync, setOpTrace } from "../tape.ts";
+import { keep, type Tensor, tensor, tidy, tidyAsync } from "../tensor.ts";
 import type { TrainConfig } from "./config.ts";
 import { loadSplits, shuffleLabels } from "./data.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
@@ -84,7 +87,16 @@ export class NonFiniteLossError extends Error {
   }
 }
 
-type Model = { kind: "mae"; mae: Mae } | { kind: "clf"; clf: Classifier };
+/** The SMAE additions to an MAE: the frozen critic and the loss scaling. */
+interface SmaeParts {
+  critic: Critic;
+  balance: LossBalance;
+}
+
+type Model =
+  | { kind: "mae"; mae: Mae; smae?: SmaeParts }
+  | { kind: "clf"; clf: Classifier }
+  | { kind: "critic"; net: SqueezeNet };
 
 interface RunState {
   step: number;
@@ -95,10 +107,39 @@ interface RunState {
 
 const CHECKPOINT = "checkpoint.safetensors";
 
-/** Builds the model for a config (loading `init` for probe/finetune). */
+/** Reads a safetensors checkpoint, naming the file and its role when it cannot be read. */
+async function readCheckpoint(file: string, role: string) {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(file);
+  } catch (e) {
+    throw new Error(`${role} checkpoint ${file} cannot be read (${(e as Error).message})`);
+  }
+  return decodeSafetensors(bytes, file);
+}
+
+/** The frozen SMAE critic from a checkpoint written by mode `critic`. */
+async function loadCritic(c: TrainConfig, gpu: Gpu): Promise<Critic> {
+  const file = c.critic!;
+  const { tensors } = await readCheckpoint(file, "critic");
+  const values = new Map<string, Float32Array>();
+  for (const [name, t] of tensors) values.set(name, t.data as Float32Array);
+  return Critic.fromValues(gpu, c.model.channels, values, c.smae.scaling === "code", file);
+}
+
+/** Builds the model for a config (loading `init` for probe/finetune, the critic for smae). */
 async function buildModel(c: TrainConfig, gpu: Gpu, classes: number): Promise<Model> {
-  if (c.mode === "pretrain") {
-    return { kind: "mae", mae: new Mae(gpu, { ...c.model, encoder: c.model }, c.seed) };
+  if (c.mode === "pretrain" || c.mode === "smae") {
+    const mae = new Mae(gpu, { ...c.model, encoder: c.model }, c.seed);
+    if (c.mode === "pretrain") return { kind: "mae", mae };
+    return {
+      kind: "mae",
+      mae,
+      smae: { critic: await loadCritic(c, gpu), balance: new LossBalance(c.smae) },
+    };
+  }
+  if (c.mode === "critic") {
+    return { kind: "critic", net: new SqueezeNet(gpu, c.model.channels, classes, c.seed) };
   }
   if (c.mode === "scratch") {
     return {
@@ -108,13 +149,7 @@ async function buildModel(c: TrainConfig, gpu: Gpu, classes: number): Promise<Mo
   }
   const enc = Classifier.freshEncoder(gpu, c.model, c.seed);
   const file = c.init!;
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(file);
-  } catch (e) {
-    throw new Error(`init checkpoint ${file} cannot be read (${(e as Error).message})`);
-  }
-  const { tensors } = decodeSafetensors(bytes, file);
+  const { tensors } = await readCheckpoint(file, "init");
   const values = new Map<string, Float32Array>();
   for (const [name, spec] of enc.params) {
     const t = tensors.get(name);
@@ -134,8 +169,9 @@ async function buildModel(c: TrainConfig, gpu: Gpu, classes: number): Promise<Mo
   return { kind: "clf", clf: new Classifier(gpu, c.model, classes, c.seed, enc, c.model.pool) };
 }
 
+/** The stores a checkpoint holds (the SMAE critic is not one: it stays in its own file). */
 function storesOf(m: Model): ParamStore[] {
-  return m.kind === "mae" ? m.mae.stores : m.clf.stores;
+  return m.kind === "mae" ? m.mae.stores : m.kind === "critic" ? [m.net.store] : m.clf.stores;
 }
 
 /** Serialises parameters, optimizer moments, BN statistics and progress. */
@@ -171,7 +207,7 @@ async function saveCheckpoint(
       data: await bn.runningVar.read() as Float32Array,
     });
   }
-  const metadata = {
+  const metadata: Record<string, string> = {
     format: "smae-repro/1",
     mode: c.mode,
     config: JSON.stringify(c),
@@ -180,6 +216,9 @@ async function saveCheckpoint(
     epoch: String(epoch),
     optimizer_steps: JSON.stringify(s.optims.map((o) => o.step)),
   };
+  if (s.model.kind === "mae" && s.model.smae) {
+    metadata.smae_loss_balance = JSON.stringify(s.model.smae.balance.state());
+  }
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
@@ -200,6 +239,9 @@ async function loadCheckpoint(path: string, s: RunState): Promise<number> {
     store.load(values);
   }
   const steps = JSON.parse(metadata.optimizer_steps ?? "[]") as number[];
+  if (s.model.kind === "mae" && s.model.smae && metadata.smae_loss_balance) {
+    s.model.smae.balance.load(JSON.parse(metadata.smae_loss_balance));
+  }
   s.optims.forEach((o, i) => {
     for (const [k, buf] of [["m", o.m], ["v", o.v]] as const) {
       const t = tensors.get(`optim.${i}.${k}`);
@@ -225,15 +267,37 @@ async function loadCheckpoint(path: string, s: RunState): Promise<number> {
   return Number(metadata.step ?? 0);
 }
 
-/** One training step's forward and loss (recorded on the tape). */
-function stepLoss(c: TrainConfig, m: Model, images: Tensor, labels: Tensor, step: number): Tensor {
+/** Class scores of a classifier-like model. */
+function logitsOf(m: Model, images: Tensor, drop: DropoutContext): Tensor {
+  if (m.kind === "critic") return m.net.forward(images, drop);
+  if (m.kind === "clf") return m.clf.forward(images, drop);
+  throw new Error("an MAE has no class scores");
+}
+
+/**
+ * One training step's forward and loss (recorded on the tape). Async only
+ * for SMAE's calibrating steps, which read their two loss terms back.
+ */
+async function stepLoss(
+  c: TrainConfig,
+  m: Model,
+  images: Tensor,
+  labels: Tensor,
+  step: number,
+): Promise<Tensor> {
   const rate = c.mode === "probe" ? 0 : c.model.dropout;
   const drop = new DropoutContext(true, rate, c.seed, step);
-  if (m.kind === "mae") {
-    const masking = m.mae.sampleMasking(new Rng(c.seed).fork("mask").fork(step), images.shape[0]);
-    return m.mae.forward(images, masking, drop).loss;
+  if (m.kind !== "mae") return crossEntropy(logitsOf(m, images, drop), labels);
+  const masking = m.mae.sampleMasking(new Rng(c.seed).fork("mask").fork(step), images.shape[0]);
+  if (!m.smae) return m.mae.forward(images, masking, drop).loss;
+  const patches = imagePatches(c.model, images);
+  const pred = m.mae.reconstruct(patches, masking, drop);
+  const terms = smaeTerms(m.smae.critic, c.model, images, pred, m.mae.target(patches));
+  const { balance } = m.smae;
+  if (balance.calibrating) {
+    balance.calibrate(await terms.pixel.item(), await terms.perceptual.item());
   }
-  return crossEntropy(m.clf.forward(images, drop), labels);
+  return balance.combine(terms);
 }
 
 /** Held-out evaluation: accuracy for classifiers, masked-patch MSE (and the zero predictor's) for MAE. */
@@ -249,29 +313,40 @@ export async function evaluate(
     shuffle: false,
     normalize: c.data.normalize,
   });
-  let correct = 0, seen = 0, mseSum = 0, zero = 0, batches = 0;
+  let correct = 0, seen = 0, mseSum = 0, zero = 0, batches = 0, allSum = 0, percSum = 0;
   const t0 = performance.now();
   for await (const b of loader.epoch(0)) {
     const [n] = b.shape;
     const drop = new DropoutContext(false, 0, c.seed, 0);
     if (m.kind === "mae") {
       const masking = m.mae.sampleMasking(new Rng(c.seed).fork("eval-mask").fork(batches), n);
-      const [loss, zeroLoss] = noGrad(() =>
+      const smae = m.smae;
+      const outs = noGrad(() =>
         tidy(() => {
-          const out = m.mae.forward(tensor(gpu, b.images, b.shape), masking, drop);
+          const images = tensor(gpu, b.images, b.shape);
+          const out = m.mae.forward(images, masking, drop);
           // The trivial predictor: every pixel at the (standardised) mean, 0.
           const [B, T, P] = out.target.shape;
           const zeros = tensor(gpu, new Float32Array(out.target.size), [B * T, P]);
-          return [out.loss, mse(zeros, out.target.reshape([B * T, P]), out.mask.reshape([B * T]))];
+          const zeroLoss = mse(zeros, out.target.reshape([B * T, P]), out.mask.reshape([B * T]));
+          if (!smae) return [out.loss, zeroLoss];
+          const t = smaeTerms(smae.critic, c.model, images, out.pred, out.target);
+          return [out.loss, zeroLoss, t.pixel, t.perceptual];
         })
       );
-      const l = await loss.item(), z = await zeroLoss.item();
-      loss.dispose();
-      zeroLoss.dispose();
-      mseSum += l * n;
-      zero += z * n;
+      const v: number[] = [];
+      for (const t of outs) {
+        v.push(await t.item());
+        t.dispose();
+      }
+      mseSum += v[0] * n;
+      zero += v[1] * n;
+      if (smae) {
+        allSum += v[2] * n;
+        percSum += v[3] * n;
+      }
     } else {
-      const logits = noGrad(() => tidy(() => m.clf.forward(tensor(gpu, b.images, b.shape), drop)));
+      const logits = noGrad(() => tidy(() => logitsOf(m, tensor(gpu, b.images, b.shape), drop)));
       const v = await logits.read() as Float32Array;
       logits.dispose();
       const k = v.length / n;
@@ -286,7 +361,9 @@ export async function evaluate(
   }
   const seconds = (performance.now() - t0) / 1000;
   if (m.kind === "mae") {
-    return { mse: mseSum / seen, mse_zero_predictor: zero / seen, seconds, images: seen };
+    const base = { mse: mseSum / seen, mse_zero_predictor: zero / seen, seconds, images: seen };
+    // SMAE: also its own terms, unscaled: MSE over all patches and the perceptual MSE.
+    return m.smae ? { ...base, mse_all: allSum / seen, perceptual: percSum / seen } : base;
   }
   return { accuracy: correct / seen, seconds, images: seen };
 }
@@ -315,6 +392,8 @@ async function setup(c: TrainConfig, gpu: Gpu, classes: number): Promise<RunStat
   if (model.kind === "clf") model.clf.setEncoderTrainable(c.mode !== "probe");
   const trainable = model.kind === "mae"
     ? model.mae.stores
+    : model.kind === "critic"
+    ? [model.net.store]
     : c.mode === "probe"
     ? [model.clf.head]
     : model.clf.stores;
@@ -332,7 +411,10 @@ async function setup(c: TrainConfig, gpu: Gpu, classes: number): Promise<RunStat
 /** Frees a run's GPU state (the classifier's encoder too: each run builds its own). */
 function teardown(s: RunState): void {
   for (const o of s.optims) o.destroy();
-  if (s.model.kind === "mae") s.model.mae.destroy();
+  if (s.model.kind === "mae") {
+    s.model.mae.destroy();
+    s.model.smae?.critic.destroy();
+  } else if (s.model.kind === "critic") s.model.net.destroy();
   else {
     s.model.clf.destroy();
     s.model.clf.encoder.destroy();
@@ -458,9 +540,9 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
       }
       const step = state.step;
       const lr = learningRate({ ...c.optim }, epoch, inEpoch, stepsPerEpoch);
-      const loss = tidy(() => {
+      const loss = await tidyAsync(async () => {
         for (const s of trainable) s.zeroGrad();
-        const l = stepLoss(
+        const l = await stepLoss(
           c,
           model,
           tensor(gpu, batch.images, batch.shape),
@@ -571,7 +653,7 @@ async function diagnose(
         const outs: [string, Tensor][] = [];
         setOpTrace((op, out) => outs.push([op, keep(out)]));
         try {
-          noGrad(() => tidy(() => stepLoss(c, model, images(), labels(), step)));
+          await noGradAsync(() => tidyAsync(() => stepLoss(c, model, images(), labels(), step)));
         } finally {
           setOpTrace(null);
         }
@@ -584,9 +666,9 @@ async function diagnose(
         break outer;
       }
       const lr = learningRate({ ...c.optim }, epoch, inEpoch - 1, stepsPerEpoch);
-      tidy(() => {
+      await tidyAsync(async () => {
         for (const s of trainable) s.zeroGrad();
-        backward(stepLoss(c, model, images(), labels(), step));
+        backward(await stepLoss(c, model, images(), labels(), step));
         for (const o of optims) o.update(lr);
       });
       if (inEpoch >= stepsPerEpoch) break;

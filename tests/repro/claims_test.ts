@@ -180,3 +180,21 @@ async function assertRejectsMessage(fn: () => Promise<unknown>, re: RegExp) {
   }
   assert.fail("expected a rejection");
 }
+
+Deno.test("a `measure` check reports the value without asserting, and runs no control", () => {
+  const s = study([{
+    experiment: "a",
+    value: "eval.accuracy",
+    paper: 50,
+    scale: 100,
+    control: "ctl",
+    profiles: { paper: { tolerance: 2 }, smoke: { measure: true } },
+  }]);
+  const r = evaluateClaims(s, "smoke", results({ a: [0.1] }));
+  assert.equal(r[0].verdict, "measured");
+  assert.ok(Math.abs(r[0].ours!.mean - 10) < 1e-9);
+  assert.equal(r[0].tolerance, "reported only");
+  assert.equal(r[0].control, undefined);
+  assert.deepEqual(experimentsOf(s, "smoke"), ["a"]);
+  assert.deepEqual(experimentsOf(s, "paper"), ["a", "ctl"]);
+});

@@ -117,7 +117,7 @@ Deno.test({
       r.stderr,
       /repro: \/nonexistent-fmnist\/(train|t10k)-images-idx3-ubyte\(\.gz\): IDX file not found/,
     );
-    assert.doesNotMatch(r.stderr, /Uncaught|    at /);
+    assert.doesNotMatch(r.stderr, /Uncaught| {4}at /);
     assert.deepEqual(
       [...Deno.readDirSync(out)],
       [],
