@@ -2,8 +2,8 @@
  * The experiments behind the claims: each id says which profile stage it
  * trains, what it changes, and which other experiment's checkpoint it starts
  * from. Claims name experiments by id (repro/claims/*.yaml); experiments
- * that later issues will add (DINO, SMAE) are registered as `not run` with
- * the reason, so their claims are reported, never silently passed.
+ * that a later issue will add (SMAE) are registered as `not run` with the
+ * reason, so their claims are reported, never silently passed.
  * @module
  */
 
@@ -43,7 +43,6 @@ export function gridId(lr: number, wd: number): string {
 }
 
 const NOT_YET = {
-  dino: "the DINO baseline is not implemented yet (issue 8)",
   smae: "SMAE and its SqueezeNet critic are not implemented yet (issue 7)",
 };
 
@@ -128,9 +127,23 @@ export function planFor(id: string, p: Profile): Plan {
       init: "pretrain-mae-untrained",
     },
     "timing": { kind: "timing", stage: "timing" },
+    // --- DINO (issue 8): the baseline of Table 1, fine-tuned from the teacher's encoder ---
+    "pretrain-dino": { kind: "train", stage: "dino", data: "tin" },
+    // Negative control for the no-collapse claim: the teacher as soft as the
+    // student (no sharpening), the ablation that DINO shows collapsing to uniform.
+    "pretrain-dino-unsharpened": {
+      kind: "train",
+      stage: "dino",
+      data: "tin",
+      edit: (c) => {
+        c.dino.warmupTeacherTemp = c.dino.studentTemp;
+        c.dino.teacherTemp = c.dino.studentTemp;
+      },
+    },
+    "finetune-dino": { kind: "train", stage: "finetune", data: "tin", init: "pretrain-dino" },
+    "transfer-dino": { kind: "train", stage: "transfer", data: "cub", init: "pretrain-dino" },
   };
   if (fixed[id]) return withStage(fixed[id], p, id);
-  if (/dino/.test(id)) return { kind: "notrun", reason: NOT_YET.dino };
   if (/smae/.test(id)) return { kind: "notrun", reason: NOT_YET.smae };
   const sweep = /^(pretrain|probe)-mae-r(\d+)$/.exec(id);
   if (sweep) {

@@ -1,6 +1,6 @@
 /**
  * Repro profiles (repro/profiles/*.yaml): per profile, one training config
- * per stage (pretrain, probe, finetune, scratch, transfer, sweep, timing),
+ * per stage (pretrain, probe, finetune, scratch, transfer, sweep, timing, dino),
  * written with YAML anchors so the shared parts are stated once.
  * @module
  */
@@ -13,7 +13,15 @@ export const PROFILES = ["smoke", "ci", "short", "paper"] as const;
 export type ProfileName = typeof PROFILES[number];
 
 /** Stages a profile may define. */
-export type Stage = "pretrain" | "probe" | "finetune" | "scratch" | "transfer" | "sweep" | "timing";
+export type Stage =
+  | "pretrain"
+  | "probe"
+  | "finetune"
+  | "scratch"
+  | "transfer"
+  | "sweep"
+  | "timing"
+  | "dino";
 
 /** A loaded profile. */
 export interface Profile {

@@ -91,7 +91,7 @@ export async function runExperiments(
     ]);
     let v = splitCache.get(k);
     if (!v) {
-      v = loadSplits(c, root).then(async (splits) => ({
+      v = loadSplits(c, root).then((splits) => ({
         splits,
         checksum: sha256Hex([
           splits.train.images,

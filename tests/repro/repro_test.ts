@@ -43,6 +43,13 @@ Deno.test({
       c.id === "tab1-dino-tin"
     )!;
     assert.equal(dino.verdict, "not run");
+    // The smoke-scale DINO claim runs DINO and its collapsing control.
+    const noCollapse = (report.claims as (ClaimJson & { ours: { mean: number } | null })[]).find(
+      (c) => c.id === "ci-dino-no-collapse",
+    )!;
+    assert.equal(noCollapse.verdict, "pass");
+    assert.ok(noCollapse.ours!.mean >= 0.2 && noCollapse.ours!.mean <= 0.5);
+    assert.equal(noCollapse.control!.verdict, "fail");
     for (const f of ["report.md", "curves_pretrain.png", "figure2.png"]) {
       await Deno.stat(`${out}/${f}`);
     }
@@ -117,7 +124,7 @@ Deno.test({
       r.stderr,
       /repro: \/nonexistent-fmnist\/(train|t10k)-images-idx3-ubyte\(\.gz\): IDX file not found/,
     );
-    assert.doesNotMatch(r.stderr, /Uncaught|    at /);
+    assert.doesNotMatch(r.stderr, /Uncaught| {4}at /);
     assert.deepEqual(
       [...Deno.readDirSync(out)],
       [],
