@@ -132,3 +132,27 @@ logEvery: 5
     );
   },
 );
+
+gpuTest(
+  "a DINO run stopped after a checkpoint and resumed logs the same losses as an uninterrupted one",
+  async (gpu) => {
+    const [trainDs, val] = await Promise.all([
+      loadTinyImageNet("train", { root: ROOT, cacheDir: null }),
+      loadTinyImageNet("val", { root: ROOT, cacheDir: null }),
+    ]);
+    const splits = { train: trainDs, eval: val };
+    const c = dinoConfig("");
+    c.optim.epochs = 2;
+    c.logEvery = 1;
+    const losses = async (dir: string) =>
+      (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l))
+        .filter((l) => l.type === "train").map((l) => [l.step, l.loss, l.teacher_entropy]);
+    const whole = await Deno.makeTempDir(), parts = await Deno.makeTempDir();
+    await train(c, { out: whole, gpu, quiet: true, splits });
+    await train(c, { out: parts, gpu, quiet: true, splits, stopAfterSteps: 7 });
+    await train(c, { out: parts, gpu, quiet: true, splits, resume: true });
+    const a = await losses(whole);
+    assert.equal(a.length, 10);
+    assert.deepEqual(await losses(parts), a);
+  },
+);
