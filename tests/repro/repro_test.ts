@@ -50,7 +50,7 @@ Deno.test({
     assert.equal(noCollapse.verdict, "pass");
     assert.ok(noCollapse.ours!.mean >= 0.2 && noCollapse.ours!.mean <= 0.5);
     assert.equal(noCollapse.control!.verdict, "fail");
-    for (const f of ["report.md", "curves_pretrain.png", "figure2.png"]) {
+    for (const f of ["report.md", "curves_pretrain.png", "curves_dino.png", "figure2.png"]) {
       await Deno.stat(`${out}/${f}`);
     }
 
