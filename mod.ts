@@ -29,7 +29,15 @@ export { matmul } from "./src/ops/matmul.ts";
 export { add, biasAdd, dropout, gelu, mul, relu, scale, sub } from "./src/ops/elementwise.ts";
 export { mean, meanAll, sum, sumAll } from "./src/ops/reduce.ts";
 export { softmax } from "./src/ops/softmax.ts";
-export { crossEntropy, crossEntropyRows, mse } from "./src/ops/loss.ts";
+export {
+  crossEntropy,
+  crossEntropyRows,
+  mse,
+  softCrossEntropy,
+  softCrossEntropyRows,
+} from "./src/ops/loss.ts";
+export { centerUpdate, emaUpdate } from "./src/ops/ema.ts";
+export { l2Normalize } from "./src/ops/l2_normalize.ts";
 export { attention, attentionQKV } from "./src/ops/attention.ts";
 export { layerNorm } from "./src/ops/layernorm.ts";
 export { batchNorm1d, type BatchNormState } from "./src/ops/batchnorm.ts";
@@ -49,12 +57,13 @@ export { sinusoidalPositions } from "./src/ops/posenc.ts";
 export { appendToken, concatTokens, sliceTokens } from "./src/ops/tokens.ts";
 export { concatChannels, conv2d, maxPool2d, sigmoid } from "./src/ops/conv.ts";
 export { type ParamSpec, ParamStore } from "./src/params.ts";
-export { AdamW, type AdamWOptions } from "./src/optim.ts";
+export { AdamW, type AdamWOptions, GradClipper } from "./src/optim.ts";
 export { Rng } from "./src/rng.ts";
 export { DropoutContext, linear, SpecList, xavierUniform } from "./src/nn.ts";
 export { VIT_LITE_7_4, type VitConfig, vitParamCount } from "./src/models/vit.ts";
 export { Mae, MAE_DECODER, type MaeConfig } from "./src/models/mae.ts";
 export { Classifier } from "./src/models/classifier.ts";
+export { Dino, DINO_HEAD, type DinoHeadConfig, type TeacherInit } from "./src/models/dino.ts";
 export { loadConfig, parseConfig, type TrainConfig } from "./src/train/config.ts";
 export { NonFiniteLossError, train, type TrainSummary } from "./src/train/trainer.ts";
 export * from "./src/data/mod.ts";

@@ -21,6 +21,10 @@ import conv2d from "./conv2d.wgsl" with { type: "text" };
 import pool from "./pool.wgsl" with { type: "text" };
 import concat from "./concat.wgsl" with { type: "text" };
 import activation from "./activation.wgsl" with { type: "text" };
+import ema from "./ema.wgsl" with { type: "text" };
+import l2_normalize from "./l2_normalize.wgsl" with { type: "text" };
+import soft_cross_entropy from "./soft_cross_entropy.wgsl" with { type: "text" };
+import grad_clip from "./grad_clip.wgsl" with { type: "text" };
 
 const SNIPPETS: Record<string, string> = { "_workgroup_reduce.wgsl": workgroupReduce };
 
@@ -51,4 +55,8 @@ export const KERNEL_SOURCES = {
   "pool.wgsl": withIncludes(pool),
   "concat.wgsl": withIncludes(concat),
   "activation.wgsl": withIncludes(activation),
+  "ema.wgsl": withIncludes(ema),
+  "l2_normalize.wgsl": withIncludes(l2_normalize),
+  "soft_cross_entropy.wgsl": withIncludes(soft_cross_entropy),
+  "grad_clip.wgsl": withIncludes(grad_clip),
 } as const;

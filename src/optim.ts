@@ -1,6 +1,8 @@
 /**
  * AdamW over a {@link ParamStore}: one dispatch of kernels/adamw.wgsl per
  * step, whatever the number of parameters. Adam is AdamW with weight decay 0.
+ * {@link GradClipper} clips a store's gradient to a global norm on the GPU
+ * (kernels/grad_clip.wgsl) before the step, with no readback.
  * @module
  */
 
@@ -55,9 +57,12 @@ export class AdamW {
     gpu.clear({ buffer: this.v, offset: 0, size: store.length * 4 });
   }
 
-  /** Applies one update with learning rate `lr` (default: the constructor's). */
-  update(lr = this.options.lr): void {
-    const { beta1, beta2, eps, weightDecay } = this.options;
+  /**
+   * Applies one update with learning rate `lr` and weight decay `weightDecay`
+   * (defaults: the constructor's; DINO schedules the decay).
+   */
+  update(lr = this.options.lr, weightDecay = this.options.weightDecay): void {
+    const { beta1, beta2, eps } = this.options;
     this.step++;
     const s = this.store;
     const bytes = s.length * 4;
@@ -89,5 +94,67 @@ export class AdamW {
     this.store.gpu.flush();
     this.m.destroy();
     this.v.destroy();
+  }
+}
+
+const CLIP_PARAMS = { n: "u32", groups: "u32", max_norm: "f32" } as const;
+const CLIP_PARTIAL = {
+  file: "grad_clip.wgsl",
+  entry: "grad_sq_partial",
+  params: CLIP_PARAMS,
+  workgroup: [64],
+} as const satisfies KernelSpec<typeof CLIP_PARAMS>;
+const CLIP_FACTOR = { ...CLIP_PARTIAL, entry: "grad_clip_factor" } as const;
+const CLIP_APPLY = { ...CLIP_PARTIAL, entry: "grad_clip_apply", workgroup: [256] } as const;
+
+/**
+ * Clips a store's whole gradient to L2 norm `maxNorm` in place, as
+ * torch.nn.utils.clip_grad_norm_: g *= min(1, maxNorm / (||g|| + 1e-6)).
+ * Three dispatches (partial sums of squares, the factor, the scaling); the
+ * norm and factor stay in a GPU buffer ({@link GradClipper.state}), read
+ * back only when a caller logs them.
+ */
+export class GradClipper {
+  /** (norm before clipping, factor applied) of the last {@link clip}. */
+  readonly state: GPUBuffer;
+  readonly #partial: GPUBuffer;
+  readonly #groups: number;
+
+  /** Allocates the partial-sum and state buffers for `store`. */
+  constructor(readonly store: ParamStore, readonly maxNorm: number) {
+    if (!(maxNorm > 0)) throw new RangeError(`GradClipper: maxNorm ${maxNorm} must be positive`);
+    const gpu = store.gpu;
+    this.#groups = Math.max(1, Math.min(1024, Math.ceil(store.length / 64)));
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    gpu.buffersCreated += 2;
+    this.#partial = gpu.device.createBuffer({ size: this.#groups * 4, usage });
+    this.state = gpu.device.createBuffer({ size: 8, usage });
+  }
+
+  /** Records the clipping of the store's current gradient. */
+  clip(): void {
+    const s = this.store, gpu = s.gpu, n = s.length, groups = this.#groups;
+    const params = { n, groups, max_norm: this.maxNorm };
+    const grads = { buffer: s.grads, offset: 0, size: n * 4 };
+    const partial = { buffer: this.#partial, offset: 0, size: groups * 4 };
+    const state = { buffer: this.state, offset: 0, size: 8 };
+    gpu.dispatch(CLIP_PARTIAL, params, [grads, partial], [groups]);
+    gpu.dispatch(CLIP_FACTOR, params, [partial, state], [1]);
+    gpu.dispatch(CLIP_APPLY, params, [state, grads], grid1d(Math.ceil(n / 256)));
+  }
+
+  /** Reads (norm, factor) of the last clip (waits for the GPU). */
+  async read(): Promise<{ norm: number; factor: number }> {
+    const v = new Float32Array(
+      await this.store.gpu.download({ buffer: this.state, offset: 0, size: 8 }),
+    );
+    return { norm: v[0], factor: v[1] };
+  }
+
+  /** Frees the buffers (after submitting work that may still use them). */
+  destroy(): void {
+    this.store.gpu.flush();
+    this.#partial.destroy();
+    this.state.destroy();
   }
 }

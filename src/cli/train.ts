@@ -9,7 +9,7 @@ import { NonFiniteLossError, train } from "../train/trainer.ts";
 
 const HELP = `usage: deno task train --config FILE [options]
 
-Trains one configuration: pretrain (MAE), probe, finetune or scratch, as the
+Trains one configuration: pretrain (MAE), probe, finetune, scratch or dino, as the
 config's 'mode' says. Configs mirroring the paper's Table 6 and CPU-scale ones
 live in repro/configs/.
 

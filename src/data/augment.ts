@@ -20,6 +20,7 @@
 
 import type { Rng } from "../rng.ts";
 import { BICUBIC, resample } from "./resize.ts";
+import type { DinoAugmentSpec } from "./dino_augment.ts";
 
 /** A serializable augmentation recipe (so workers can rebuild it). */
 export interface AugmentSpec {
@@ -29,6 +30,8 @@ export interface AugmentSpec {
   hflip?: boolean;
   /** RandAugment with `n` ops per image at magnitude `m` (of 31 bins). */
   randAugment?: { n: number; m: number };
+  /** DINO's two global views per image (src/data/dino_augment.ts); excludes the fields above. */
+  dino?: DinoAugmentSpec;
 }
 
 /** The authors' fine-tune augmentation: flip, RandomResizedCrop(64, 0.6-1, 0.9-1.1), RandAugment(2, 9). */
@@ -50,7 +53,7 @@ export function augmentOutputSize(
   h: number,
   w: number,
 ): [number, number] {
-  const s = spec?.randomResizedCrop?.size;
+  const s = spec?.randomResizedCrop?.size ?? spec?.dino?.size;
   return s ? [s, s] : [h, w];
 }
 

@@ -18,6 +18,7 @@
 
 import { hash3, Rng } from "../rng.ts";
 import { augmentImage, augmentOutputSize, AugmentScratch, type AugmentSpec } from "./augment.ts";
+import { dinoView } from "./dino_augment.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 import { type Normalization, toFloatNCHW } from "./normalize.ts";
 
@@ -85,6 +86,7 @@ export function buildBatch(
   step: number,
   scratch: AugmentScratch = new AugmentScratch(),
 ): Batch {
+  if (r.augment?.dino) return buildDinoBatch(r, pixels, labelsAll, indices, epoch, step);
   const n = indices.length, { height: h, width: w, channels: c } = r;
   const [oh, ow] = augmentOutputSize(r.augment, h, w);
   const inSz = h * w * c, outSz = oh * ow * c;
@@ -110,6 +112,41 @@ export function buildBatch(
   }
   const images = r.format === "u8-nhwc" ? u8 : toFloatNCHW(u8, n, oh, ow, c, r.normalize);
   return { images, labels, indices, shape: [n, c, oh, ow], epoch, step };
+}
+
+/**
+ * DINO's batch: two global views of each image, view-major — images [0, n)
+ * are view 1 of the batch, [n, 2n) view 2 of the same images in the same
+ * order; labels and indices repeat. Each view forks the sample's
+ * (seed, epoch, index) stream.
+ */
+function buildDinoBatch(
+  r: BatchRecipe,
+  pixels: Uint8Array,
+  labelsAll: Int32Array,
+  indices: Uint32Array,
+  epoch: number,
+  step: number,
+): Batch {
+  const spec = r.augment!.dino!;
+  const n = indices.length, { height: h, width: w, channels: c } = r;
+  const s = spec.size, inSz = h * w * c, outSz = s * s * c;
+  const u8 = new Uint8Array(2 * n * outSz);
+  const labels = new Int32Array(2 * n);
+  for (let j = 0; j < n; j++) {
+    const i = indices[j];
+    labels[j] = labels[n + j] = labelsAll[i];
+    const src = pixels.subarray(i * inSz, (i + 1) * inSz);
+    const rng = new Rng(hash3(r.seed, epoch, i));
+    for (const v of [0, 1] as const) {
+      dinoView(spec, v, src, h, w, c, rng.fork(`view${v}`), u8, (v * n + j) * outSz);
+    }
+  }
+  const images = r.format === "u8-nhwc" ? u8 : toFloatNCHW(u8, 2 * n, s, s, c, r.normalize);
+  const both = new Uint32Array(2 * n);
+  both.set(indices);
+  both.set(indices, n);
+  return { images, labels, indices: both, shape: [2 * n, c, s, s], epoch, step };
 }
 
 /** Seeded, optionally augmenting, prefetching mini-batch loader. */

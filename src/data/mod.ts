@@ -84,6 +84,7 @@ export {
   sampleRandAugment,
   sampleResizedCrop,
 } from "./augment.ts";
+export { dinoAugment, type DinoAugmentSpec } from "./dino_augment.ts";
 export { NORM_STATS, type Normalization, toFloatNCHW } from "./normalize.ts";
 export {
   type Batch,

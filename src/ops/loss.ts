@@ -1,5 +1,6 @@
 /**
- * Losses: softmax cross-entropy with integer labels (kernels/cross_entropy.wgsl)
+ * Losses: softmax cross-entropy with integer labels (kernels/cross_entropy.wgsl),
+ * with a soft target and a temperature (kernels/soft_cross_entropy.wgsl, DINO)
  * and mean-squared error with an optional per-row mask (kernels/mse.wgsl).
  * @module
  */
@@ -121,4 +122,62 @@ export function mse(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
       );
     }
   });
+}
+
+const SCE_PARAMS = { rows: "u32", cols: "u32", inv_t: "f32" } as const;
+const SCE_FORWARD = {
+  file: "soft_cross_entropy.wgsl",
+  entry: "soft_cross_entropy_forward",
+  params: SCE_PARAMS,
+  workgroup: [64],
+} as const satisfies KernelSpec<typeof SCE_PARAMS>;
+const SCE_BACKWARD = {
+  ...SCE_FORWARD,
+  entry: "soft_cross_entropy_backward",
+  workgroup: [256],
+} as const;
+
+/**
+ * Per-row cross-entropy of `logits / temperature` (rows, cols) against the
+ * soft target `target` (rows, cols): -sum_c target_c log softmax(logits / t)_c.
+ * DINO's loss, and the entropy of softmax(x) when target = softmax(x), t = 1.
+ * Derivative: dlogits = dloss (softmax(logits / t) sum(target) - target) / t;
+ * the target gets no gradient (DINO stops it at the teacher). Saves the
+ * per-row max, log-sum-exp and target sum.
+ */
+export function softCrossEntropyRows(logits: Tensor, target: Tensor, temperature = 1): Tensor {
+  const op = "softCrossEntropy";
+  sameDevice(op, logits, target);
+  dtypeIs(op, logits, "f32");
+  dtypeIs(op, target, "f32");
+  sameShape(op, logits, target);
+  if (logits.shape.length !== 2) {
+    throw new OpError(op, `logits ${logits.describe()} must be (rows, classes)`);
+  }
+  if (!(temperature > 0)) throw new OpError(op, `temperature ${temperature} must be positive`);
+  const [rows, cols] = logits.shape;
+  const inv_t = 1 / temperature;
+  const gpu = logits.gpu;
+  const loss = empty(gpu, [rows]);
+  const stats = empty(gpu, [rows, 3]);
+  gpu.dispatch(SCE_FORWARD, { rows, cols, inv_t }, [
+    logits.binding,
+    target.binding,
+    loss.binding,
+    stats.binding,
+  ], grid1d(rows));
+  // saves: stats = (max, log sum exp, target sum) per row, and the inputs
+  return record(op, loss, [logits], (g) => {
+    gpu.dispatch(
+      SCE_BACKWARD,
+      { rows, cols, inv_t },
+      [logits.binding, target.binding, stats.binding, g.binding, gradOf(logits).binding],
+      grid1d(Math.ceil((rows * cols) / 256)),
+    );
+  });
+}
+
+/** Mean over the rows of {@link softCrossEntropyRows}. */
+export function softCrossEntropy(logits: Tensor, target: Tensor, temperature = 1): Tensor {
+  return meanAll(softCrossEntropyRows(logits, target, temperature));
 }

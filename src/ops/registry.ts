@@ -63,6 +63,15 @@ import {
   sigmoidBackwardRef,
   sigmoidRef,
 } from "../ref/conv.ts";
+import {
+  centerUpdateRef,
+  clipGradNormRef,
+  emaRef,
+  l2NormalizeBackwardRef,
+  l2NormalizeRef,
+  softCrossEntropyBackwardRef,
+  softCrossEntropyRef,
+} from "../ref/dino.ts";
 
 /** Element-wise closeness bound: |gpu - ref| <= atol + rtol * |ref|. */
 export interface Tolerance {
@@ -109,7 +118,12 @@ export type OpName =
   | "conv2d"
   | "maxPool2d"
   | "concatChannels"
-  | "sigmoid";
+  | "sigmoid"
+  // DINO (issue 8)
+  | "ema"
+  | "l2Normalize"
+  | "softCrossEntropy"
+  | "clipGradNorm";
 
 /** Reference signatures per op (the type that makes a missing rule an error). */
 export interface OpReferences {
@@ -140,6 +154,11 @@ export interface OpReferences {
   maxPool2d: [typeof maxPool2dRef, typeof maxPool2dBackwardRef];
   concatChannels: [typeof concatChannelsRef, typeof concatChannelsBackwardRef];
   sigmoid: [typeof sigmoidRef, typeof sigmoidBackwardRef];
+  // DINO (issue 8)
+  ema: [typeof emaRef, typeof centerUpdateRef];
+  l2Normalize: [typeof l2NormalizeRef, typeof l2NormalizeBackwardRef];
+  softCrossEntropy: [typeof softCrossEntropyRef, typeof softCrossEntropyBackwardRef];
+  clipGradNorm: [typeof clipGradNormRef, typeof clipGradNormRef];
 }
 
 const exact: Tolerance = { atol: 0, rtol: 0 };
@@ -342,6 +361,38 @@ export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1
     reference: { forward: sigmoidRef, backward: sigmoidBackwardRef },
     // exp in WGSL may be a few ulp off correctly rounded
     tolerance: { forward: { atol: 1e-7, rtol: 2e-6 }, backward: { atol: 1e-7, rtol: 1e-5 } },
+  },
+  // --- DINO (issue 8) ---
+  ema: {
+    kernel: "ema.wgsl",
+    entries: ["ema_update", "center_update"],
+    // Updates without a backward: the forward slot audits the teacher's EMA,
+    // the backward slot the centre's (an EMA of a rows-term batch mean).
+    reference: { forward: emaRef, backward: centerUpdateRef },
+    tolerance: { forward: pointwise, backward: { atol: 1e-6, rtol: 1e-5 } },
+  },
+  l2Normalize: {
+    kernel: "l2_normalize.wgsl",
+    entries: ["l2_normalize_forward", "l2_normalize_backward"],
+    reference: { forward: l2NormalizeRef, backward: l2NormalizeBackwardRef },
+    // y is O(1) after a cols-term sum of squares and a sqrt; dx adds a cols-term dot.
+    tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-5, rtol: 1e-4 } },
+  },
+  softCrossEntropy: {
+    kernel: "soft_cross_entropy.wgsl",
+    entries: ["soft_cross_entropy_forward", "soft_cross_entropy_backward"],
+    reference: { forward: softCrossEntropyRef, backward: softCrossEntropyBackwardRef },
+    // Like crossEntropy, plus a cols-term weighted sum (cols up to ~1024) and
+    // the 1/t scale (t down to 0.02 multiplies the backward by 50).
+    tolerance: { forward: { atol: 2e-5, rtol: 2e-5 }, backward: { atol: 1e-5, rtol: 1e-4 } },
+  },
+  clipGradNorm: {
+    kernel: "grad_clip.wgsl",
+    entries: ["grad_sq_partial", "grad_clip_factor", "grad_clip_apply"],
+    // An update, no backward: both slots audit the clipped gradient (an
+    // n-term sum of squares, then one product per element).
+    reference: { forward: clipGradNormRef, backward: clipGradNormRef },
+    tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-6, rtol: 1e-5 } },
   },
 };
 

@@ -1,13 +1,13 @@
 /**
  * The experiments behind the claims: each id says which profile stage it
  * trains, what it changes, and which other experiment's checkpoint it starts
- * from. Claims name experiments by id (repro/claims/*.yaml); experiments
- * that later issues will add (DINO) are registered as `not run` with the
- * reason, so their claims are reported, never silently passed.
+ * from. Claims name experiments by id (repro/claims/*.yaml).
  *
  * SMAE ids: `pretrain-smae[1]-(random|block)` (alpha 0.5, or 1.0 with the
  * `1`; random 75% or block 50% masking), each with its `finetune-` and
  * `transfer-` runs; all of them use the critic trained by `train-critic`.
+ * DINO ids: `pretrain-dino` and the `finetune-dino` / `transfer-dino` runs
+ * that start from its teacher's encoder.
  * @module
  */
 
@@ -52,10 +52,6 @@ export const TABLE5_GRID: [lr: number, wd: number][] = [
 export function gridId(lr: number, wd: number): string {
   return `lr${lr.toExponential()}-wd${wd}`;
 }
-
-const NOT_YET = {
-  dino: "the DINO baseline is not implemented yet (issue 8)",
-};
 
 /** The SMAE pre-training of an `smae[1]-(random|block)` id fragment. */
 function smaePretrain(alpha1: boolean, masking: "random" | "block"): Plan {
@@ -176,9 +172,23 @@ export function planFor(id: string, p: Profile): Plan {
         c.optim.epochs = 1;
       },
     },
+    // --- DINO (issue 8): the baseline of Table 1, fine-tuned from the teacher's encoder ---
+    "pretrain-dino": { kind: "train", stage: "dino", data: "tin" },
+    // Negative control for the no-collapse claim: the teacher as soft as the
+    // student (no sharpening), the ablation that DINO shows collapsing to uniform.
+    "pretrain-dino-unsharpened": {
+      kind: "train",
+      stage: "dino",
+      data: "tin",
+      edit: (c) => {
+        c.dino.warmupTeacherTemp = c.dino.studentTemp;
+        c.dino.teacherTemp = c.dino.studentTemp;
+      },
+    },
+    "finetune-dino": { kind: "train", stage: "finetune", data: "tin", init: "pretrain-dino" },
+    "transfer-dino": { kind: "train", stage: "transfer", data: "cub", init: "pretrain-dino" },
   };
   if (fixed[id]) return withStage(fixed[id], p, id);
-  if (/dino/.test(id)) return { kind: "notrun", reason: NOT_YET.dino };
   const smae = /^(pretrain|finetune|transfer)-smae(1?)-(random|block)$/.exec(id);
   if (smae) {
     const [, kind, one, masking] = smae;

@@ -39,10 +39,10 @@ function trained(results: Results, id: string): Runs | null {
   return r && !("notrun" in r) ? r : null;
 }
 
-async function lossCurve(dir: string): Promise<[number, number][]> {
+async function lossCurve(dir: string, field = "loss"): Promise<[number, number][]> {
   const text = await Deno.readTextFile(`${dir}/metrics.jsonl`);
   return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l))
-    .filter((r) => r.type === "train").map((r) => [r.step, r.loss] as [number, number]);
+    .filter((r) => r.type === "train").map((r) => [r.step, r[field]] as [number, number]);
 }
 
 /** Renders every figure the results allow into `out`; returns the file names written. */
@@ -59,7 +59,7 @@ export async function renderFigures(
     written.push(name);
   };
   for (
-    const [file, title, ids] of [
+    const [file, title, ids, field = "loss", yLabel = "loss"] of [
       ["curves_pretrain.png", "MAE pre-training loss (MSE)", [
         "pretrain-mae-random",
         "pretrain-mae-block",
@@ -67,9 +67,21 @@ export async function renderFigures(
       ["curves_classify.png", "Classification loss (CE)", [
         "scratch",
         "finetune-mae-random",
+        "finetune-dino",
         "probe-mae-random",
         "probe-random-init",
       ]],
+      // The collapse monitor: 0 is a one-hot teacher, 1 a uniform one.
+      [
+        "curves_dino.png",
+        "DINO teacher entropy / log K",
+        [
+          "pretrain-dino",
+          "pretrain-dino-unsharpened",
+        ],
+        "entropy_fraction",
+        "entropy / log K",
+      ],
     ] as const
   ) {
     const series = [];
@@ -77,11 +89,11 @@ export async function renderFigures(
       const r = trained(results, id);
       const dir = r?.metrics[0]?.dir;
       if (typeof dir === "string") {
-        series.push({ name: `${id} (seed ${r!.seeds[0]})`, points: await lossCurve(dir) });
+        series.push({ name: `${id} (seed ${r!.seeds[0]})`, points: await lossCurve(dir, field) });
       }
     }
     if (series.length) {
-      await save(file, lineChart({ title, xLabel: "step", yLabel: "loss", series }));
+      await save(file, lineChart({ title, xLabel: "step", yLabel, series }));
     }
   }
   const sweep = SWEEP_RATIOS.map((r) => [r, trained(results, `probe-mae-r${r}`)] as const).filter((

@@ -1,7 +1,7 @@
 /**
  * Repro profiles (repro/profiles/*.yaml): per profile, one training config
  * per stage (pretrain, probe, finetune, scratch, transfer, sweep, timing,
- * critic, smae),
+ * critic, smae, dino),
  * written with YAML anchors so the shared parts are stated once.
  * @module
  */
@@ -23,7 +23,8 @@ export type Stage =
   | "sweep"
   | "timing"
   | "critic"
-  | "smae";
+  | "smae"
+  | "dino";
 
 /** A loaded profile. */
 export interface Profile {

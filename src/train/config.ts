@@ -10,13 +10,47 @@ import type { Pooling } from "../models/classifier.ts";
 import { MAE_DECODER, type MaeConfig } from "../models/mae.ts";
 import { SMAE_DEFAULTS, type SmaeConfig } from "../models/smae.ts";
 import { VIT_LITE_7_4, type VitConfig } from "../models/vit.ts";
+import { DINO_HEAD, type DinoHeadConfig, type TeacherInit } from "../models/dino.ts";
 
 /**
  * What a run trains: MAE pre-training, a linear probe, fine-tuning, a
  * classifier from scratch, the SMAE critic (SqueezeNet 1.1 classifier), or
- * SMAE pre-training (MAE + perceptual loss from a trained critic).
+ * SMAE pre-training (MAE + perceptual loss from a trained critic), or DINO
+ * pre-training (the baseline).
  */
-export type Mode = "pretrain" | "probe" | "finetune" | "scratch" | "critic" | "smae";
+export type Mode =
+  | "pretrain"
+  | "probe"
+  | "finetune"
+  | "scratch"
+  | "critic"
+  | "smae"
+  | "dino";
+
+/** DINO pre-training settings (mode dino; src/train/dino.ts). Defaults: the paper's. */
+export interface DinoConfig extends DinoHeadConfig {
+  /** The teacher starts as a copy of the student (DINO) or separately initialised (the authors' code). */
+  teacherInit: TeacherInit;
+  /** Teacher EMA momentum at step 0, rising to 1 on a cosine over the run. */
+  teacherMomentum: number;
+  /** Momentum of the centre's EMA. */
+  centerMomentum: number;
+  /** Subtract the centre from the teacher's outputs (false only for the collapse control). */
+  centering: boolean;
+  /** Teacher temperature: warmupTeacherTemp rising linearly to teacherTemp over warmupTeacherTempEpochs. */
+  warmupTeacherTemp: number;
+  teacherTemp: number;
+  warmupTeacherTempEpochs: number;
+  studentTemp: number;
+  /** Weight decay rises from optim.weightDecay to this on a cosine over the run. */
+  weightDecayEnd: number;
+  /** Clip the student's gradient to this global L2 norm (0: off). */
+  clipGrad: number;
+  /** Epochs during which the last layer of the student's head does not learn. */
+  freezeLastLayerEpochs: number;
+  /** Local crops (multi-crop); the paper used none, and only 0 is implemented. */
+  localCrops: number;
+}
 
 /** Datasets a run can read. */
 export type DatasetName = "fashion-mnist" | "tiny-imagenet" | "cub";
@@ -38,7 +72,7 @@ export interface TrainConfig {
     /** Per-batch standardisation (pretrain/probe in the paper's code) or fixed statistics. */
     normalize: "batch" | "imagenet" | "cub" | "none";
     /** Augmentation for training batches. */
-    augment: "none" | "finetune" | "cub";
+    augment: "none" | "finetune" | "cub" | "dino";
     /** Negative control: permute the training labels (seeded), destroying the signal. */
     shuffleLabels: boolean;
   };
@@ -60,6 +94,8 @@ export interface TrainConfig {
   };
   /** The SMAE objective (mode smae). */
   smae: SmaeConfig;
+  /** DINO settings (mode dino only). */
+  dino: DinoConfig;
   /** Checkpoint to start the encoder from (probe, finetune). */
   init?: string;
   /** Trained critic checkpoint (mode critic's output) for mode smae. */
@@ -70,7 +106,7 @@ export interface TrainConfig {
   logEvery: number;
 }
 
-const MODE = ["pretrain", "probe", "finetune", "scratch", "critic", "smae"] as const;
+const MODE = ["pretrain", "probe", "finetune", "scratch", "critic", "smae", "dino"] as const;
 const DATASETS = ["fashion-mnist", "tiny-imagenet", "cub"] as const;
 
 /** Defaults that a config file overrides. */
@@ -105,6 +141,21 @@ export const DEFAULTS: Omit<TrainConfig, "mode"> = {
     stepping: "epoch",
   },
   smae: { ...SMAE_DEFAULTS },
+  dino: {
+    ...DINO_HEAD,
+    teacherInit: "copy",
+    teacherMomentum: 0.9995,
+    centerMomentum: 0.9,
+    centering: true,
+    warmupTeacherTemp: 0.02,
+    teacherTemp: 0.04,
+    warmupTeacherTempEpochs: 30,
+    studentTemp: 0.1,
+    weightDecayEnd: 0.4,
+    clipGrad: 3,
+    freezeLastLayerEpochs: 1,
+    localCrops: 0,
+  },
   checkpointEvery: 500,
   logEvery: 10,
 };
@@ -203,8 +254,8 @@ function validate(c: TrainConfig, file: string, requireInit: boolean): void {
   if (!["batch", "imagenet", "cub", "none"].includes(c.data.normalize)) {
     bad("data.normalize", "must be batch, imagenet, cub or none");
   }
-  if (!["none", "finetune", "cub"].includes(c.data.augment)) {
-    bad("data.augment", "must be none, finetune or cub");
+  if (!["none", "finetune", "cub", "dino"].includes(c.data.augment)) {
+    bad("data.augment", "must be none, finetune, cub or dino");
   }
   if (typeof c.data.shuffleLabels !== "boolean") bad("data.shuffleLabels", "must be true or false");
   const m = c.model;
@@ -250,6 +301,7 @@ function validate(c: TrainConfig, file: string, requireInit: boolean): void {
   if (!["epoch", "step"].includes(o.stepping)) bad("optim.stepping", "must be epoch or step");
   num("checkpointEvery", c.checkpointEvery, 1, Infinity, true);
   num("logEvery", c.logEvery, 1, Infinity, true);
+  validateDino(c, bad, num);
   if (requireInit && (c.mode === "probe" || c.mode === "finetune") && !c.init) {
     bad("init", `is required for mode ${c.mode} (a pretrain checkpoint)`);
   }
@@ -258,5 +310,45 @@ function validate(c: TrainConfig, file: string, requireInit: boolean): void {
   num("smae.calibrationSteps", c.smae.calibrationSteps, 1, 100000, true);
   if (requireInit && c.mode === "smae" && !c.critic) {
     bad("critic", "is required for mode smae (a checkpoint written by mode critic)");
+  }
+}
+
+/** The `dino` section, and the pairing of mode dino with augment dino. */
+function validateDino(
+  c: TrainConfig,
+  bad: (field: string, why: string) => never,
+  num: (field: string, v: unknown, lo: number, hi?: number, int?: boolean) => void,
+): void {
+  if ((c.mode === "dino") !== (c.data.augment === "dino")) {
+    bad(
+      "data.augment",
+      c.mode === "dino"
+        ? "must be dino for mode dino (two global views per image)"
+        : `dino is only for mode dino, not ${c.mode}`,
+    );
+  }
+  const d = c.dino;
+  for (const k of ["outDim", "hidden", "bottleneck"] as const) {
+    num(`dino.${k}`, d[k], 1, 65536, true);
+  }
+  if (!["copy", "separate"].includes(d.teacherInit)) {
+    bad("dino.teacherInit", `must be copy or separate, got ${JSON.stringify(d.teacherInit)}`);
+  }
+  num("dino.teacherMomentum", d.teacherMomentum, 0, 1);
+  num("dino.centerMomentum", d.centerMomentum, 0, 1);
+  if (typeof d.centering !== "boolean") bad("dino.centering", "must be true or false");
+  for (const k of ["warmupTeacherTemp", "teacherTemp", "studentTemp"] as const) {
+    num(`dino.${k}`, d[k], 1e-4, 100);
+  }
+  num("dino.warmupTeacherTempEpochs", d.warmupTeacherTempEpochs, 0, 100000, true);
+  num("dino.weightDecayEnd", d.weightDecayEnd, 0, 10);
+  num("dino.clipGrad", d.clipGrad, 0, 1e6);
+  num("dino.freezeLastLayerEpochs", d.freezeLastLayerEpochs, 0, 100000, true);
+  num("dino.localCrops", d.localCrops, 0, 16, true);
+  if (d.localCrops !== 0) {
+    bad(
+      "dino.localCrops",
+      "must be 0: local crops (multi-crop) are not implemented; the paper ran without them",
+    );
   }
 }

@@ -36,6 +36,7 @@ import type { TrainConfig } from "./config.ts";
 import { loadSplits, shuffleLabels } from "./data.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 import { learningRate } from "./schedule.ts";
+import { trainDino } from "./dino.ts";
 
 /** Run options that are not part of the config. */
 export interface TrainOptions {
@@ -72,6 +73,8 @@ export interface TrainSummary {
   checkpoint: string;
   /** Adapter that ran it. */
   adapter: string;
+  /** Mode dino: whether the teacher's output collapsed (see src/train/dino.ts). */
+  collapse?: "none" | "one-hot" | "uniform";
 }
 
 /** A run stopped by a non-finite loss. */
@@ -436,6 +439,7 @@ function trainLoader(c: TrainConfig, ds: ImageDataset) {
 
 /** Trains one config to the end (or to `stopAfterSteps`) and returns the summary. */
 export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSummary> {
+  if (c.mode === "dino") return await trainDino(c, opts); // its own loop: src/train/dino.ts
   const gpu = opts.gpu ?? await openGpu();
   const t0 = performance.now();
   await Deno.mkdir(opts.out, { recursive: true });
@@ -603,7 +607,8 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
   return summary;
 }
 
-async function truncateMetrics(path: string, step: number): Promise<void> {
+/** Drops the metric lines of steps at or past `step` (a resumed run recomputes them). */
+export async function truncateMetrics(path: string, step: number): Promise<void> {
   let text = "";
   try {
     text = await Deno.readTextFile(path);

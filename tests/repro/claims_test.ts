@@ -198,3 +198,36 @@ Deno.test("a `measure` check reports the value without asserting, and runs no co
   assert.deepEqual(experimentsOf(s, "smoke"), ["a"]);
   assert.deepEqual(experimentsOf(s, "paper"), ["a", "ctl"]);
 });
+
+Deno.test("the DINO experiments train in every profile: Table 1's rows fine-tune the DINO checkpoint", async () => {
+  for (const p of PROFILES) {
+    const profile = await loadProfile(p);
+    const pre = planFor("pretrain-dino", profile);
+    assert.ok(pre.kind === "train" && pre.stage === "dino" && profile.stages.dino?.mode === "dino");
+    const ft = planFor("finetune-dino", profile);
+    assert.ok(ft.kind === "train" && ft.stage === "finetune" && ft.init === "pretrain-dino", p);
+    const tr = planFor("transfer-dino", profile);
+    if (profile.stages.transfer) {
+      assert.ok(tr.kind === "train" && tr.data === "cub" && tr.init === "pretrain-dino", p);
+    } else assert.equal(tr.kind, "notrun");
+    // The control differs from DINO only in the teacher's temperature.
+    const ctl = planFor("pretrain-dino-unsharpened", profile);
+    assert.ok(ctl.kind === "train" && ctl.edit);
+    const c = structuredClone(profile.stages.dino!);
+    ctl.edit(c);
+    assert.equal(c.dino.teacherTemp, c.dino.studentTemp);
+    assert.equal(c.dino.warmupTeacherTemp, c.dino.studentTemp);
+  }
+  const paperProfile = await loadProfile("paper");
+  const paper = paperProfile.stages.dino!;
+  assert.equal(paper.optim.lr, 1e-4);
+  assert.equal(paper.optim.minLr, 1e-6);
+  assert.equal(paper.optim.epochs, 100);
+  assert.equal(paper.optim.warmupEpochs, 10);
+  assert.equal(paper.optim.batchSize, 128);
+  assert.deepEqual(
+    [paper.dino.outDim, paper.dino.hidden, paper.dino.bottleneck, paper.dino.localCrops],
+    [1024, 512, 128, 0],
+  );
+  assert.throws(() => planFor("pretrain-dino-nonsense", paperProfile), /unknown experiment/);
+});

@@ -43,7 +43,14 @@ Deno.test({
       c.id === "tab1-dino-tin"
     )!;
     assert.equal(dino.verdict, "not run");
-    for (const f of ["report.md", "curves_pretrain.png", "figure2.png"]) {
+    // The smoke-scale DINO claim runs DINO and its collapsing control.
+    const noCollapse = (report.claims as (ClaimJson & { ours: { mean: number } | null })[]).find(
+      (c) => c.id === "ci-dino-no-collapse",
+    )!;
+    assert.equal(noCollapse.verdict, "pass");
+    assert.ok(noCollapse.ours!.mean >= 0.2 && noCollapse.ours!.mean <= 0.5);
+    assert.equal(noCollapse.control!.verdict, "fail");
+    for (const f of ["report.md", "curves_pretrain.png", "curves_dino.png", "figure2.png"]) {
       await Deno.stat(`${out}/${f}`);
     }
 

@@ -1,0 +1,158 @@
+import { loadTinyImageNet } from "../../src/data/mod.ts";
+import { Classifier } from "../../src/models/classifier.ts";
+import { ConfigError, parseConfig } from "../../src/train/config.ts";
+import { cosineSchedule, detectCollapse, teacherTemperature } from "../../src/train/dino.ts";
+import { decodeSafetensors } from "../../src/train/safetensors.ts";
+import { train } from "../../src/train/trainer.ts";
+import { assert, assertThrows } from "../_assert.ts";
+import { gpuTest } from "../_helpers.ts";
+
+const ROOT = new URL("../../fixtures/tiny-imagenet-200", import.meta.url).pathname;
+const MODEL =
+  "{ imageSize: 64, channels: 3, patch: 8, width: 32, depth: 1, heads: 2, mlp: 64, dropout: 0.1 }";
+
+function dinoConfig(extra = "") {
+  return parseConfig(`
+mode: dino
+seed: 42
+data: { dataset: tiny-imagenet, normalize: batch, augment: dino }
+model: ${MODEL}
+dino: { outDim: 256, hidden: 64, bottleneck: 32, teacherMomentum: 0.99, warmupTeacherTempEpochs: 2 }
+optim: { name: adamw, lr: 1.0e-3, minLr: 1.0e-6, weightDecay: 0.04, betas: [0.9, 0.999], warmupEpochs: 2, epochs: 8, batchSize: 10 }
+checkpointEvery: 1000
+logEvery: 5
+${extra}`);
+}
+
+Deno.test("DINO schedules: cosine from start to end, teacher temperature warm-up as np.linspace", () => {
+  assert.ok(Math.abs(cosineSchedule(0.04, 0.4, 0, 100) - 0.04) < 1e-15);
+  assert.ok(Math.abs(cosineSchedule(0.04, 0.4, 50, 100) - 0.22) < 1e-12);
+  assert.ok(Math.abs(cosineSchedule(0.9995, 1, 100, 100) - 1) < 1e-15);
+  assert.equal(teacherTemperature(0.02, 0.04, 30, 0), 0.02);
+  assert.ok(Math.abs(teacherTemperature(0.02, 0.04, 30, 29) - 0.04) < 1e-15);
+  assert.equal(teacherTemperature(0.02, 0.04, 30, 31), 0.04);
+});
+
+Deno.test("detectCollapse() needs 5 consecutive logged steps past a bound, and names the direction", () => {
+  assert.equal(detectCollapse([0.5, 0.01, 0.01, 0.01, 0.01, 0.5, 0.01]), "none");
+  assert.equal(detectCollapse([0.5, 0.01, 0.02, 0.01, 0.03, 0.04]), "one-hot");
+  assert.equal(detectCollapse([0.97, 0.99, 0.98, 0.99, 0.999]), "uniform");
+});
+
+Deno.test("dino configs are validated, naming the file and field", () => {
+  assertThrows(
+    () => parseConfig("mode: dino\n", "x.yaml"),
+    "x.yaml: data.augment",
+  );
+  assertThrows(
+    () => parseConfig("mode: pretrain\ndata: { augment: dino }\n", "p.yaml"),
+    "p.yaml: data.augment dino is only for mode dino",
+  );
+  assertThrows(
+    () => parseConfig("mode: dino\ndata: { augment: dino }\ndino: { localCrops: 2 }\n", "l.yaml"),
+    "l.yaml: dino.localCrops must be 0: local crops (multi-crop) are not implemented",
+  );
+  assertThrows(
+    () =>
+      parseConfig("mode: dino\ndata: { augment: dino }\ndino: { teacherInit: ema }\n", "t.yaml"),
+    "t.yaml: dino.teacherInit must be copy or separate",
+  );
+  assertThrows(
+    () => parseConfig("mode: dino\ndata: { augment: dino }\ndino: { studentTemp: 0 }\n", "s.yaml"),
+    "dino.studentTemp",
+  );
+  assert.ok(new ConfigError("f", "m") instanceof Error);
+});
+
+gpuTest(
+  "a short DINO run on fixture data brings the student toward the teacher without collapse, and a finetune loads the teacher's encoder",
+  async (gpu) => {
+    const [trainDs, val] = await Promise.all([
+      loadTinyImageNet("train", { root: ROOT, cacheDir: null }),
+      loadTinyImageNet("val", { root: ROOT, cacheDir: null }),
+    ]);
+    const splits = { train: trainDs, eval: val };
+    const out = await Deno.makeTempDir();
+    const s = await train(dinoConfig(), { out, gpu, quiet: true, splits });
+    assert.equal(s.mode, "dino");
+    assert.equal(s.collapse, "none");
+    const lines = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    const steps = lines.filter((l) => l.type === "train");
+    assert.equal(steps.length, 40, "8 epochs x 5 steps");
+    for (const l of steps) {
+      assert.ok(
+        l.teacher_entropy > 0 && l.teacher_entropy < Math.log(256),
+        "entropy in (0, log K)",
+      );
+      assert.ok(Number.isFinite(l.centre_norm) && Number.isFinite(l.grad_norm));
+    }
+    // The loss is H(teacher) + KL(teacher || student); centring raises the first
+    // term from the sharp initial teacher, the student lowers the second.
+    const kl = (e: number) => {
+      const xs = steps.filter((l) => l.epoch === e).map((l) => l.loss - l.teacher_entropy);
+      return xs.reduce((a, b) => a + b, 0) / xs.length;
+    };
+    assert.ok(
+      kl(7) < 0.8 * kl(0),
+      `KL(teacher || student) falls: epoch 0 ${kl(0)}, epoch 7 ${kl(7)}`,
+    );
+    const frac = s.eval.entropy_fraction;
+    assert.ok(frac > 0.1 && frac < 0.9, `held-out entropy fraction ${frac} well inside (0, 1)`);
+
+    // The checkpoint: the teacher under the classifier's encoder names, the student apart.
+    const ckpt = decodeSafetensors(await Deno.readFile(s.checkpoint), s.checkpoint).tensors;
+    const enc = Classifier.freshEncoder(gpu, dinoConfig().model, 1);
+    for (const name of enc.params.keys()) {
+      assert.ok(ckpt.has(name) && ckpt.has(`student.${name}`), name);
+    }
+    enc.destroy();
+    const name = "encoder.blocks.0.fc1.w";
+    assert.notDeepEqual(ckpt.get(name)!.data, ckpt.get(`student.${name}`)!.data);
+
+    // Fine-tuning with learning rate 0 keeps the loaded encoder: it must be the teacher's.
+    const ft = parseConfig(`
+mode: finetune
+seed: 42
+data: { dataset: tiny-imagenet, normalize: imagenet }
+model: ${MODEL}
+optim: { name: adamw, lr: 0, weightDecay: 0, betas: [0.9, 0.999], warmupEpochs: 0, epochs: 1, batchSize: 10 }
+init: ${s.checkpoint}
+checkpointEvery: 1000
+logEvery: 5
+`);
+    const ftOut = await Deno.makeTempDir();
+    const fs = await train(ft, { out: ftOut, gpu, quiet: true, splits });
+    const after = decodeSafetensors(await Deno.readFile(fs.checkpoint), fs.checkpoint).tensors;
+    assert.deepEqual(
+      after.get(name)!.data,
+      ckpt.get(name)!.data,
+      "finetune starts from the teacher",
+    );
+  },
+);
+
+gpuTest(
+  "a DINO run stopped after a checkpoint and resumed logs the same losses as an uninterrupted one",
+  async (gpu) => {
+    const [trainDs, val] = await Promise.all([
+      loadTinyImageNet("train", { root: ROOT, cacheDir: null }),
+      loadTinyImageNet("val", { root: ROOT, cacheDir: null }),
+    ]);
+    const splits = { train: trainDs, eval: val };
+    const c = dinoConfig("");
+    c.optim.epochs = 2;
+    c.logEvery = 1;
+    const losses = async (dir: string) =>
+      (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l))
+        .filter((l) => l.type === "train").map((l) => [l.step, l.loss, l.teacher_entropy]);
+    const whole = await Deno.makeTempDir(), parts = await Deno.makeTempDir();
+    await train(c, { out: whole, gpu, quiet: true, splits });
+    await train(c, { out: parts, gpu, quiet: true, splits, stopAfterSteps: 7 });
+    await train(c, { out: parts, gpu, quiet: true, splits, resume: true });
+    const a = await losses(whole);
+    assert.equal(a.length, 10);
+    assert.deepEqual(await losses(parts), a);
+  },
+);
