@@ -9,9 +9,11 @@ import { NonFiniteLossError, train } from "../train/trainer.ts";
 
 const HELP = `usage: deno task train --config FILE [options]
 
-Trains one configuration: pretrain (MAE), probe, finetune or scratch, as the
-config's 'mode' says. Configs mirroring the paper's Table 6 and CPU-scale ones
-live in repro/configs/.
+Trains one configuration, as the config's 'mode' says: pretrain (MAE), probe,
+finetune, scratch, critic (the SMAE critic: SqueezeNet 1.1 as a classifier) or
+smae (MAE + perceptual loss; needs 'critic: <critic run>/checkpoint.safetensors'
+and reads 'smae: { alpha, scaling: paper | code, calibrationSteps }').
+Example configs live in repro/configs/; every repro profile stage is one too.
 
 options:
   --config FILE   YAML config (required)
