@@ -64,6 +64,15 @@ export { VIT_LITE_7_4, type VitConfig, vitParamCount } from "./src/models/vit.ts
 export { Mae, MAE_DECODER, type MaeConfig } from "./src/models/mae.ts";
 export { Classifier } from "./src/models/classifier.ts";
 export { Dino, DINO_HEAD, type DinoHeadConfig, type TeacherInit } from "./src/models/dino.ts";
+export { SqueezeNet, squeezeNetSpecs } from "./src/models/squeezenet.ts";
+export { squeezeFeatures } from "./src/models/squeeze_features.ts";
+export {
+  Critic,
+  LossBalance,
+  type PerceptualScaling,
+  type SmaeConfig,
+  smaeTerms,
+} from "./src/models/smae.ts";
 export { loadConfig, parseConfig, type TrainConfig } from "./src/train/config.ts";
 export { NonFiniteLossError, train, type TrainSummary } from "./src/train/trainer.ts";
 export * from "./src/data/mod.ts";

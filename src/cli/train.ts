@@ -9,9 +9,12 @@ import { NonFiniteLossError, train } from "../train/trainer.ts";
 
 const HELP = `usage: deno task train --config FILE [options]
 
-Trains one configuration: pretrain (MAE), probe, finetune, scratch or dino, as the
-config's 'mode' says. Configs mirroring the paper's Table 6 and CPU-scale ones
-live in repro/configs/.
+Trains one configuration, as the config's 'mode' says: pretrain (MAE), probe,
+finetune, scratch, critic (the SMAE critic: SqueezeNet 1.1 as a classifier),
+smae (MAE + perceptual loss; needs 'critic: <critic run>/checkpoint.safetensors'
+and reads 'smae: { alpha, scaling: paper | code, calibrationSteps }') or dino
+(the DINO baseline; reads 'dino: { ... }', see README).
+Example configs live in repro/configs/; every repro profile stage is one too.
 
 options:
   --config FILE   YAML config (required)
