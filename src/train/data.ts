@@ -5,6 +5,7 @@
  */
 
 import {
+  BatchLoader,
   fitDataset,
   type ImageDataset,
   loadCub,
@@ -74,4 +75,14 @@ export async function loadSplits(
 export function shuffleLabels(ds: ImageDataset, seed: number): ImageDataset {
   const perm = new Rng(seed).fork("shuffle-labels").permutation(ds.count);
   return { ...ds, labels: Int32Array.from(perm, (i) => ds.labels[i]) };
+}
+
+/** The evaluation loader of a config: every image of `ds`, in order, normalised as in training. */
+export function evalLoader(c: TrainConfig, ds: ImageDataset): BatchLoader {
+  return new BatchLoader(ds, {
+    batchSize: c.optim.batchSize,
+    seed: c.seed,
+    shuffle: false,
+    normalize: c.data.normalize,
+  });
 }

@@ -33,7 +33,7 @@ import { AdamW, GradClipper } from "../optim.ts";
 import { backward, noGrad } from "../tape.ts";
 import { keep, type Tensor, tensor, tidy } from "../tensor.ts";
 import type { TrainConfig } from "./config.ts";
-import { loadSplits } from "./data.ts";
+import { evalLoader, loadSplits } from "./data.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 import { learningRate } from "./schedule.ts";
 import {
@@ -143,12 +143,7 @@ async function evaluateDino(
   ds: ImageDataset,
   temp: number,
 ): Promise<Record<string, number>> {
-  const loader = new BatchLoader(ds, {
-    batchSize: c.optim.batchSize,
-    seed: c.seed,
-    shuffle: false,
-    normalize: c.data.normalize,
-  });
+  const loader = evalLoader(c, ds);
   const drop = new DropoutContext(false, 0, c.seed, 0);
   let sum = 0, seen = 0;
   const t0 = performance.now();

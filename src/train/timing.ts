@@ -6,7 +6,8 @@
  * @module
  */
 
-import { type Batch, BatchLoader, type ImageDataset } from "../data/mod.ts";
+import type { Batch, ImageDataset } from "../data/mod.ts";
+import { evalLoader } from "./data.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { Classifier } from "../models/classifier.ts";
 import { Mae } from "../models/mae.ts";
@@ -30,12 +31,7 @@ export interface InferenceTimes {
 
 /** The split's batches, in order, as the evaluation reads them. */
 async function batchesOf(c: TrainConfig, ds: ImageDataset): Promise<Batch[]> {
-  const loader = new BatchLoader(ds, {
-    batchSize: c.optim.batchSize,
-    seed: c.seed,
-    shuffle: false,
-    normalize: c.data.normalize,
-  });
+  const loader = evalLoader(c, ds);
   const batches: Batch[] = [];
   for await (const b of loader.epoch(0)) batches.push(b);
   return batches;

@@ -33,7 +33,7 @@ import { Rng } from "../rng.ts";
 import { backward, clearTape, noGrad, noGradAsync, setOpTrace } from "../tape.ts";
 import { keep, type Tensor, tensor, tidy, tidyAsync } from "../tensor.ts";
 import type { TrainConfig } from "./config.ts";
-import { loadSplits, shuffleLabels } from "./data.ts";
+import { evalLoader, loadSplits, shuffleLabels } from "./data.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 import { learningRate } from "./schedule.ts";
 import { trainDino } from "./dino.ts";
@@ -310,12 +310,7 @@ export async function evaluate(
   ds: ImageDataset,
   gpu: Gpu,
 ): Promise<Record<string, number>> {
-  const loader = new BatchLoader(ds, {
-    batchSize: c.optim.batchSize,
-    seed: c.seed,
-    shuffle: false,
-    normalize: c.data.normalize,
-  });
+  const loader = evalLoader(c, ds);
   let correct = 0, seen = 0, mseSum = 0, zero = 0, batches = 0, allSum = 0, percSum = 0;
   const t0 = performance.now();
   for await (const b of loader.epoch(0)) {
