@@ -1,5 +1,5 @@
 import { assertClose, dot, finiteDifference } from "../../src/audit.ts";
-import { matmul } from "../../src/ops/matmul.ts";
+import { matmul, matmulKernel } from "../../src/ops/matmul.ts";
 import { OPS } from "../../src/ops/registry.ts";
 import { backward } from "../../src/tape.ts";
 import { tensor, tidy } from "../../src/tensor.ts";
@@ -10,12 +10,17 @@ const { forward: ref, backward: refBack } = OPS.matmul.reference;
 const tol = OPS.matmul.tolerance;
 
 type Case = [batch: number, m: number, k: number, n: number];
-const CASES: Case[] = [[1, 1, 1, 1], [1, 37, 53, 29], [1, 64, 64, 64], [3, 17, 31, 9], [
-  2,
-  65,
-  130,
-  67,
-]];
+// Odd sizes run the tiled kernel; k and n divisible by 4 (and m too when A is
+// transposed) run matmul_vec4, whose 16x16 blocks overhang 36x20x44 and 37x8x12.
+const CASES: Case[] = [
+  [1, 1, 1, 1],
+  [1, 37, 53, 29],
+  [1, 64, 64, 64],
+  [3, 17, 31, 9],
+  [2, 65, 130, 67],
+  [2, 36, 20, 44],
+  [1, 37, 8, 12],
+];
 const TRANS = [[false, false], [true, false], [false, true], [true, true]] as const;
 
 function stored(batch: number, r: number, c: number, t: boolean) {
@@ -89,6 +94,22 @@ gpuTest("matmul() backward matches the f64 reference for A, B and bias", async (
       assertClose(await gradData(bi), want.dbias, { atol: 1e-4, rtol: 1e-5 }, `dbias ${label}`);
       for (const t of [a, b, bi]) t.dispose();
     }
+  }
+});
+
+Deno.test("matmulKernel() picks the vec4 kernel only where every vec4 row is whole", () => {
+  const want: [m: number, k: number, n: number, transA: boolean, kernel: string][] = [
+    [64, 64, 64, false, "vec4"],
+    [36, 20, 44, true, "vec4"],
+    [37, 8, 12, false, "vec4"],
+    [37, 8, 12, true, "tiled"],
+    [64, 130, 64, false, "tiled"],
+    [64, 64, 67, false, "tiled"],
+    [4, 0, 4, false, "tiled"],
+  ];
+  for (const [m, k, n, transA, kernel] of want) {
+    const got = matmulKernel({ m, k, n }, transA);
+    if (got !== kernel) throw new Error(`${m}x${k}x${n} transA ${transA}: ${got}, want ${kernel}`);
   }
 });
 
