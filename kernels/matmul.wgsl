@@ -11,7 +11,8 @@
 // Two entry points over the same bindings; src/ops/matmul.ts picks one per
 // product (matmulKernel):
 //
-// matmul_vec4 (used when k and n, and m when TRANS_A, are divisible by 4):
+// matmul_vec4 (used when n is divisible by 4, and k unless only A is
+// transposed, and m when A is):
 // no workgroup memory and no barriers. Each invocation computes a 16x16 block
 // of C (64 vec4 accumulators) straight from the storage buffers, which it
 // reads as vec4: per 4 values of k, 16 vec4 loads of A and 16 of B feed 256
@@ -145,16 +146,27 @@ fn matmul_forward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_i
 
 // ---- matmul_vec4: no workgroup memory, 16x16 register blocks, vec4 loads ----
 
+// With TRANS_A and not TRANS_B neither operand is read as vec4 along k, so k
+// need not be divisible by 4: the last group of 4 reads zeros past k.
+// a_t_row: A^T[kk, 4 rv .. 4 rv + 3] (base includes rv); b_row: B[kk, 4 cv .. 4 cv + 3].
+fn a_t_row(base: u32, mv: u32, kk: u32) -> vec4<f32> {
+  return select(vec4<f32>(0.0), a4[base + min(kk, p.k - 1u) * mv], kk < p.k);
+}
+
+fn b_row(base: u32, nv: u32, kk: u32) -> vec4<f32> {
+  return select(vec4<f32>(0.0), b4[base + min(kk, p.k - 1u) * nv], kk < p.k);
+}
+
 // Rows row0 + 4q + 0..3 of op(A) at k = 4 kq + 0..3: column r is row 4q + r, component t is k.
 fn a_block(base: u32, row0: u32, kq: u32, q: u32) -> mat4x4<f32> {
   if (TRANS_A) {
     let mv = p.m / 4u;
     let rv = min(row0 / 4u + q, mv - 1u);
     return transpose(mat4x4<f32>(
-      a4[base + (kq * 4u) * mv + rv],
-      a4[base + (kq * 4u + 1u) * mv + rv],
-      a4[base + (kq * 4u + 2u) * mv + rv],
-      a4[base + (kq * 4u + 3u) * mv + rv],
+      a_t_row(base + rv, mv, kq * 4u),
+      a_t_row(base + rv, mv, kq * 4u + 1u),
+      a_t_row(base + rv, mv, kq * 4u + 2u),
+      a_t_row(base + rv, mv, kq * 4u + 3u),
     ));
   }
   let kv = p.k / 4u;
@@ -181,6 +193,14 @@ fn b_block(base: u32, cv: u32, kq: u32) -> mat4x4<f32> {
   }
   let nv = p.n / 4u;
   let cc = min(cv, nv - 1u);
+  if (TRANS_A) {
+    return mat4x4<f32>(
+      b_row(base + cc, nv, kq * 4u),
+      b_row(base + cc, nv, kq * 4u + 1u),
+      b_row(base + cc, nv, kq * 4u + 2u),
+      b_row(base + cc, nv, kq * 4u + 3u),
+    );
+  }
   return mat4x4<f32>(
     b4[base + (kq * 4u) * nv + cc],
     b4[base + (kq * 4u + 1u) * nv + cc],
@@ -248,7 +268,7 @@ fn matmul_vec4(@builtin(global_invocation_id) gid: vec3u) {
   let bbase = gid.z * (p.stride_b / 4u);
 
   var acc: array<vec4<f32>, 64>; // [i * 4 + j]: row row0 + i, columns 4 (colv0 + j) + 0..3
-  for (var kq = 0u; kq < p.k / 4u; kq++) {
+  for (var kq = 0u; kq < (p.k + 3u) / 4u; kq++) {
     let b0 = b_block(bbase, colv0, kq);
     let b1 = b_block(bbase, colv0 + 1u, kq);
     let b2 = b_block(bbase, colv0 + 2u, kq);

@@ -37,20 +37,24 @@ const MATMUL = {
 /** The vec4 entry point of the same file: 16x16 output blocks, one per invocation. */
 const MATMUL_VEC4 = { ...MATMUL, entry: "matmul_vec4", workgroup: [64] } as const;
 
-/** llvmpipe ends a shader loop after 65535 iterations; matmul_vec4 loops k / 4 times. */
+/** llvmpipe ends a shader loop after 65535 iterations; matmul_vec4 loops ceil(k / 4) times. */
 const VEC4_MAX_K = 4 * 65535;
 
 /**
- * Which kernel a product runs on: "vec4" (matmul_vec4, faster) needs every
- * stored row that it reads as vec4 to have a length divisible by 4: k and n,
- * and m when A is transposed; other shapes run "tiled" (matmul_forward).
+ * Which kernel a product runs on: "vec4" (matmul_vec4, faster) reads every
+ * operand row as vec4s, so the stored rows it reads that way must have lengths
+ * divisible by 4: n always, m when A is transposed, and k when A is not
+ * transposed or B is. Other shapes run "tiled" (matmul_forward).
  */
 export function matmulKernel(
   dims: { m: number; k: number; n: number },
   transA = false,
+  transB = false,
 ): "vec4" | "tiled" {
   const { m, k, n } = dims;
-  const ok = k > 0 && k % 4 === 0 && n % 4 === 0 && (!transA || m % 4 === 0) && k <= VEC4_MAX_K;
+  const kAlong = !transA || transB; // some operand is read as vec4 along k
+  const ok = k > 0 && k <= VEC4_MAX_K && n % 4 === 0 && (!transA || m % 4 === 0) &&
+    (!kAlong || k % 4 === 0);
   return ok ? "vec4" : "tiled";
 }
 
@@ -116,7 +120,7 @@ export function matmulInto(
   };
   const bindings = [a.binding, b.binding, (o.bias ?? a).binding, out.binding];
   const constants = { TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 };
-  if (matmulKernel(dims, o.transA) === "vec4") {
+  if (matmulKernel(dims, o.transA, o.transB) === "vec4") {
     const blocks = Math.ceil(m / 16) * Math.ceil(n / 16);
     gpu.dispatch(MATMUL_VEC4, params, bindings, [Math.ceil(blocks / 64), 1, batch], constants);
   } else {
