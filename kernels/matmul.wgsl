@@ -25,8 +25,9 @@
 // indexed memory.
 // Dispatch grid: (ceil(ceil(m / 16) * ceil(n / 16) / 64), 1, batch).
 // Measured on llvmpipe (2 cores, shared VM; medians of 5 interleaved runs in
-// one process, TF.js WebGPU on the same adapter), GFLOP/s at 1024^3 / 512^3 /
-// 256^3: Vulkan matmul_vec4 10.3 / 10.6 / 9.2, matmul_forward 2.3 / 2.8 / 2.2,
+// one process by a scratch script, TF.js WebGPU on the same adapter, before
+// the k tail was added; no change after it, within noise), GFLOP/s at
+// 1024^3 / 512^3 / 256^3: Vulkan matmul_vec4 10.3 / 10.6 / 9.2, matmul_forward 2.3 / 2.8 / 2.2,
 // TF.js 2.4 / 2.5 / 2.6; GL matmul_vec4 10.6 / 13.3 / 11.5, matmul_forward
 // 3.4 / 3.5 / 3.0, TF.js 2.5 / 2.7 / 2.5. So vec4 runs at every size it can.
 // Workgroup sizes 8-256 measured alike; 16x8, 8x16 and 8x8 blocks were slower
