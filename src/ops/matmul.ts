@@ -31,8 +31,32 @@ const MATMUL = {
     beta: "f32",
     has_bias: "u32",
   },
-  workgroup: [16, 16],
+  workgroup: [8, 8],
 } as const satisfies KernelSpec<Record<string, "u32" | "f32">>;
+
+/** The vec4 entry point of the same file: 16x16 output blocks, one per invocation. */
+const MATMUL_VEC4 = { ...MATMUL, entry: "matmul_vec4", workgroup: [64] } as const;
+
+/** llvmpipe ends a shader loop after 65535 iterations; matmul_vec4 loops ceil(k / 4) times. */
+const VEC4_MAX_K = 4 * 65535;
+
+/**
+ * Which kernel a product runs on: "vec4" (matmul_vec4, faster) reads every
+ * operand row as vec4s, so the stored rows it reads that way must have lengths
+ * divisible by 4: n always, m when A is transposed, and k when A is not
+ * transposed or B is. Other shapes run "tiled" (matmul_forward).
+ */
+export function matmulKernel(
+  dims: { m: number; k: number; n: number },
+  transA = false,
+  transB = false,
+): "vec4" | "tiled" {
+  const { m, k, n } = dims;
+  const kAlong = !transA || transB; // some operand is read as vec4 along k
+  const ok = k > 0 && k <= VEC4_MAX_K && n % 4 === 0 && (!transA || m % 4 === 0) &&
+    (!kAlong || k % 4 === 0);
+  return ok ? "vec4" : "tiled";
+}
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -82,24 +106,32 @@ export function matmulInto(
   o: { transA?: boolean; transB?: boolean; bias?: Tensor; alpha?: number; beta?: number },
 ): void {
   const { batch, m, k, n } = dims;
-  gpu.dispatch(
-    MATMUL,
-    {
-      batch,
-      m,
-      n,
-      k,
-      stride_a: m * k,
-      stride_b: k * n,
-      stride_c: m * n,
-      alpha: o.alpha ?? 1,
-      beta: o.beta ?? 0,
-      has_bias: o.bias ? 1 : 0,
-    },
-    [a.binding, b.binding, (o.bias ?? a).binding, out.binding],
-    [Math.ceil(n / 64), Math.ceil(m / 64), batch],
-    { TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 },
-  );
+  const params = {
+    batch,
+    m,
+    n,
+    k,
+    stride_a: m * k,
+    stride_b: k * n,
+    stride_c: m * n,
+    alpha: o.alpha ?? 1,
+    beta: o.beta ?? 0,
+    has_bias: o.bias ? 1 : 0,
+  };
+  const bindings = [a.binding, b.binding, (o.bias ?? a).binding, out.binding];
+  const constants = { TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 };
+  if (matmulKernel(dims, o.transA, o.transB) === "vec4") {
+    const blocks = Math.ceil(m / 16) * Math.ceil(n / 16);
+    gpu.dispatch(MATMUL_VEC4, params, bindings, [Math.ceil(blocks / 64), 1, batch], constants);
+  } else {
+    gpu.dispatch(
+      MATMUL,
+      params,
+      bindings,
+      [Math.ceil(n / 64), Math.ceil(m / 64), batch],
+      constants,
+    );
+  }
 }
 
 /**

@@ -168,7 +168,7 @@ const pointwise: Tolerance = { atol: 1e-6, rtol: 1e-5 };
 export const OPS: { [P in OpName]: OpAudit<OpReferences[P][0], OpReferences[P][1]> } = {
   matmul: {
     kernel: "matmul.wgsl",
-    entries: ["matmul_forward"],
+    entries: ["matmul_forward", "matmul_vec4"],
     reference: { forward: matmulRef, backward: matmulBackwardRef },
     // k up to ~1000 terms of |x| <= 1: sum error ~ sqrt(k) * 6e-8 * k
     tolerance: { forward: { atol: 1e-4, rtol: 1e-4 }, backward: { atol: 2e-4, rtol: 1e-4 } },

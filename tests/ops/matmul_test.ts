@@ -1,5 +1,5 @@
 import { assertClose, dot, finiteDifference } from "../../src/audit.ts";
-import { matmul } from "../../src/ops/matmul.ts";
+import { matmul, matmulKernel } from "../../src/ops/matmul.ts";
 import { OPS } from "../../src/ops/registry.ts";
 import { backward } from "../../src/tape.ts";
 import { tensor, tidy } from "../../src/tensor.ts";
@@ -10,12 +10,21 @@ const { forward: ref, backward: refBack } = OPS.matmul.reference;
 const tol = OPS.matmul.tolerance;
 
 type Case = [batch: number, m: number, k: number, n: number];
-const CASES: Case[] = [[1, 1, 1, 1], [1, 37, 53, 29], [1, 64, 64, 64], [3, 17, 31, 9], [
-  2,
-  65,
-  130,
-  67,
-]];
+// Odd sizes run the tiled kernel; sizes divisible by 4 run matmul_vec4, whose
+// 16x16 blocks overhang 36x20x44 and 37x8x12 (tiled when A is transposed: m =
+// 37). 36x18x44 and 8x50x8 run matmul_vec4 only with A transposed and B not
+// (k = 18 and 50 end in a partial group of 4); the other transposes, tiled.
+const CASES: Case[] = [
+  [1, 1, 1, 1],
+  [1, 37, 53, 29],
+  [1, 64, 64, 64],
+  [3, 17, 31, 9],
+  [2, 65, 130, 67],
+  [2, 36, 20, 44],
+  [1, 37, 8, 12],
+  [2, 36, 18, 44],
+  [1, 8, 50, 8],
+];
 const TRANS = [[false, false], [true, false], [false, true], [true, true]] as const;
 
 function stored(batch: number, r: number, c: number, t: boolean) {
@@ -89,6 +98,24 @@ gpuTest("matmul() backward matches the f64 reference for A, B and bias", async (
       assertClose(await gradData(bi), want.dbias, { atol: 1e-4, rtol: 1e-5 }, `dbias ${label}`);
       for (const t of [a, b, bi]) t.dispose();
     }
+  }
+});
+
+Deno.test("matmulKernel() picks the vec4 kernel only where every vec4 row is whole", () => {
+  const want: [m: number, k: number, n: number, tA: boolean, tB: boolean, kernel: string][] = [
+    [64, 64, 64, false, false, "vec4"],
+    [36, 20, 44, true, true, "vec4"],
+    [37, 8, 12, false, true, "vec4"],
+    [37, 8, 12, true, false, "tiled"],
+    [64, 130, 64, false, false, "tiled"],
+    [64, 130, 64, true, false, "vec4"],
+    [64, 130, 64, true, true, "tiled"],
+    [64, 64, 67, false, false, "tiled"],
+    [4, 0, 4, true, false, "tiled"],
+  ];
+  for (const [m, k, n, tA, tB, kernel] of want) {
+    const got = matmulKernel({ m, k, n }, tA, tB);
+    if (got !== kernel) throw new Error(`${m}x${k}x${n} t${+tA}${+tB}: ${got}, want ${kernel}`);
   }
 });
 
