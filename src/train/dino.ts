@@ -236,6 +236,7 @@ export async function trainDino(c: TrainConfig, opts: TrainOptions): Promise<Tra
     const centre = await model.centre.read() as Float32Array;
     const centreNorm = Math.sqrt(centre.reduce((a, v) => a + v * v, 0));
     const clip = clipper ? await clipper.read() : null;
+    const last = pending.at(-1);
     for (const p of pending.splice(0)) {
       const loss = await p.loss.item(), entropy = await p.entropy.item();
       p.loss.dispose();
@@ -266,9 +267,11 @@ export async function trainDino(c: TrainConfig, opts: TrainOptions): Promise<Tra
         lr: p.lr,
         teacher_entropy: entropy,
         entropy_fraction: entropy / logK,
-        // The centre and gradient norm as of the flush (read once per log interval, no per-step readback).
-        centre_norm: centreNorm,
-        ...(clip ? { grad_norm: clip.norm } : {}),
+        // The centre and gradient norm are read once per log interval (no
+        // per-step readback), so only the interval's last step carries them.
+        ...(p === last
+          ? { centre_norm: centreNorm, ...(clip ? { grad_norm: clip.norm } : {}) }
+          : {}),
         images_per_s: images / ((performance.now() - tRun) / 1000),
       });
       if (!opts.quiet && (p.step + 1) % Math.max(1, Math.round(total / 10)) === 0) {

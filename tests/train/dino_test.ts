@@ -86,8 +86,14 @@ gpuTest(
         l.teacher_entropy > 0 && l.teacher_entropy < Math.log(256),
         "entropy in (0, log K)",
       );
+    }
+    // Norms are read once per log interval and carried by that interval's last step.
+    const normed = steps.filter((l) => l.centre_norm !== undefined);
+    assert.ok(normed.length >= 1 && normed.length < steps.length);
+    for (const l of normed) {
       assert.ok(Number.isFinite(l.centre_norm) && Number.isFinite(l.grad_norm));
     }
+    assert.ok(normed.at(-1).step === steps.at(-1).step, "the run's last step carries the norms");
     // The loss is H(teacher) + KL(teacher || student); centring raises the first
     // term from the sharp initial teacher, the student lowers the second.
     const kl = (e: number) => {
