@@ -26,6 +26,7 @@ self.onmessage = (ev: MessageEvent) => {
     self.postMessage({ id: msg.id, batch }, [
       batch.images.buffer as ArrayBuffer,
       batch.labels.buffer as ArrayBuffer,
+      ...(batch.local ? [batch.local.images.buffer as ArrayBuffer] : []),
     ]);
   } catch (e) {
     self.postMessage({ id: msg.id, error: (e as Error).message });

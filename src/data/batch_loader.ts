@@ -18,7 +18,7 @@
 
 import { hash3, Rng } from "../rng.ts";
 import { augmentImage, augmentOutputSize, AugmentScratch, type AugmentSpec } from "./augment.ts";
-import { dinoView } from "./dino_augment.ts";
+import { dinoLocalView, dinoView } from "./dino_augment.ts";
 import type { ImageDataset } from "./image_dataset.ts";
 import { type Normalization, toFloatNCHW } from "./normalize.ts";
 
@@ -34,6 +34,12 @@ export interface Batch {
   indices: Uint32Array;
   /** [N, C, H, W] whatever the layout. */
   shape: [number, number, number, number];
+  /**
+   * DINO's local crops (augment `dino` with localCrops > 0): crop-major —
+   * images [k n, (k + 1) n) are local crop k of the batch's n images — in
+   * the same layout as `images`.
+   */
+  local?: { images: Float32Array | Uint8Array; shape: [number, number, number, number] };
   epoch: number;
   /** Batch number within the epoch. */
   step: number;
@@ -118,7 +124,8 @@ export function buildBatch(
  * DINO's batch: two global views of each image, view-major — images [0, n)
  * are view 1 of the batch, [n, 2n) view 2 of the same images in the same
  * order; labels and indices repeat. Each view forks the sample's
- * (seed, epoch, index) stream.
+ * (seed, epoch, index) stream, and so does each local crop (`local${k}`) when
+ * the spec asks for local crops (then in `local`, crop-major).
  */
 function buildDinoBatch(
   r: BatchRecipe,
@@ -132,6 +139,8 @@ function buildDinoBatch(
   const n = indices.length, { height: h, width: w, channels: c } = r;
   const s = spec.size, inSz = h * w * c, outSz = s * s * c;
   const u8 = new Uint8Array(2 * n * outSz);
+  const nl = spec.localCrops ?? 0, ls = spec.localSize ?? 0, localSz = ls * ls * c;
+  const lu8 = nl > 0 ? new Uint8Array(nl * n * localSz) : null;
   const labels = new Int32Array(2 * n);
   for (let j = 0; j < n; j++) {
     const i = indices[j];
@@ -141,12 +150,22 @@ function buildDinoBatch(
     for (const v of [0, 1] as const) {
       dinoView(spec, v, src, h, w, c, rng.fork(`view${v}`), u8, (v * n + j) * outSz);
     }
+    for (let k = 0; k < nl; k++) {
+      dinoLocalView(spec, src, h, w, c, rng.fork(`local${k}`), lu8!, (k * n + j) * localSz);
+    }
   }
   const images = r.format === "u8-nhwc" ? u8 : toFloatNCHW(u8, 2 * n, s, s, c, r.normalize);
   const both = new Uint32Array(2 * n);
   both.set(indices);
   both.set(indices, n);
-  return { images, labels, indices: both, shape: [2 * n, c, s, s], epoch, step };
+  const batch: Batch = { images, labels, indices: both, shape: [2 * n, c, s, s], epoch, step };
+  if (lu8) {
+    batch.local = {
+      images: r.format === "u8-nhwc" ? lu8 : toFloatNCHW(lu8, nl * n, ls, ls, c, r.normalize),
+      shape: [nl * n, c, ls, ls],
+    };
+  }
+  return batch;
 }
 
 /** Seeded, optionally augmenting, prefetching mini-batch loader. */

@@ -1,6 +1,6 @@
 /**
  * DINO's augmentation of two global views per image (Caron et al. 2021,
- * `DataAugmentationDINO`), without the local crops, as the paper ran it:
+ * `DataAugmentationDINO`), as the paper ran it, plus optional local crops:
  *
  * - both views: RandomResizedCrop(size, scale, ratio 3/4-4/3, bicubic),
  *   horizontal flip p 0.5, ColorJitter(brightness 0.4, contrast 0.4,
@@ -9,7 +9,11 @@
  * - Gaussian blur with sigma ~ U(0.1, 2.0): p 1.0 on view 1, p 0.1 on view 2
  *   (a separable Gaussian truncated at 3 sigma with clamped edges, where DINO
  *   calls PIL's GaussianBlur(radius = sigma), an approximation of the same);
- * - solarization (PIL threshold 128) with p 0.2 on view 2 only.
+ * - solarization (PIL threshold 128) with p 0.2 on view 2 only;
+ * - local crops (multi-crop, off unless `localCrops` > 0; the paper used
+ *   none): RandomResizedCrop(localSize, localScale, default 0.05-0.4), flip,
+ *   the same colour jitter p 0.8 and grayscale p 0.2, blur p 0.5, no
+ *   solarization.
  *
  * Images with one channel work: saturation, hue and grayscale have nothing to
  * act on and are identities there (their random draws still happen, so the
@@ -30,11 +34,34 @@ export interface DinoAugmentSpec {
   size: number;
   /** RandomResizedCrop scale range of the global views (the paper: 0.6-1). */
   scale: [number, number];
+  /** Local crops per image (0: none, the paper's setting). */
+  localCrops?: number;
+  /** Side of the local crops. */
+  localSize?: number;
+  /** RandomResizedCrop scale range of the local crops (DINO: 0.05-0.4). */
+  localScale?: [number, number];
 }
 
-/** DINO's settings for a model of image size `size` (the paper's global crop scale 0.6-1). */
-export function dinoAugment(size: number): DinoAugmentSpec {
-  return { size, scale: [0.6, 1] };
+/** Local crop options of {@link dinoAugment}. */
+export interface DinoLocalOptions {
+  crops: number;
+  size: number;
+  scale?: [number, number];
+}
+
+/**
+ * DINO's settings for a model of image size `size` (the paper's global crop
+ * scale 0.6-1), with `local.crops` local crops of side `local.size` if given.
+ */
+export function dinoAugment(size: number, local?: DinoLocalOptions): DinoAugmentSpec {
+  if (!local || local.crops === 0) return { size, scale: [0.6, 1] };
+  return {
+    size,
+    scale: [0.6, 1],
+    localCrops: local.crops,
+    localSize: local.size,
+    localScale: local.scale ?? [0.05, 0.4],
+  };
 }
 
 const clamp8 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
@@ -196,4 +223,36 @@ export function dinoView(
   const sigma = rng.uniform(0.1, 2.0);
   if (rng.float() < blurP) gaussianBlurInPlace(img, s, s, c, sigma);
   if (view === 1 && rng.float() < 0.2) solarizeInPlace(img);
+}
+
+/**
+ * Writes one local crop of an `h x w x c` image into `out` at `offset`
+ * (spec.localSize^2 * c bytes), drawing from `rng`: RandomResizedCrop at the
+ * local scale, flip, colour jitter p 0.8, grayscale p 0.2, blur p 0.5.
+ */
+export function dinoLocalView(
+  spec: DinoAugmentSpec,
+  src: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  rng: Rng,
+  out: Uint8Array,
+  offset: number,
+): void {
+  const s = spec.localSize!;
+  const img = out.subarray(offset, offset + s * s * c);
+  const [top, left, ch, cw] = sampleResizedCrop(
+    h,
+    w,
+    spec.localScale ?? [0.05, 0.4],
+    [3 / 4, 4 / 3],
+    rng,
+  );
+  resample(src, h, w, c, [left, top, left + cw, top + ch], s, s, BICUBIC, img, 0);
+  if (rng.float() < 0.5) hflipInPlace(img, s, s, c);
+  if (rng.float() < 0.8) colorJitter(img, c, rng);
+  if (rng.float() < 0.2) grayscaleInPlace(img, c);
+  const sigma = rng.uniform(0.1, 2.0);
+  if (rng.float() < 0.5) gaussianBlurInPlace(img, s, s, c, sigma);
 }

@@ -16,13 +16,13 @@
  */
 
 import type { Gpu } from "../gpu/device.ts";
-import { biasAdd, gelu, scale } from "../ops/elementwise.ts";
+import { add, biasAdd, gelu, scale } from "../ops/elementwise.ts";
 import { l2Normalize } from "../ops/l2_normalize.ts";
 import { softCrossEntropy, softCrossEntropyRows } from "../ops/loss.ts";
 import { matmul } from "../ops/matmul.ts";
 import { meanAll } from "../ops/reduce.ts";
 import { softmax } from "../ops/softmax.ts";
-import { sliceTokens } from "../ops/tokens.ts";
+import { concatTokens, sliceTokens } from "../ops/tokens.ts";
 import { type DropoutContext, linear, SpecList } from "../nn.ts";
 import { ParamStore } from "../params.ts";
 import { Rng } from "../rng.ts";
@@ -109,6 +109,47 @@ export function dinoLoss(student: Tensor, targets: Tensor, studentTemp: number):
   return softCrossEntropy(student, targets, studentTemp);
 }
 
+/**
+ * DINO's multi-crop loss (DINOLoss): the mean of CE(teacher view i, student
+ * crop j) over the 2 (2 + N) - 2 pairs with j != i, i over the 2 global views
+ * and j over the 2 global views and the N local crops, each term a mean over
+ * the batch's B images.
+ *
+ * `studentGlobal` is (2B, K) = [view 1; view 2], `targets` the teacher's
+ * (2B, K) on the swapped views [view 2; view 1], `studentLocal` (N B, K)
+ * crop-major or null (N = 0: {@link dinoLoss}). Since the cross-entropy is
+ * linear in its target, the 2N local terms are one cross-entropy against the
+ * sum of both teacher views' targets, tiled over the crops.
+ */
+export function multiCropDinoLoss(
+  studentGlobal: Tensor,
+  studentLocal: Tensor | null,
+  targets: Tensor,
+  studentTemp: number,
+): Tensor {
+  const global = dinoLoss(studentGlobal, targets, studentTemp);
+  if (!studentLocal) return global;
+  const [rows, K] = targets.shape, B = rows / 2;
+  const N = studentLocal.shape[0] / B;
+  if (!Number.isInteger(N) || N < 1 || studentLocal.shape[1] !== K) {
+    throw new Error(
+      `multiCropDinoLoss: local outputs ${studentLocal.describe()} do not fit targets ${targets.describe()}`,
+    );
+  }
+  const tiled = noGrad(() => {
+    const both = add(
+      sliceTokens(targets.reshape([1, rows, K]), 0, B),
+      sliceTokens(targets.reshape([1, rows, K]), B, B),
+    );
+    let t = both;
+    for (let k = 1; k < N; k++) t = concatTokens(t, both);
+    return t.reshape([N * B, K]);
+  });
+  const local = softCrossEntropy(studentLocal, tiled, studentTemp);
+  // global = (2 global terms) / 2 and local = (2N local terms) / N.
+  return scale(add(scale(global, 2), scale(local, N)), 1 / (2 * N + 2));
+}
+
 /** Mean entropy (nats) of the rows of softmax(logits), given probs = softmax(logits). Not recorded. */
 export function meanEntropy(logits: Tensor, probs: Tensor): Tensor {
   return noGrad(() => meanAll(softCrossEntropyRows(logits, probs, 1)));
@@ -121,6 +162,7 @@ export class Dino {
   /** Running centre of the teacher's outputs (outDim), starts at 0. */
   readonly centre: Tensor;
   #pos: Tensor;
+  #localPos = new Map<number, Tensor>();
 
   /** Builds both networks from `seed`; the teacher copies the student or draws its own init. */
   constructor(
@@ -142,10 +184,25 @@ export class Dino {
     this.centre = unscoped(() => tensor(gpu, new Float32Array(head.outDim), [head.outDim]));
   }
 
-  /** Head logits (B, outDim) of network `p` for images (B, C, H, W). */
+  /**
+   * Head logits (B, outDim) of network `p` for images (B, C, H, W): the
+   * model's size, or (local crops) a smaller multiple of the patch, which the
+   * same encoder sees as fewer tokens with their own sinusoidal positions.
+   */
   forward(p: ParamStore, images: Tensor, drop: DropoutContext): Tensor {
-    const c = this.vit;
-    const tokens = embedPatches(p, "encoder", imagePatches(c, images), this.#pos);
+    const size = images.shape[2];
+    let c = this.vit, pos = this.#pos;
+    if (size !== c.imageSize) {
+      c = { ...c, imageSize: size };
+      let lp = this.#localPos.get(size);
+      if (!lp) {
+        const tokens = patchGeometry(c).tokens;
+        lp = unscoped(() => positionTensor(this.gpu, tokens, c.width));
+        this.#localPos.set(size, lp);
+      }
+      pos = lp;
+    }
+    const tokens = embedPatches(p, "encoder", imagePatches(c, images), pos);
     const enc = encodeTokens(p, c, tokens, drop);
     const [B, T1] = enc.shape;
     return dinoHead(p, sliceTokens(enc, T1 - 1, 1).reshape([B, c.width]));
@@ -157,5 +214,6 @@ export class Dino {
     this.teacher.destroy();
     this.centre.dispose();
     this.#pos.dispose();
+    for (const t of this.#localPos.values()) t.dispose();
   }
 }

@@ -48,8 +48,19 @@ export interface DinoConfig extends DinoHeadConfig {
   clipGrad: number;
   /** Epochs during which the last layer of the student's head does not learn. */
   freezeLastLayerEpochs: number;
-  /** Local crops (multi-crop); the paper used none, and only 0 is implemented. */
+  /** Local crops per image (multi-crop, seen by the student only); the paper used none (0). */
   localCrops: number;
+  /** Side of the local crops, a multiple of model.patch; 0: imageSize / 2 rounded to a multiple of the patch. */
+  localCropSize: number;
+  /** RandomResizedCrop scale range of the local crops (DINO: 0.05-0.4). */
+  localCropScale: [number, number];
+}
+
+/** The local crops' side for a config: dino.localCropSize, or imageSize / 2 rounded to a multiple of the patch. */
+export function dinoLocalSize(c: Pick<TrainConfig, "model" | "dino">): number {
+  if (c.dino.localCropSize > 0) return c.dino.localCropSize;
+  const p = c.model.patch;
+  return Math.max(p, Math.round(c.model.imageSize / 2 / p) * p);
 }
 
 /** Datasets a run can read. */
@@ -155,6 +166,8 @@ export const DEFAULTS: Omit<TrainConfig, "mode"> = {
     clipGrad: 3,
     freezeLastLayerEpochs: 1,
     localCrops: 0,
+    localCropSize: 0,
+    localCropScale: [0.05, 0.4],
   },
   checkpointEvery: 500,
   logEvery: 10,
@@ -345,10 +358,15 @@ function validateDino(
   num("dino.clipGrad", d.clipGrad, 0, 1e6);
   num("dino.freezeLastLayerEpochs", d.freezeLastLayerEpochs, 0, 100000, true);
   num("dino.localCrops", d.localCrops, 0, 16, true);
-  if (d.localCrops !== 0) {
+  num("dino.localCropSize", d.localCropSize, 0, c.model.imageSize, true);
+  if (d.localCropSize % c.model.patch !== 0) {
     bad(
-      "dino.localCrops",
-      "must be 0: local crops (multi-crop) are not implemented; the paper ran without them",
+      "dino.localCropSize",
+      `${d.localCropSize} is not a multiple of model.patch ${c.model.patch} (0: imageSize / 2)`,
     );
   }
+  const ls = d.localCropScale;
+  if (!Array.isArray(ls) || ls.length !== 2) bad("dino.localCropScale", "must be [min, max]");
+  num("dino.localCropScale[0]", ls[0], 1e-4, 1);
+  num("dino.localCropScale[1]", ls[1], ls[0], 1);
 }

@@ -4,7 +4,9 @@
  *
  * Per step: the student sees [view 1; view 2] of the batch, the teacher
  * [view 2; view 1] (so each student row is matched with the other view's
- * teacher output), teacher targets are softmax((t - centre) / teacherTemp);
+ * teacher output), and with `dino.localCrops` N > 0 the student also sees N
+ * smaller local crops per image, each matched with both teacher views
+ * (DINO's multi-crop loss, {@link multiCropDinoLoss}); teacher targets are softmax((t - centre) / teacherTemp);
  * backward; the student's gradient is clipped to a global norm on the GPU;
  * the last layer's gradient is zeroed during the first epoch(s); AdamW with
  * the learning rate of src/train/schedule.ts and a cosine-rising weight
@@ -26,13 +28,19 @@
 
 import { BatchLoader, dinoAugment, type ImageDataset, writeFileAtomic } from "../data/mod.ts";
 import { type Gpu, openGpu } from "../gpu/device.ts";
-import { Dino, dinoLoss, LAST_LAYER, meanEntropy, teacherTargets } from "../models/dino.ts";
+import {
+  Dino,
+  LAST_LAYER,
+  meanEntropy,
+  multiCropDinoLoss,
+  teacherTargets,
+} from "../models/dino.ts";
 import { DropoutContext } from "../nn.ts";
 import { centerUpdate, emaUpdate } from "../ops/ema.ts";
 import { AdamW, GradClipper } from "../optim.ts";
 import { backward, noGrad } from "../tape.ts";
 import { keep, type Tensor, tensor, tidy } from "../tensor.ts";
-import type { TrainConfig } from "./config.ts";
+import { dinoLocalSize, type TrainConfig } from "./config.ts";
 import { evalLoader, loadSplits } from "./data.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 import { learningRate } from "./schedule.ts";
@@ -205,7 +213,13 @@ export async function trainDino(c: TrainConfig, opts: TrainOptions): Promise<Tra
     batchSize: c.optim.batchSize,
     seed: c.seed,
     dropLast: ds.count >= c.optim.batchSize,
-    augment: { dino: dinoAugment(c.model.imageSize) },
+    augment: {
+      dino: dinoAugment(c.model.imageSize, {
+        crops: d.localCrops,
+        size: dinoLocalSize(c),
+        scale: d.localCropScale,
+      }),
+    },
     normalize: c.data.normalize,
   });
   const stepsPerEpoch = c.optim.batchSize > ds.count ? 1 : Math.floor(ds.count / c.optim.batchSize);
@@ -214,7 +228,9 @@ export async function trainDino(c: TrainConfig, opts: TrainOptions): Promise<Tra
   if (!opts.quiet) {
     console.error(
       `dino: ${model.student.count} parameters per network, ${total} steps of ` +
-        `${c.optim.batchSize} x 2 views on ${ds.count} images (teacher: ${d.teacherInit})`,
+        `${c.optim.batchSize} x 2 views${
+          d.localCrops ? ` + ${d.localCrops} local crops of ${dinoLocalSize(c)}px` : ""
+        } on ${ds.count} images (teacher: ${d.teacherInit})`,
     );
   }
   const write = (line: Record<string, unknown>) =>
@@ -318,12 +334,12 @@ export async function trainDino(c: TrainConfig, opts: TrainOptions): Promise<Tra
           d.centering ? model.centre : null,
           temp,
         );
-        const studentOut = model.forward(
-          model.student,
-          views,
-          new DropoutContext(true, c.model.dropout, c.seed, s),
-        );
-        const loss = dinoLoss(studentOut, probs, d.studentTemp);
+        const drop = new DropoutContext(true, c.model.dropout, c.seed, s);
+        const studentOut = model.forward(model.student, views, drop);
+        const localOut = batch.local
+          ? model.forward(model.student, tensor(gpu, batch.local.images, batch.local.shape), drop)
+          : null;
+        const loss = multiCropDinoLoss(studentOut, localOut, probs, d.studentTemp);
         const entropy = meanEntropy(logits, probs);
         backward(loss);
         clipper?.clip();

@@ -134,3 +134,46 @@ Deno.test("DINO batches: two views per image, view-major, deterministic per (see
     assert.notDeepEqual(other.images, a.images, "another epoch draws other views");
   }
 });
+
+Deno.test("DINO local crops: N per image at the local size, crop-major, deterministic per seed, the global views unchanged", () => {
+  for (const [size, c, local] of [[28, 1, 12], [16, 3, 8]]) {
+    const count = 6, pixels = noise(7, count * size * size * c), nl = 3;
+    const recipe = (augment: ReturnType<typeof dinoAugment>, seed = 42) => ({
+      count,
+      height: size,
+      width: size,
+      channels: c,
+      batchSize: 4,
+      seed,
+      format: "u8-nhwc" as const,
+      augment: { dino: augment },
+      normalize: "none" as const,
+    });
+    const spec = dinoAugment(size, { crops: nl, size: local });
+    assert.deepEqual(spec.localScale, [0.05, 0.4], "DINO's local scale by default");
+    const labels = Int32Array.from({ length: count }, (_, i) => i % 3);
+    const idx = Uint32Array.from([5, 0, 3, 2]);
+    const a = buildBatch(recipe(spec), pixels, labels, idx, 1, 0);
+    const b = buildBatch(recipe(spec), pixels, labels, idx, 1, 3);
+    assert.ok(a.local, "local crops present");
+    assert.deepEqual(a.local!.shape, [nl * 4, c, local, local]);
+    assert.equal(a.local!.images.length, nl * 4 * local * local * c);
+    assert.deepEqual(a.local!.images, b.local!.images, "same seed, epoch, indices: same crops");
+    // The global views do not depend on whether local crops are drawn.
+    const plain = buildBatch(recipe(dinoAugment(size)), pixels, labels, idx, 1, 0);
+    assert.equal(plain.local, undefined);
+    assert.deepEqual(a.images, plain.images);
+    const sz = local * local * c;
+    const crop = (batch: typeof a, k: number) => batch.local!.images.slice(k * sz, (k + 1) * sz);
+    // Crop-major: crop k of the image in batch slot j is local row k * n + j; it replays alone.
+    const alone = buildBatch(recipe(spec), pixels, labels, Uint32Array.from([3]), 1, 0);
+    for (let k = 0; k < nl; k++) assert.deepEqual(crop(alone, k), crop(a, k * 4 + 2), `crop ${k}`);
+    assert.notDeepEqual(crop(a, 0), crop(a, 4), "two crops of one image differ");
+    const other = buildBatch(recipe(spec, 43), pixels, labels, idx, 1, 0);
+    assert.notDeepEqual(other.local!.images, a.local!.images, "another seed draws other crops");
+    // Float layout: the same shape, normalized.
+    const f = buildBatch({ ...recipe(spec), format: "f32-nchw" }, pixels, labels, idx, 1, 0);
+    assert.deepEqual(f.local!.shape, a.local!.shape);
+    assert.ok(f.local!.images instanceof Float32Array);
+  }
+});

@@ -5,9 +5,11 @@ import {
   dinoLoss,
   dinoSpecs,
   LAST_LAYER,
+  multiCropDinoLoss,
   teacherTargets,
 } from "../../src/models/dino.ts";
 import type { VitConfig } from "../../src/models/vit.ts";
+import { DropoutContext } from "../../src/nn.ts";
 import { l2Normalize } from "../../src/ops/l2_normalize.ts";
 import { matmul } from "../../src/ops/matmul.ts";
 import { OPS } from "../../src/ops/registry.ts";
@@ -171,5 +173,121 @@ gpuTest(
     );
     copy.destroy();
     sep.destroy();
+  },
+);
+
+/**
+ * DINO's multi-crop loss in f64, written as DINOLoss's double loop: teacher
+ * global view iq in {0, 1}, student crop v in [0, 2 + N) with v != iq, each
+ * term the batch mean of -sum q log softmax(s / studentTemp). `t` holds the
+ * teacher's raw outputs on [view 1; view 2] (unswapped), `s` the student's on
+ * [view 1; view 2], `l` on the N local crops (crop-major).
+ */
+function multiCropRef(
+  s: ArrayLike<number>,
+  l: ArrayLike<number>,
+  t: ArrayLike<number>,
+  centre: ArrayLike<number>,
+  B: number,
+  K: number,
+  N: number,
+  studentTemp: number,
+  teacherTemp: number,
+): number {
+  const row = (x: ArrayLike<number>, r: number) =>
+    Array.from({ length: K }, (_, k) => x[r * K + k]);
+  const q = (iq: number, b: number) => {
+    const z = row(t, iq * B + b).map((v, k) => (v - centre[k]) / teacherTemp);
+    const m = Math.max(...z), e = z.map((v) => Math.exp(v - m)), sum = e.reduce((a, v) => a + v);
+    return e.map((v) => v / sum);
+  };
+  const crop = (v: number, b: number) => v < 2 ? row(s, v * B + b) : row(l, (v - 2) * B + b);
+  let total = 0, terms = 0;
+  for (let iq = 0; iq < 2; iq++) {
+    for (let v = 0; v < 2 + N; v++) {
+      if (v === iq) continue;
+      let mean = 0;
+      for (let b = 0; b < B; b++) {
+        const z = crop(v, b).map((x) => x / studentTemp);
+        const m = Math.max(...z);
+        const lse = m + Math.log(z.reduce((a, x) => a + Math.exp(x - m), 0));
+        mean += -q(iq, b).reduce((a, qk, k) => a + qk * (z[k] - lse), 0) / B;
+      }
+      total += mean;
+      terms++;
+    }
+  }
+  assert.equal(terms, 2 * (2 + N) - 2);
+  return total / terms;
+}
+
+gpuTest(
+  "the multi-crop DINO loss (2 global views + N local crops) matches an f64 DINOLoss reference, and its gradient central finite differences",
+  async (gpu) => {
+    const [B, K, studentTemp, teacherTemp] = [3, 5, 0.1, 0.04];
+    for (const N of [0, 1, 3]) {
+      const S = rand(31 + N, 2 * B * K, -1, 1), L = rand(41 + N, Math.max(1, N * B * K), -1, 1);
+      const T = rand(51 + N, 2 * B * K, -1, 1), C = rand(61 + N, K, -0.3, 0.3);
+      // The teacher sees the swapped views [view 2; view 1].
+      const swapped = Float32Array.from([...T.subarray(B * K), ...T.subarray(0, B * K)]);
+      const s = leaf(gpu, S, [2 * B, K]);
+      const l = N > 0 ? leaf(gpu, L, [N * B, K]) : null;
+      const loss = tidy(() => {
+        const { probs } = teacherTargets(
+          tensor(gpu, swapped, [2 * B, K]),
+          tensor(gpu, C, [K]),
+          teacherTemp,
+        );
+        const v = multiCropDinoLoss(s, l, probs, studentTemp);
+        backward(v);
+        return v;
+      });
+      const nS = S.length;
+      const f = (x: Float64Array) =>
+        multiCropRef(x.subarray(0, nS), x.subarray(nS), T, C, B, K, N, studentTemp, teacherTemp);
+      const flat = Float64Array.from(N > 0 ? [...S, ...L] : [...S]);
+      assertClose([await loss.item()], [f(flat)], { atol: 1e-5, rtol: 1e-5 }, `loss, N = ${N}`);
+      const got = [...await gradData(s), ...(l ? await gradData(l) : [])];
+      const fd = finiteDifference(f, flat);
+      assertClose(
+        got,
+        fd,
+        { atol: 1e-4, rtol: 1e-3 },
+        `gradient w.r.t. the student outputs, N = ${N}`,
+      );
+      assert.ok(fd.some((v) => Math.abs(v) > 1e-2), "the check is not vacuous");
+      if (l) assert.ok(fd.subarray(nS).some((v) => Math.abs(v) > 1e-2), "local crops get gradient");
+      loss.dispose();
+      s.dispose();
+      l?.dispose();
+    }
+  },
+);
+
+gpuTest(
+  "a local crop runs through the same encoder and head at its own size (fewer tokens, its own positions)",
+  async (gpu) => {
+    const vit: VitConfig = { ...VIT, imageSize: 16, patch: 4 };
+    const m = new Dino(gpu, vit, HEAD, 7);
+    const drop = new DropoutContext(false, 0, 0, 0);
+    const small = rand(71, 2 * 8 * 8, -1, 1), big = rand(72, 2 * 16 * 16, -1, 1);
+    // The parameters do not depend on the token count: a model built for 8x8 from the same
+    // seed has the same ones, and must give the same output on the 8x8 crops.
+    const ref = new Dino(gpu, { ...vit, imageSize: 8 }, HEAD, 7);
+    const out = tidy(() => [
+      m.forward(m.student, tensor(gpu, small, [2, 1, 8, 8]), drop),
+      m.forward(m.student, tensor(gpu, big, [2, 1, 16, 16]), drop),
+      ref.forward(ref.student, tensor(gpu, small, [2, 1, 8, 8]), drop),
+    ]);
+    const vals: Float32Array[] = [];
+    for (const o of out) {
+      assert.deepEqual([...o.shape], [2, HEAD.outDim]);
+      vals.push(await o.read() as Float32Array);
+      assert.ok(vals.at(-1)!.every(Number.isFinite));
+      o.dispose();
+    }
+    assertClose(vals[0], vals[2], { atol: 1e-6, rtol: 1e-5 }, "local crop = an 8x8 model's output");
+    ref.destroy();
+    m.destroy();
   },
 );

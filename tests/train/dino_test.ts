@@ -1,6 +1,6 @@
 import { loadTinyImageNet } from "../../src/data/mod.ts";
 import { Classifier } from "../../src/models/classifier.ts";
-import { ConfigError, parseConfig } from "../../src/train/config.ts";
+import { ConfigError, dinoLocalSize, parseConfig } from "../../src/train/config.ts";
 import { cosineSchedule, detectCollapse, teacherTemperature } from "../../src/train/dino.ts";
 import { decodeSafetensors } from "../../src/train/safetensors.ts";
 import { train } from "../../src/train/trainer.ts";
@@ -48,10 +48,31 @@ Deno.test("dino configs are validated, naming the file and field", () => {
     () => parseConfig("mode: pretrain\ndata: { augment: dino }\n", "p.yaml"),
     "p.yaml: data.augment dino is only for mode dino",
   );
+  // Local crops: their size must be a multiple of the patch (and fit the image).
+  const local = (d: string) =>
+    parseConfig(
+      `mode: dino\ndata: { augment: dino }\nmodel: { imageSize: 64, patch: 8 }\ndino: ${d}\n`,
+      "l.yaml",
+    );
   assertThrows(
-    () => parseConfig("mode: dino\ndata: { augment: dino }\ndino: { localCrops: 2 }\n", "l.yaml"),
-    "l.yaml: dino.localCrops must be 0: local crops (multi-crop) are not implemented",
+    () => local("{ localCrops: 2, localCropSize: 20 }"),
+    "l.yaml: dino.localCropSize 20 is not a multiple of model.patch 8",
   );
+  assertThrows(() => local("{ localCrops: 2, localCropSize: 72 }"), "l.yaml: dino.localCropSize");
+  assertThrows(() => local("{ localCrops: 17 }"), "l.yaml: dino.localCrops");
+  assertThrows(
+    () => local("{ localCrops: 2, localCropScale: [0.4, 0.05] }"),
+    "l.yaml: dino.localCropScale[1]",
+  );
+  const ok = local("{ localCrops: 2 }");
+  assert.equal(ok.dino.localCrops, 2);
+  assert.deepEqual(ok.dino.localCropScale, [0.05, 0.4]);
+  assert.equal(dinoLocalSize(ok), 32, "default: imageSize / 2");
+  assert.equal(
+    dinoLocalSize({ model: { ...ok.model, imageSize: 28, patch: 4 }, dino: ok.dino }),
+    16,
+  );
+  assert.equal(dinoLocalSize(local("{ localCrops: 2, localCropSize: 24 }")), 24);
   assertThrows(
     () =>
       parseConfig("mode: dino\ndata: { augment: dino }\ndino: { teacherInit: ema }\n", "t.yaml"),
@@ -160,5 +181,60 @@ gpuTest(
     const a = await losses(whole);
     assert.equal(a.length, 10);
     assert.deepEqual(await losses(parts), a);
+  },
+);
+
+gpuTest(
+  "a short DINO run with 2 local crops trains without non-finite values or collapse, and a finetune loads its teacher's encoder",
+  async (gpu) => {
+    const [trainDs, val] = await Promise.all([
+      loadTinyImageNet("train", { root: ROOT, cacheDir: null }),
+      loadTinyImageNet("val", { root: ROOT, cacheDir: null }),
+    ]);
+    const splits = { train: trainDs, eval: val };
+    const c = dinoConfig();
+    c.dino.localCrops = 2; // 32 px (16 tokens) per local crop, the default size
+    c.optim.epochs = 2;
+    const out = await Deno.makeTempDir();
+    const s = await train(c, { out, gpu, quiet: true, splits });
+    assert.equal(s.collapse, "none");
+    const steps = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l)).filter((l) => l.type === "train");
+    assert.equal(steps.length, 10, "2 epochs x 5 steps");
+    for (const l of steps) {
+      assert.ok(Number.isFinite(l.loss) && l.loss > 0, `finite loss ${l.loss}`);
+      assert.ok(
+        l.teacher_entropy > 0 && l.teacher_entropy < Math.log(256),
+        "entropy in (0, log K)",
+      );
+    }
+    // The local crops reach the loss: without them the first step's loss differs.
+    const plain = await Deno.makeTempDir();
+    await train(dinoConfig(), { out: plain, gpu, quiet: true, splits, stopAfterSteps: 1 });
+    const first = JSON.parse((await Deno.readTextFile(`${plain}/metrics.jsonl`)).split("\n")[0]);
+    assert.equal(first.step, 0);
+    assert.ok(Math.abs(first.loss - steps[0].loss) > 1e-4, `${first.loss} vs ${steps[0].loss}`);
+    const frac = s.eval.entropy_fraction;
+    assert.ok(frac > 0.05 && frac < 0.95, `held-out entropy fraction ${frac} inside (0, 1)`);
+    const ckpt = decodeSafetensors(await Deno.readFile(s.checkpoint), s.checkpoint).tensors;
+    for (const t of ckpt.values()) assert.ok(t.data.every(Number.isFinite), "finite checkpoint");
+    const ft = parseConfig(`
+mode: finetune
+seed: 42
+data: { dataset: tiny-imagenet, normalize: imagenet }
+model: ${MODEL}
+optim: { name: adamw, lr: 0, weightDecay: 0, betas: [0.9, 0.999], warmupEpochs: 0, epochs: 1, batchSize: 10 }
+init: ${s.checkpoint}
+checkpointEvery: 1000
+logEvery: 5
+`);
+    const fs = await train(ft, { out: await Deno.makeTempDir(), gpu, quiet: true, splits });
+    const after = decodeSafetensors(await Deno.readFile(fs.checkpoint), fs.checkpoint).tensors;
+    const name = "encoder.embed.w";
+    assert.deepEqual(
+      after.get(name)!.data,
+      ckpt.get(name)!.data,
+      "finetune starts from the teacher",
+    );
   },
 );
