@@ -2,7 +2,9 @@
  * DINO (Caron et al. 2021) as the paper's baseline: a student and a teacher
  * ViT with the DINO projection head, the teacher an exponential moving
  * average of the student, its outputs centred and sharpened into targets for
- * the student's softmax (cross-entropy between different views).
+ * the student's softmax (cross-entropy between different views). Optional
+ * local crops (multi-crop) go through the student only, at their own size
+ * ({@link Dino.forward}), into {@link multiCropDinoLoss}.
  *
  * Head: Linear(width, hidden) GELU Linear(hidden, hidden) GELU
  * Linear(hidden, bottleneck), L2-normalised, then a weight-normalised linear
