@@ -120,6 +120,33 @@ export class ParamStore {
     });
   }
 
+  /**
+   * Overwrites every parameter with `valueOf(prefix + name)` (e.g. from a
+   * checkpoint's tensors); a missing or mis-sized value throws naming
+   * `source`, the parameter and, for a missing one, `hint` (what `source`
+   * should have been). Nothing is uploaded unless every value fits.
+   */
+  loadAll(
+    valueOf: (name: string) => Float32Array | undefined,
+    source: string,
+    hint: string,
+    prefix = "",
+  ): void {
+    const values = new Map<string, Float32Array>();
+    for (const s of this.specs) {
+      const name = prefix + s.name;
+      const v = valueOf(name);
+      if (!v) throw new Error(`${source} has no parameter '${name}' (${hint})`);
+      if (v.length !== s.init.length) {
+        throw new Error(
+          `${source}: '${name}' has ${v.length} values, the model wants ${s.init.length}`,
+        );
+      }
+      values.set(s.name, v);
+    }
+    this.load(values);
+  }
+
   /** Frees the GPU buffers (after submitting work that may still use them). */
   destroy(): void {
     // Destroying a buffer that an unsubmitted encoder references makes the

@@ -67,21 +67,14 @@ export class Critic {
     sigmoid: boolean,
     source = "critic",
   ): Critic {
-    const specs = squeezeNetSpecs(channels, 1, 0, true);
-    for (const s of specs) {
-      const v = values.get(s.name);
-      const size = s.shape.reduce((a, b) => a * b, 1);
-      if (!v) {
-        throw new Error(`${source} has no parameter '${s.name}' (is it a SqueezeNet critic?)`);
-      }
-      if (v.length !== size) {
-        throw new Error(
-          `${source}: '${s.name}' has ${v.length} values, a ${channels}-channel critic wants ${size}`,
-        );
-      }
-      s.init = v;
+    const store = new ParamStore(gpu, squeezeNetSpecs(channels, 1, 0, true));
+    try {
+      store.loadAll((name) => values.get(name), source, "is it a SqueezeNet critic?");
+    } catch (e) {
+      store.destroy();
+      throw e;
     }
-    return new Critic(new ParamStore(gpu, specs), sigmoid);
+    return new Critic(store, sigmoid);
   }
 
   /** g(x) for images (N, C, H, W). */

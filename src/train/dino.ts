@@ -132,7 +132,12 @@ async function loadDino(path: string, m: Dino, opt: AdamW): Promise<number> {
     return t.data as Float32Array;
   };
   for (const [prefix, store] of [["", m.teacher], ["student.", m.student]] as const) {
-    store.load(new Map([...store.params.keys()].map((k) => [k, need(prefix + k)])));
+    store.loadAll(
+      (name) => tensors.get(name)?.data as Float32Array | undefined,
+      `checkpoint ${path}`,
+      "not a DINO checkpoint of this model?",
+      prefix,
+    );
   }
   for (const [k, buf] of [["m", opt.m], ["v", opt.v]] as const) {
     const d = need(`optim.0.${k}`);

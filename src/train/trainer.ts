@@ -153,22 +153,11 @@ async function buildModel(c: TrainConfig, gpu: Gpu, classes: number): Promise<Mo
   const enc = Classifier.freshEncoder(gpu, c.model, c.seed);
   const file = c.init!;
   const { tensors } = await readCheckpoint(file, "init");
-  const values = new Map<string, Float32Array>();
-  for (const [name, spec] of enc.params) {
-    const t = tensors.get(name);
-    if (!t) {
-      throw new Error(
-        `init checkpoint ${file} has no parameter '${name}' (was it an MAE pretrain of this model?)`,
-      );
-    }
-    if (t.data.length !== spec.size) {
-      throw new Error(
-        `init checkpoint ${file}: '${name}' has ${t.data.length} values, the model wants ${spec.size}`,
-      );
-    }
-    values.set(name, t.data as Float32Array);
-  }
-  enc.load(values);
+  enc.loadAll(
+    (name) => tensors.get(name)?.data as Float32Array | undefined,
+    `init checkpoint ${file}`,
+    "was it a pretrain of this model?",
+  );
   return { kind: "clf", clf: new Classifier(gpu, c.model, classes, c.seed, enc, c.model.pool) };
 }
 
@@ -229,17 +218,11 @@ async function saveCheckpoint(
 async function loadCheckpoint(path: string, s: RunState): Promise<number> {
   const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
   for (const store of storesOf(s.model)) {
-    const values = new Map<string, Float32Array>();
-    for (const name of store.params.keys()) {
-      const t = tensors.get(name);
-      if (!t) {
-        throw new Error(
-          `${path}: checkpoint has no parameter '${name}' (another model or config?)`,
-        );
-      }
-      values.set(name, t.data as Float32Array);
-    }
-    store.load(values);
+    store.loadAll(
+      (name) => tensors.get(name)?.data as Float32Array | undefined,
+      `checkpoint ${path}`,
+      "another model or config?",
+    );
   }
   const steps = JSON.parse(metadata.optimizer_steps ?? "[]") as number[];
   if (s.model.kind === "mae" && s.model.smae && metadata.smae_loss_balance) {
