@@ -198,8 +198,40 @@ function colorJitter(img: Uint8Array, c: number, rng: Rng): void {
 }
 
 /**
+ * The distortions every DINO crop shares, drawn from `rng` in this order:
+ * RandomResizedCrop of `scale` to `size` x `size` (into `out` at `offset`),
+ * flip p 0.5, colour jitter p 0.8, grayscale p 0.2, blur with probability
+ * `blurP`, then solarization with probability `solarizeP` (no draw when 0).
+ */
+function dinoCrop(
+  src: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  size: number,
+  scale: [number, number],
+  blurP: number,
+  solarizeP: number,
+  rng: Rng,
+  out: Uint8Array,
+  offset: number,
+): void {
+  const s = size;
+  const img = out.subarray(offset, offset + s * s * c);
+  const [top, left, ch, cw] = sampleResizedCrop(h, w, scale, [3 / 4, 4 / 3], rng);
+  resample(src, h, w, c, [left, top, left + cw, top + ch], s, s, BICUBIC, img, 0);
+  if (rng.float() < 0.5) hflipInPlace(img, s, s, c);
+  if (rng.float() < 0.8) colorJitter(img, c, rng);
+  if (rng.float() < 0.2) grayscaleInPlace(img, c);
+  const sigma = rng.uniform(0.1, 2.0);
+  if (rng.float() < blurP) gaussianBlurInPlace(img, s, s, c, sigma);
+  if (solarizeP > 0 && rng.float() < solarizeP) solarizeInPlace(img);
+}
+
+/**
  * Writes global view `view` (0 or 1) of one `h x w x c` image into `out` at
- * `offset` (spec.size^2 * c bytes), drawing from `rng`.
+ * `offset` (spec.size^2 * c bytes), drawing from `rng`: blur p 1.0 on view 0
+ * and 0.1 on view 1, solarization p 0.2 on view 1 only.
  */
 export function dinoView(
   spec: DinoAugmentSpec,
@@ -212,17 +244,8 @@ export function dinoView(
   out: Uint8Array,
   offset: number,
 ): void {
-  const s = spec.size;
-  const img = out.subarray(offset, offset + s * s * c);
-  const [top, left, ch, cw] = sampleResizedCrop(h, w, spec.scale, [3 / 4, 4 / 3], rng);
-  resample(src, h, w, c, [left, top, left + cw, top + ch], s, s, BICUBIC, img, 0);
-  if (rng.float() < 0.5) hflipInPlace(img, s, s, c);
-  if (rng.float() < 0.8) colorJitter(img, c, rng);
-  if (rng.float() < 0.2) grayscaleInPlace(img, c);
-  const blurP = view === 0 ? 1.0 : 0.1;
-  const sigma = rng.uniform(0.1, 2.0);
-  if (rng.float() < blurP) gaussianBlurInPlace(img, s, s, c, sigma);
-  if (view === 1 && rng.float() < 0.2) solarizeInPlace(img);
+  const [blurP, solarizeP] = view === 0 ? [1.0, 0] : [0.1, 0.2];
+  dinoCrop(src, h, w, c, spec.size, spec.scale, blurP, solarizeP, rng, out, offset);
 }
 
 /**
@@ -240,19 +263,6 @@ export function dinoLocalView(
   out: Uint8Array,
   offset: number,
 ): void {
-  const s = spec.localSize!;
-  const img = out.subarray(offset, offset + s * s * c);
-  const [top, left, ch, cw] = sampleResizedCrop(
-    h,
-    w,
-    spec.localScale ?? [0.05, 0.4],
-    [3 / 4, 4 / 3],
-    rng,
-  );
-  resample(src, h, w, c, [left, top, left + cw, top + ch], s, s, BICUBIC, img, 0);
-  if (rng.float() < 0.5) hflipInPlace(img, s, s, c);
-  if (rng.float() < 0.8) colorJitter(img, c, rng);
-  if (rng.float() < 0.2) grayscaleInPlace(img, c);
-  const sigma = rng.uniform(0.1, 2.0);
-  if (rng.float() < 0.5) gaussianBlurInPlace(img, s, s, c, sigma);
+  const scale = spec.localScale ?? [0.05, 0.4];
+  dinoCrop(src, h, w, c, spec.localSize!, scale, 0.5, 0, rng, out, offset);
 }
