@@ -1,171 +1,54 @@
 /**
- * Raster figures for the repro report, with no dependency beyond the PNG
- * encoder: a line chart (training-loss curves, the masking-ratio sweep) and an
- * image grid (the Figure-2 style masked input / reconstruction / ground truth).
+ * The report's figures, with no dependency beyond the PNG encoder:
  *
- * Build machines have no fonts, so text is drawn from an embedded 5x7 bitmap
- * font at integer scale factors. Everything renders into a {@link Canvas} of
- * 8-bit RGB pixels, row-major, origin top-left.
+ * - {@link lineChart}: training curves and the masking-ratio sweep as SVG,
+ *   with text as text (title, axis labels, tick labels, legend), so a chart
+ *   reads well at any size and says in its source what it shows.
+ * - {@link imageGrid}: pixel images (the Figure-2 style masked input /
+ *   reconstruction / ground truth) as a PNG of the cells alone, and
+ *   {@link gridFigure}: that PNG embedded in an SVG that adds the labels.
  *
  * @example
  * ```ts
  * import { lineChart } from "./figures.ts";
- * const png = lineChart({
+ * const svg = lineChart({
  *   title: "Pre-training loss",
  *   xLabel: "step",
  *   yLabel: "loss",
  *   series: [{ name: "run a", points: [[0, 1.2], [100, 0.8], [200, 0.6]] }],
  * });
- * if (png[1] !== 0x50) throw new Error("not a PNG");
+ * if (!svg.includes("<title>Pre-training loss</title>")) throw new Error("no title");
  * ```
  * @module
  */
 
 import { encode } from "png";
+import { base64, el, fmt, svgDocument, text, textWidth } from "./svg.ts";
 
 /** An 8-bit RGB colour. */
 export type Rgb = readonly [number, number, number];
 
-const WHITE: Rgb = [255, 255, 255];
-const BLACK: Rgb = [0, 0, 0];
-const AXIS: Rgb = [40, 40, 40];
-const GRID: Rgb = [225, 225, 225];
-const LEGEND_BORDER: Rgb = [170, 170, 170];
+const AXIS = "#282828";
+const GRID = "#e1e1e1";
+const INK = "#000000";
+const LEGEND_BORDER = "#aaaaaa";
 /** Drawn for NaN / infinite pixels of a float image, so they stand out. */
 const NON_FINITE: Rgb = [255, 0, 255];
 /** matplotlib's tab10 cycle: distinguishable, and familiar to readers of ML papers. */
-const PALETTE: readonly Rgb[] = [
-  [31, 119, 180],
-  [255, 127, 14],
-  [44, 160, 44],
-  [214, 39, 40],
-  [148, 103, 189],
-  [140, 86, 75],
-  [227, 119, 194],
-  [127, 127, 127],
-  [188, 189, 34],
-  [23, 190, 207],
+const PALETTE: readonly string[] = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#2ca02c",
+  "#d62728",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#bcbd22",
+  "#17becf",
 ];
-
-// ---------------------------------------------------------------------------
-// Font
-// ---------------------------------------------------------------------------
-
-/**
- * Glyph size in font pixels; characters advance by GLYPH_W + 1. GLYPH_H is the
- * height above the baseline, the one layout uses; descenders hang 2 rows below.
- */
-const GLYPH_W = 5, GLYPH_H = 7;
-
-/** 5x7 glyphs, one string per row, '#' = ink. Unknown characters draw as '?'. */
-const FONT_ROWS: Record<string, string> = {
-  "0": ".###. #...# #..## #.#.# ##..# #...# .###.",
-  "1": "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###.",
-  "2": ".###. #...# ....# ...#. ..#.. .#... #####",
-  "3": "##### ...#. ..#.. ...#. ....# #...# .###.",
-  "4": "...#. ..##. .#.#. #..#. ##### ...#. ...#.",
-  "5": "##### #.... ####. ....# ....# #...# .###.",
-  "6": "..##. .#... #.... ####. #...# #...# .###.",
-  "7": "##### ....# ...#. ..#.. .#... .#... .#...",
-  "8": ".###. #...# #...# .###. #...# #...# .###.",
-  "9": ".###. #...# #...# .#### ....# ...#. .##..",
-  "A": ".###. #...# #...# ##### #...# #...# #...#",
-  "B": "####. #...# #...# ####. #...# #...# ####.",
-  "C": ".###. #...# #.... #.... #.... #...# .###.",
-  "D": "###.. #..#. #...# #...# #...# #..#. ###..",
-  "E": "##### #.... #.... ####. #.... #.... #####",
-  "F": "##### #.... #.... ####. #.... #.... #....",
-  "G": ".###. #...# #.... #.### #...# #...# .####",
-  "H": "#...# #...# #...# ##### #...# #...# #...#",
-  "I": ".###. ..#.. ..#.. ..#.. ..#.. ..#.. .###.",
-  "J": "..### ...#. ...#. ...#. ...#. #..#. .##..",
-  "K": "#...# #..#. #.#.. ##... #.#.. #..#. #...#",
-  "L": "#.... #.... #.... #.... #.... #.... #####",
-  "M": "#...# ##.## #.#.# #.#.# #...# #...# #...#",
-  "N": "#...# #...# ##..# #.#.# #..## #...# #...#",
-  "O": ".###. #...# #...# #...# #...# #...# .###.",
-  "P": "####. #...# #...# ####. #.... #.... #....",
-  "Q": ".###. #...# #...# #...# #.#.# #..#. .##.#",
-  "R": "####. #...# #...# ####. #.#.. #..#. #...#",
-  "S": ".#### #.... #.... .###. ....# ....# ####.",
-  "T": "##### ..#.. ..#.. ..#.. ..#.. ..#.. ..#..",
-  "U": "#...# #...# #...# #...# #...# #...# .###.",
-  "V": "#...# #...# #...# #...# #...# .#.#. ..#..",
-  "W": "#...# #...# #...# #.#.# #.#.# #.#.# .#.#.",
-  "X": "#...# #...# .#.#. ..#.. .#.#. #...# #...#",
-  "Y": "#...# #...# .#.#. ..#.. ..#.. ..#.. ..#..",
-  "Z": "##### ....# ...#. ..#.. .#... #.... #####",
-  // g, j, p, q, y and the comma have two more rows, below the baseline.
-  "a": "..... ..... .###. ....# .#### #...# .####",
-  "b": "#.... #.... #.##. ##..# #...# #...# ####.",
-  "c": "..... ..... .###. #.... #.... #...# .###.",
-  "d": "....# ....# .##.# #..## #...# #...# .####",
-  "e": "..... ..... .###. #...# ##### #.... .###.",
-  "f": "..##. .#..# .#... ###.. .#... .#... .#...",
-  "g": "..... ..... .#### #...# #...# #...# .#### ....# .###.",
-  "h": "#.... #.... #.##. ##..# #...# #...# #...#",
-  "i": "..#.. ..... .##.. ..#.. ..#.. ..#.. .###.",
-  "j": "...#. ..... ..##. ...#. ...#. ...#. ...#. #..#. .##..",
-  "k": "#.... #.... #..#. #.#.. ##... #.#.. #..#.",
-  "l": ".##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###.",
-  "m": "..... ..... ##.#. #.#.# #.#.# #...# #...#",
-  "n": "..... ..... #.##. ##..# #...# #...# #...#",
-  "o": "..... ..... .###. #...# #...# #...# .###.",
-  "p": "..... ..... ####. #...# #...# #...# ####. #.... #....",
-  "q": "..... ..... .#### #...# #...# #...# .#### ....# ....#",
-  "r": "..... ..... #.##. ##..# #.... #.... #....",
-  "s": "..... ..... .###. #.... .###. ....# ####.",
-  "t": ".#... .#... ###.. .#... .#... .#..# ..##.",
-  "u": "..... ..... #...# #...# #...# #..## .##.#",
-  "v": "..... ..... #...# #...# #...# .#.#. ..#..",
-  "w": "..... ..... #...# #...# #.#.# #.#.# .#.#.",
-  "x": "..... ..... #...# .#.#. ..#.. .#.#. #...#",
-  "y": "..... ..... #...# #...# #...# #...# .#### ....# .###.",
-  "z": "..... ..... ##### ...#. ..#.. .#... #####",
-  ".": "..... ..... ..... ..... ..... .##.. .##..",
-  ",": "..... ..... ..... ..... ..... .##.. .##.. ..#.. .#...",
-  "-": "..... ..... ..... .###. ..... ..... .....",
-  "%": "##... ##..# ...#. ..#.. .#... #..## ...##",
-  "(": "...#. ..#.. .#... .#... .#... ..#.. ...#.",
-  ")": ".#... ..#.. ...#. ...#. ...#. ..#.. .#...",
-  ":": "..... .##.. .##.. ..... .##.. .##.. .....",
-  "/": "..... ....# ...#. ..#.. .#... #.... .....",
-  "=": "..... ..... ##### ..... ##### ..... .....",
-  "+": "..... ..#.. ..#.. ##### ..#.. ..#.. .....",
-  "_": "..... ..... ..... ..... ..... ..... #####",
-  "'": "..#.. ..#.. .#... ..... ..... ..... .....",
-  "?": ".###. #...# ....# ...#. ..#.. ..... ..#..",
-  " ": "..... ..... ..... ..... ..... ..... .....",
-};
-
-/** Each glyph as GLYPH_H row bitmasks, bit (GLYPH_W - 1 - x) set where column x has ink. */
-const FONT: ReadonlyMap<string, readonly number[]> = new Map(
-  Object.entries(FONT_ROWS).map(([ch, rows]) => [
-    ch,
-    rows.split(" ").map((row) =>
-      [...row].reduce((bits, c) => (bits << 1) | (c === "#" ? 1 : 0), 0)
-    ),
-  ]),
-);
-
-function glyph(ch: string): readonly number[] {
-  return FONT.get(ch) ?? FONT.get("?")!;
-}
-
-/** Width in pixels of `s` drawn by {@link Canvas.text} at `scale` (no trailing gap). */
-export function textWidth(s: string, scale = 1): number {
-  const n = [...s].length;
-  return n === 0 ? 0 : (n * (GLYPH_W + 1) - 1) * scale;
-}
-
-/** Height in pixels of one line of text at `scale`, baseline to cap top (descenders hang 2 * `scale` below). */
-export function textHeight(scale = 1): number {
-  return GLYPH_H * scale;
-}
-
-// ---------------------------------------------------------------------------
-// Canvas and PNG
-// ---------------------------------------------------------------------------
+/** Baseline offsets as fractions of the font size: cap top to baseline, and digit middle. */
+const ASCENT = 0.76, MIDDLE = 0.36, DESCENT = 0.24;
 
 /**
  * Encodes 8-bit RGB pixels (row-major, 3 bytes a pixel, `width * height * 3`
@@ -190,237 +73,6 @@ export function encodeRgbPng(width: number, height: number, rgb: Uint8Array): Ui
     );
   }
   return encode({ width, height, data: rgb, channels: 3, depth: 8 });
-}
-
-/**
- * A small RGB raster with the drawing primitives the figures need. Drawing is
- * clipped to the canvas and to an optional clip rectangle ({@link Canvas.setClip}).
- *
- * @example
- * ```ts
- * import { Canvas } from "./figures.ts";
- * const c = new Canvas(40, 20);
- * c.line(0, 0, 39, 19, [255, 0, 0], 2);
- * c.text(2, 2, "8", [0, 0, 0], 1);
- * const png = c.toPng();
- * if (png.length === 0) throw new Error("empty");
- * ```
- */
-export class Canvas {
-  /** Width in pixels. */
-  readonly width: number;
-  /** Height in pixels. */
-  readonly height: number;
-  /** RGB bytes, row-major, 3 a pixel. */
-  readonly data: Uint8Array;
-  #clip = { x0: 0, y0: 0, x1: 0, y1: 0 };
-
-  /** A `width` x `height` canvas filled with `background` (white by default). */
-  constructor(width: number, height: number, background: Rgb = WHITE) {
-    if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-      throw new Error(`Canvas: bad size ${width}x${height}`);
-    }
-    this.width = width;
-    this.height = height;
-    this.data = new Uint8Array(width * height * 3);
-    this.clearClip();
-    this.fill(background);
-  }
-
-  /** Restricts later drawing to the rectangle at (x, y) of size w x h (intersected with the canvas). */
-  setClip(x: number, y: number, w: number, h: number): void {
-    this.#clip = {
-      x0: Math.max(0, Math.floor(x)),
-      y0: Math.max(0, Math.floor(y)),
-      x1: Math.min(this.width - 1, Math.floor(x + w - 1)),
-      y1: Math.min(this.height - 1, Math.floor(y + h - 1)),
-    };
-  }
-
-  /** Lets drawing reach the whole canvas again. */
-  clearClip(): void {
-    this.#clip = { x0: 0, y0: 0, x1: this.width - 1, y1: this.height - 1 };
-  }
-
-  /** Sets one pixel; coordinates are rounded and out-of-clip pixels ignored. */
-  pixel(x: number, y: number, color: Rgb): void {
-    x = Math.round(x);
-    y = Math.round(y);
-    const c = this.#clip;
-    if (x < c.x0 || x > c.x1 || y < c.y0 || y > c.y1) return;
-    const i = (y * this.width + x) * 3;
-    this.data[i] = color[0];
-    this.data[i + 1] = color[1];
-    this.data[i + 2] = color[2];
-  }
-
-  /** The colour at (x, y), which must lie on the canvas. */
-  get(x: number, y: number): Rgb {
-    if (x < 0 || y < 0 || x >= this.width || y >= this.height) {
-      throw new Error(`Canvas.get: (${x}, ${y}) is outside ${this.width}x${this.height}`);
-    }
-    const i = (y * this.width + x) * 3;
-    return [this.data[i], this.data[i + 1], this.data[i + 2]];
-  }
-
-  /** Paints the whole canvas, ignoring the clip rectangle. */
-  fill(color: Rgb): void {
-    for (let i = 0; i < this.data.length; i += 3) {
-      this.data[i] = color[0];
-      this.data[i + 1] = color[1];
-      this.data[i + 2] = color[2];
-    }
-  }
-
-  /** Fills the w x h rectangle whose top-left pixel is (x, y). */
-  rect(x: number, y: number, w: number, h: number, color: Rgb): void {
-    const c = this.#clip;
-    const xa = Math.max(c.x0, Math.round(x)), xb = Math.min(c.x1, Math.round(x + w) - 1);
-    const ya = Math.max(c.y0, Math.round(y)), yb = Math.min(c.y1, Math.round(y + h) - 1);
-    for (let py = ya; py <= yb; py++) {
-      for (let px = xa; px <= xb; px++) {
-        const i = (py * this.width + px) * 3;
-        this.data[i] = color[0];
-        this.data[i + 1] = color[1];
-        this.data[i + 2] = color[2];
-      }
-    }
-  }
-
-  /** Draws the 1-pixel outline of the w x h rectangle whose top-left pixel is (x, y). */
-  strokeRect(x: number, y: number, w: number, h: number, color: Rgb): void {
-    this.rect(x, y, w, 1, color);
-    this.rect(x, y + h - 1, w, 1, color);
-    this.rect(x, y, 1, h, color);
-    this.rect(x + w - 1, y, 1, h, color);
-  }
-
-  /**
-   * Draws a straight line from (x0, y0) to (x1, y1) with Bresenham's
-   * algorithm, stamping a `thickness` x `thickness` square at each step.
-   */
-  line(x0: number, y0: number, x1: number, y1: number, color: Rgb, thickness = 1): void {
-    const t = Math.max(1, Math.round(thickness));
-    // Clip first so that a far-off endpoint (a huge value against a fixed
-    // yRange) does not make Bresenham walk millions of off-canvas pixels.
-    const c = this.#clip;
-    const seg = clipSegment(x0, y0, x1, y1, c.x0 - t, c.y0 - t, c.x1 + t, c.y1 + t);
-    if (seg === null) return;
-    let [ax, ay, bx, by] = seg.map(Math.round);
-    const lo = -Math.floor((t - 1) / 2);
-    const dx = Math.abs(bx - ax), dy = -Math.abs(by - ay);
-    const sx = ax < bx ? 1 : -1, sy = ay < by ? 1 : -1;
-    let err = dx + dy;
-    for (;;) {
-      if (t === 1) this.pixel(ax, ay, color);
-      else this.rect(ax + lo, ay + lo, t, t, color);
-      if (ax === bx && ay === by) break;
-      const e2 = 2 * err;
-      if (e2 >= dy) {
-        err += dy;
-        ax += sx;
-      }
-      if (e2 <= dx) {
-        err += dx;
-        ay += sy;
-      }
-    }
-  }
-
-  /** Fills the disc of radius `r` centred on (cx, cy). */
-  disc(cx: number, cy: number, r: number, color: Rgb): void {
-    const ri = Math.ceil(r);
-    const x = Math.round(cx), y = Math.round(cy);
-    for (let dy = -ri; dy <= ri; dy++) {
-      for (let dx = -ri; dx <= ri; dx++) {
-        if (dx * dx + dy * dy <= r * r + r * 0.5) this.pixel(x + dx, y + dy, color);
-      }
-    }
-  }
-
-  /**
-   * Draws `s` with the embedded 5x7 font, each font pixel a `scale` x `scale`
-   * block; (x, y) is the top-left corner of the first glyph cell.
-   */
-  text(x: number, y: number, s: string, color: Rgb, scale = 1): void {
-    x = Math.round(x);
-    y = Math.round(y);
-    let cx = x;
-    for (const ch of s) {
-      const rows = glyph(ch);
-      for (let gy = 0; gy < rows.length; gy++) {
-        for (let gx = 0; gx < GLYPH_W; gx++) {
-          if ((rows[gy] >> (GLYPH_W - 1 - gx)) & 1) {
-            this.rect(cx + gx * scale, y + gy * scale, scale, scale, color);
-          }
-        }
-      }
-      cx += (GLYPH_W + 1) * scale;
-    }
-  }
-
-  /**
-   * Draws `s` rotated 90 degrees counter-clockwise (reading bottom to top, as
-   * a y-axis label); (x, y) is the top-left corner of the rotated box, which
-   * is `textHeight(scale)` wide (descenders reach 2 * `scale` further right)
-   * and `textWidth(s, scale)` tall.
-   */
-  textUp(x: number, y: number, s: string, color: Rgb, scale = 1): void {
-    x = Math.round(x);
-    y = Math.round(y);
-    const w = textWidth(s, scale);
-    let cx = 0;
-    for (const ch of s) {
-      const rows = glyph(ch);
-      for (let gy = 0; gy < rows.length; gy++) {
-        for (let gx = 0; gx < GLYPH_W; gx++) {
-          if ((rows[gy] >> (GLYPH_W - 1 - gx)) & 1) {
-            // (px, py) in horizontal text goes to (py, w - 1 - px) after the turn.
-            const px = cx + gx * scale, py = gy * scale;
-            this.rect(x + py, y + w - px - scale, scale, scale, color);
-          }
-        }
-      }
-      cx += (GLYPH_W + 1) * scale;
-    }
-  }
-
-  /** The canvas as PNG bytes. */
-  toPng(): Uint8Array {
-    return encodeRgbPng(this.width, this.height, this.data);
-  }
-}
-
-/** Liang-Barsky: the part of the segment inside the box, or null if none. */
-function clipSegment(
-  x0: number,
-  y0: number,
-  x1: number,
-  y1: number,
-  xmin: number,
-  ymin: number,
-  xmax: number,
-  ymax: number,
-): [number, number, number, number] | null {
-  const dx = x1 - x0, dy = y1 - y0;
-  let t0 = 0, t1 = 1;
-  const edges: [number, number][] = [
-    [-dx, x0 - xmin],
-    [dx, xmax - x0],
-    [-dy, y0 - ymin],
-    [dy, ymax - y0],
-  ];
-  for (const [p, q] of edges) {
-    if (p === 0) {
-      if (q < 0) return null;
-    } else {
-      const r = q / p;
-      if (p < 0) t0 = Math.max(t0, r);
-      else t1 = Math.min(t1, r);
-      if (t0 > t1) return null;
-    }
-  }
-  return [x0 + t0 * dx, y0 + t0 * dy, x0 + t1 * dx, y0 + t1 * dy];
 }
 
 // ---------------------------------------------------------------------------
@@ -508,6 +160,50 @@ function axisTicks(values: number[], fixed: readonly [number, number] | undefine
   return niceTicks(lo, hi, 5, true);
 }
 
+/**
+ * Liang-Barsky: the part of the segment inside the box, or null if none. An
+ * end cut by an edge is put exactly on it: x0 + t dx has no precision left
+ * when dx is huge (a diverged value against a fixed range).
+ */
+function clipSegment(
+  x0: number,
+  y0: number,
+  x1: number,
+  y1: number,
+  xmin: number,
+  ymin: number,
+  xmax: number,
+  ymax: number,
+): [number, number, number, number] | null {
+  const dx = x1 - x0, dy = y1 - y0;
+  const start = [x0, y0], end = [x1, y1];
+  let t0 = 0, t1 = 1;
+  const edges: [p: number, q: number, axis: 0 | 1, at: number][] = [
+    [-dx, x0 - xmin, 0, xmin],
+    [dx, xmax - x0, 0, xmax],
+    [-dy, y0 - ymin, 1, ymin],
+    [dy, ymax - y0, 1, ymax],
+  ];
+  for (const [p, q, axis, at] of edges) {
+    if (p === 0) {
+      if (q < 0) return null;
+      continue;
+    }
+    const r = q / p;
+    if (p < 0 && r > t0) {
+      t0 = r;
+      start[axis] = at;
+      start[1 - axis] = axis === 0 ? y0 + r * dy : x0 + r * dx;
+    } else if (p > 0 && r < t1) {
+      t1 = r;
+      end[axis] = at;
+      end[1 - axis] = axis === 0 ? y0 + r * dy : x0 + r * dx;
+    }
+    if (t0 > t1) return null;
+  }
+  return [start[0], start[1], end[0], end[1]];
+}
+
 // ---------------------------------------------------------------------------
 // Line chart
 // ---------------------------------------------------------------------------
@@ -518,15 +214,15 @@ export interface LineSeries {
   name: string;
   /** (x, y) pairs, joined in the given order; pairs with a non-finite value are skipped and break the line. */
   points: readonly (readonly [number, number])[];
-  /** Defaults to the next colour of the tab10 cycle. */
-  color?: Rgb;
+  /** A CSS colour ("#rrggbb"); defaults to the next colour of the tab10 cycle. */
+  color?: string;
   /** "line" (default), "points" (markers only) or "line+points". */
   style?: "line" | "points" | "line+points";
 }
 
 /** Options of {@link lineChart}. */
 export interface LineChartOptions {
-  /** Drawn centred above the plot. */
+  /** Drawn centred above the plot, and the SVG's accessible title. */
   title: string;
   /** Drawn below the x axis. */
   xLabel: string;
@@ -534,34 +230,38 @@ export interface LineChartOptions {
   yLabel: string;
   /** Drawn in order, later series on top. */
   series: readonly LineSeries[];
-  /** Image width in pixels (default 640). */
+  /** Width in pixels at 100% (default 640). */
   width?: number;
-  /** Image height in pixels (default 400). */
+  /** Height in pixels at 100% (default 400). */
   height?: number;
   /** Fixed x range; by default the data range widened to whole tick steps. */
   xRange?: readonly [number, number];
   /** Fixed y range; by default the data range widened to whole tick steps. */
   yRange?: readonly [number, number];
-  /** Scale of the axis-label, tick and legend font (default 2, i.e. 14 px text; the title is one step larger). */
-  fontScale?: number;
+  /** Size in px of the axis-label, tick and legend text (default 13; the title is 3 px larger). */
+  fontSize?: number;
 }
 
+type Point = readonly [number, number];
+
 /**
- * Renders a line chart to PNG bytes: white background, framed plot area with
- * light grid lines at about five nice ticks per axis, numeric tick labels,
- * axis labels and a legend with each series' name in its colour. The legend
- * goes in the plot corner that covers the fewest data pixels.
+ * Renders a line chart as an SVG document: white background, framed plot
+ * area with light grid lines at about five nice ticks per axis, tick labels,
+ * axis labels and a legend (a swatch in each series' colour and its name).
+ * The legend goes in the plot corner that covers the fewest data points.
  *
- * Points with a NaN or infinite coordinate are skipped (the line breaks
- * there); an empty series is drawn as nothing but keeps its legend entry.
- * A single value on an axis (one point, or constant data) gets a range padded
- * by 10% of the value (or 1 around zero). With a fixed range, lines are
- * clipped to the plot area and out-of-range markers are omitted.
+ * Each series is one `<g class="series">` holding a `<path class="line">`
+ * (one subpath per unbroken run) and a `<circle class="marker">` per marked
+ * point. Points with a NaN or infinite coordinate are skipped (the line breaks
+ * there); an empty series draws nothing but keeps its legend entry. A single
+ * value on an axis (one point, or constant data) gets a range padded by 10% of
+ * the value (or 1 around zero). With a fixed range, line segments are clipped
+ * to the plot area and out-of-range markers are left out.
  *
  * @example
  * ```ts
  * import { lineChart } from "./figures.ts";
- * const png = lineChart({
+ * const svg = lineChart({
  *   title: "Masking ratio",
  *   xLabel: "masking ratio (%)",
  *   yLabel: "linear probe (%)",
@@ -570,21 +270,19 @@ export interface LineChartOptions {
  *     { name: "ours", points: [[50, 55], [75, 62]], style: "line+points" },
  *   ],
  * });
- * if (png.length === 0) throw new Error("empty");
+ * if (svg.split('class="marker"').length !== 5) throw new Error("expected four markers");
  * ```
  */
-export function lineChart(opts: LineChartOptions): Uint8Array {
+export function lineChart(opts: LineChartOptions): string {
   const width = opts.width ?? 640, height = opts.height ?? 400;
-  const s = opts.fontScale ?? 2;
-  const titleScale = s + 1;
-  const c = new Canvas(width, height);
+  const fs = opts.fontSize ?? 13, ts = fs + 3;
 
   const series = opts.series.map((ser, i) => ({
     name: ser.name,
     color: ser.color ?? PALETTE[i % PALETTE.length],
     style: ser.style ?? "line",
-    points: ser.points.map(([x, y]) =>
-      Number.isFinite(x) && Number.isFinite(y) ? [x, y] as const : null
+    points: ser.points.map(([x, y]): Point | null =>
+      Number.isFinite(x) && Number.isFinite(y) ? [x, y] : null
     ),
   }));
   const finite = series.flatMap((ser) => ser.points.filter((p) => p !== null));
@@ -593,67 +291,154 @@ export function lineChart(opts: LineChartOptions): Uint8Array {
   const xLabels = xt.values.map((v) => formatTick(v, xt.step));
   const yLabels = yt.values.map((v) => formatTick(v, yt.step));
 
-  const pad = 4 * s, tick = 3 * s;
-  const th = textHeight(s);
-  const left = pad + th + pad + Math.max(0, ...yLabels.map((l) => textWidth(l, s))) + tick + s;
-  const top = pad + (opts.title ? textHeight(titleScale) + pad : 0) + th / 2;
-  const bottom = tick + s + th + pad + (opts.xLabel ? th + pad : 0);
+  const pad = 10, tick = 5;
+  const left = pad + (opts.yLabel ? fs + pad / 2 : 0) +
+    Math.max(0, ...yLabels.map((l) => textWidth(l, fs))) + tick + 4;
+  const top = pad + (opts.title ? ts + pad : 0) + fs / 2;
+  const bottom = tick + 4 + fs + (opts.xLabel ? pad / 2 + fs : 0) + pad;
   // Room for half of the last x tick label to the right of the axis end.
-  const right = pad + Math.ceil(textWidth(xLabels[xLabels.length - 1] ?? "", s) / 2);
+  const right = pad + textWidth(xLabels.at(-1) ?? "", fs) / 2;
   const pw = width - left - right, ph = height - top - bottom;
   if (pw < 20 || ph < 20) throw new Error(`lineChart: ${width}x${height} leaves no room to plot`);
-  const X = (x: number) => left + (x - xt.lo) / (xt.hi - xt.lo) * (pw - 1);
-  const Y = (y: number) => top + ph - 1 - (y - yt.lo) / (yt.hi - yt.lo) * (ph - 1);
+  const X = (x: number) => left + (x - xt.lo) / (xt.hi - xt.lo) * pw;
+  const Y = (y: number) => top + ph - (y - yt.lo) / (yt.hi - yt.lo) * ph;
 
-  // Grid, frame, ticks and their labels.
-  for (const v of xt.values) c.rect(Math.round(X(v)), top, 1, ph, GRID);
-  for (const v of yt.values) c.rect(left, Math.round(Y(v)), pw, 1, GRID);
-  c.strokeRect(left, top, pw, ph, AXIS);
-  xt.values.forEach((v, i) => {
-    const px = Math.round(X(v));
-    c.rect(px, top + ph, 1, tick, AXIS);
-    c.text(px - textWidth(xLabels[i], s) / 2, top + ph + tick + s, xLabels[i], AXIS, s);
-  });
-  yt.values.forEach((v, i) => {
-    const py = Math.round(Y(v));
-    c.rect(left - tick, py, tick, 1, AXIS);
-    c.text(left - tick - s - textWidth(yLabels[i], s), py - th / 2, yLabels[i], AXIS, s);
-  });
+  const out: string[] = [];
+  out.push(el("g", { class: "grid", stroke: GRID, "stroke-width": 1 }, [
+    ...xt.values.map((v) => el("line", { x1: X(v), y1: top, x2: X(v), y2: top + ph })),
+    ...yt.values.map((v) => el("line", { x1: left, y1: Y(v), x2: left + pw, y2: Y(v) })),
+  ]));
+  out.push(el("rect", {
+    class: "frame",
+    x: left,
+    y: top,
+    width: pw,
+    height: ph,
+    fill: "none",
+    stroke: AXIS,
+  }));
+  out.push(el("g", { class: "x-axis", fill: AXIS, stroke: AXIS, "font-size": fs }, [
+    ...xt.values.flatMap((v, i) => [
+      el("line", { class: "tick", x1: X(v), y1: top + ph, x2: X(v), y2: top + ph + tick }),
+      text({
+        class: "tick-label",
+        x: X(v),
+        y: top + ph + tick + 3 + ASCENT * fs,
+        "text-anchor": "middle",
+        stroke: "none",
+      }, xLabels[i]),
+    ]),
+  ]));
+  out.push(el("g", { class: "y-axis", fill: AXIS, stroke: AXIS, "font-size": fs }, [
+    ...yt.values.flatMap((v, i) => [
+      el("line", { class: "tick", x1: left - tick, y1: Y(v), x2: left, y2: Y(v) }),
+      text({
+        class: "tick-label",
+        x: left - tick - 3,
+        y: Y(v) + MIDDLE * fs,
+        "text-anchor": "end",
+        stroke: "none",
+      }, yLabels[i]),
+    ]),
+  ]));
   if (opts.title) {
-    c.text(left + (pw - textWidth(opts.title, titleScale)) / 2, pad, opts.title, BLACK, titleScale);
+    out.push(text({
+      class: "title",
+      x: left + pw / 2,
+      y: pad + ASCENT * ts,
+      "text-anchor": "middle",
+      "font-size": ts,
+      fill: INK,
+    }, opts.title));
   }
   if (opts.xLabel) {
-    c.text(left + (pw - textWidth(opts.xLabel, s)) / 2, height - pad - th, opts.xLabel, BLACK, s);
+    out.push(text({
+      class: "x-label",
+      x: left + pw / 2,
+      y: height - pad - DESCENT * fs,
+      "text-anchor": "middle",
+      "font-size": fs,
+      fill: INK,
+    }, opts.xLabel));
   }
-  if (opts.yLabel) c.textUp(pad, top + (ph - textWidth(opts.yLabel, s)) / 2, opts.yLabel, BLACK, s);
+  if (opts.yLabel) {
+    const x = pad + ASCENT * fs, y = top + ph / 2;
+    out.push(text({
+      class: "y-label",
+      x,
+      y,
+      transform: `rotate(-90 ${fmtPair(x, y)})`,
+      "text-anchor": "middle",
+      "font-size": fs,
+      fill: INK,
+    }, opts.yLabel));
+  }
 
-  // Data. Lines are clipped to the inside of the frame; markers of in-range
-  // points are drawn whole, even where they overlap the frame.
-  const lineW = Math.max(1, Math.round(s));
-  const markerR = 1.5 * s;
-  const inRange = (x: number, y: number) => x >= xt.lo && x <= xt.hi && y >= yt.lo && y <= yt.hi;
+  // Data. Segments are clipped to the plot area here rather than by a
+  // clip-path, so that a diverged value does not put a coordinate of 1e15
+  // into the file; markers of in-range points are drawn whole.
+  const lineW = 2, markerR = 3.5;
+  const inRange = ([x, y]: Point) => x >= xt.lo && x <= xt.hi && y >= yt.lo && y <= yt.hi;
   for (const ser of series) {
+    const parts: string[] = [];
     if (ser.style !== "points") {
-      c.setClip(left + 1, top + 1, pw - 2, ph - 2);
-      for (let i = 1; i < ser.points.length; i++) {
-        const a = ser.points[i - 1], b = ser.points[i];
-        if (a && b) c.line(X(a[0]), Y(a[1]), X(b[0]), Y(b[1]), ser.color, lineW);
+      const d = linePath(ser.points, X, Y, [left, top, left + pw, top + ph]);
+      if (d) {
+        parts.push(el("path", {
+          class: "line",
+          d,
+          fill: "none",
+          stroke: ser.color,
+          "stroke-width": lineW,
+          "stroke-linejoin": "round",
+          "stroke-linecap": "round",
+        }));
       }
-      c.clearClip();
     }
     // A lone finite point of a "line" series would be invisible without a marker.
     const lone = (i: number) => !ser.points[i - 1] && !ser.points[i + 1];
     ser.points.forEach((p, i) => {
-      if (!p || !inRange(p[0], p[1])) return;
-      if (ser.style !== "line") c.disc(X(p[0]), Y(p[1]), markerR, ser.color);
-      else if (lone(i)) c.disc(X(p[0]), Y(p[1]), markerR * 0.75, ser.color);
+      if (!p || !inRange(p) || (ser.style === "line" && !lone(i))) return;
+      const r = ser.style === "line" ? markerR * 0.75 : markerR;
+      parts.push(el("circle", { class: "marker", cx: X(p[0]), cy: Y(p[1]), r, fill: ser.color }));
     });
+    out.push(el("g", { class: "series" }, parts));
   }
+  if (series.length > 0) out.push(legend(series, { left, top, pw, ph, X, Y }, fs, lineW, markerR));
+  return svgDocument(width, height, opts.title, out);
+}
 
-  if (series.length > 0) {
-    drawLegend(c, series, { left, top, pw, ph, X, Y }, s, lineW, markerR);
+function fmtPair(x: number, y: number): string {
+  return `${fmt(x)} ${fmt(y)}`;
+}
+
+/** Path data for the finite runs of `points`, each segment clipped to `box` (x0, y0, x1, y1). */
+function linePath(
+  points: readonly (Point | null)[],
+  X: (x: number) => number,
+  Y: (y: number) => number,
+  box: readonly [number, number, number, number],
+): string {
+  const cmds: string[] = [];
+  let pen: string | null = null;
+  for (let i = 1; i < points.length; i++) {
+    const a = points[i - 1], b = points[i];
+    if (!a || !b) {
+      pen = null;
+      continue;
+    }
+    const seg = clipSegment(X(a[0]), Y(a[1]), X(b[0]), Y(b[1]), ...box);
+    if (!seg) {
+      pen = null;
+      continue;
+    }
+    const start = fmtPair(seg[0], seg[1]), end = fmtPair(seg[2], seg[3]);
+    if (start !== pen) cmds.push(`M${start}`);
+    cmds.push(`L${end}`);
+    // A segment clipped at its end leaves the plot: the next one starts anew.
+    pen = end === fmtPair(X(b[0]), Y(b[1])) ? end : null;
   }
-  return c.toPng();
+  return cmds.join(" ");
 }
 
 interface PlotArea {
@@ -665,31 +450,25 @@ interface PlotArea {
   Y: (y: number) => number;
 }
 
-function drawLegend(
-  c: Canvas,
-  series: {
-    name: string;
-    color: Rgb;
-    style: string;
-    points: (readonly [number, number] | null)[];
-  }[],
+function legend(
+  series: { name: string; color: string; style: string; points: (Point | null)[] }[],
   area: PlotArea,
-  s: number,
+  fs: number,
   lineW: number,
   markerR: number,
-): void {
-  const pad = 3 * s, swatch = 10 * s, rowH = textHeight(s) + 3 * s;
-  const w = pad + swatch + 2 * s + Math.max(...series.map((r) => textWidth(r.name, s))) + pad;
-  const h = pad + series.length * rowH - 3 * s + pad;
-  const inset = 4 * s;
+): string {
+  const pad = 6, swatch = 22, rowH = 1.5 * fs;
+  const w = pad + swatch + 6 + Math.max(...series.map((r) => textWidth(r.name, fs))) + pad;
+  const h = 2 * pad + series.length * rowH - (rowH - fs);
+  const inset = 8;
   const corners: [number, number][] = [
     [area.left + area.pw - inset - w, area.top + inset],
     [area.left + inset, area.top + inset],
     [area.left + area.pw - inset - w, area.top + area.ph - inset - h],
     [area.left + inset, area.top + area.ph - inset - h],
   ];
-  // Score each corner by how many data pixels (points and samples along the
-  // segments, every ~2 px) it would hide; the first least-covering one wins.
+  // Score each corner by how many data points (and samples every ~2 px along
+  // the lines) it would hide; the first least-covering one wins.
   const samples: [number, number][] = [];
   for (const ser of series) {
     ser.points.forEach((p, i) => {
@@ -703,24 +482,37 @@ function drawLegend(
       for (let k = 1; k < n; k++) samples.push([ax + (bx - ax) * k / n, ay + (by - ay) * k / n]);
     });
   }
-  let best = corners[0], bestHits = Infinity;
-  for (const [x, y] of corners) {
+  let [x, y] = corners[0], bestHits = Infinity;
+  for (const [cx, cy] of corners) {
     let hits = 0;
     for (const [sx, sy] of samples) {
-      if (sx >= x - 2 * s && sx <= x + w + 2 * s && sy >= y - 2 * s && sy <= y + h + 2 * s) hits++;
+      if (sx >= cx - 4 && sx <= cx + w + 4 && sy >= cy - 4 && sy <= cy + h + 4) hits++;
     }
-    if (hits < bestHits) [best, bestHits] = [[x, y], hits];
+    if (hits < bestHits) [x, y, bestHits] = [cx, cy, hits];
   }
-  const [x, y] = best.map(Math.round);
-  c.rect(x, y, w, h, WHITE);
-  c.strokeRect(x, y, w, h, LEGEND_BORDER);
-  series.forEach((ser, i) => {
-    const ry = y + pad + i * rowH, cy = ry + Math.floor(textHeight(s) / 2);
-    const sx = x + pad;
-    if (ser.style !== "points") c.line(sx, cy, sx + swatch - 1, cy, ser.color, lineW);
-    if (ser.style !== "line") c.disc(sx + swatch / 2, cy, markerR, ser.color);
-    c.text(sx + swatch + 2 * s, ry, ser.name, ser.color, s);
+  const entries = series.map((ser, i) => {
+    const cy = y + pad + i * rowH + fs / 2, sx = x + pad;
+    const parts: string[] = [];
+    if (ser.style !== "points") {
+      parts.push(el("line", {
+        x1: sx,
+        y1: cy,
+        x2: sx + swatch,
+        y2: cy,
+        stroke: ser.color,
+        "stroke-width": lineW,
+      }));
+    }
+    if (ser.style !== "line") {
+      parts.push(el("circle", { cx: sx + swatch / 2, cy, r: markerR, fill: ser.color }));
+    }
+    parts.push(text({ x: sx + swatch + 6, y: cy + MIDDLE * fs, fill: INK }, ser.name));
+    return el("g", { class: "entry", "data-color": ser.color }, parts);
   });
+  return el("g", { class: "legend", "font-size": fs }, [
+    el("rect", { x, y, width: w, height: h, fill: "#ffffff", stroke: LEGEND_BORDER }),
+    ...entries,
+  ]);
 }
 
 // ---------------------------------------------------------------------------
@@ -745,26 +537,24 @@ export interface GridImage {
 
 /** One row of an {@link imageGrid}. */
 export interface GridRow {
-  /** Drawn left of the row, vertically centred. */
+  /** Drawn left of the row by {@link gridFigure}. */
   label: string;
   /** The row's cells, left to right. */
   images: readonly GridImage[];
 }
 
-/** Options of {@link imageGrid}. */
+/** Options of {@link imageGrid} and {@link gridFigure}. */
 export interface ImageGridOptions {
   /** Rows top to bottom; they may have different numbers of images. */
   rows: readonly GridRow[];
-  /** Drawn centred above each column. */
+  /** Drawn centred above each column by {@link gridFigure}. */
   columnLabels?: readonly string[];
   /** Integer upscaling of every image, nearest neighbour (default 2). */
   scale?: number;
   /** Pixels between cells and around the grid (default 4). */
   gap?: number;
-  /** Drawn centred above the column labels. */
+  /** Drawn above the grid by {@link gridFigure}. */
   title?: string;
-  /** Scale of the label font (default 2; the title is one step larger). */
-  fontScale?: number;
 }
 
 /**
@@ -823,98 +613,158 @@ export function imageToRgb(img: GridImage): Uint8Array {
   return out;
 }
 
+/** Where the cells of an image grid go, in PNG pixels. */
+export interface GridLayout {
+  width: number;
+  height: number;
+  /** Left edge and width of each column. */
+  colX: number[];
+  colW: number[];
+  /** Top edge and height of each row. */
+  rowY: number[];
+  rowH: number[];
+}
+
 /**
- * Renders rows of images as one PNG (white background): a row label left of
- * each row, optional column labels above the columns and a title above all.
- * Each column is as wide as its widest image (or label), each row as tall as
- * its tallest image; an image is centred in its cell and upscaled by `scale`
- * with nearest neighbour. Pixel values go through {@link imageToRgb}: uint8
- * as is, float min-max scaled per image unless the image gives a `range`.
+ * The cell layout of {@link imageGrid}: `gap` pixels around and between
+ * cells; each column as wide as its widest image, each row as tall as its
+ * tallest, both times `scale`.
+ */
+export function gridLayout(opts: ImageGridOptions): GridLayout {
+  const scale = opts.scale ?? 2, gap = opts.gap ?? 4;
+  if (!Number.isInteger(scale) || scale < 1) throw new Error(`imageGrid: bad scale ${scale}`);
+  if (opts.rows.length === 0) throw new Error("imageGrid: no rows");
+  const nCols = Math.max(0, ...opts.rows.map((r) => r.images.length));
+  const colW = Array.from(
+    { length: nCols },
+    (_, j) => Math.max(0, ...opts.rows.map((r) => (r.images[j]?.width ?? 0) * scale)),
+  );
+  const rowH = opts.rows.map((r) => Math.max(0, ...r.images.map((img) => img.height * scale)));
+  const place = (sizes: number[]) => {
+    let at = gap;
+    return sizes.map((s) => (at += s + gap) - s - gap);
+  };
+  const colX = place(colW), rowY = place(rowH);
+  const sum = (a: number[]) => a.reduce((s, v) => s + v + gap, gap);
+  return {
+    width: Math.max(1, sum(colW)),
+    height: Math.max(1, sum(rowH)),
+    colX,
+    colW,
+    rowY,
+    rowH,
+  };
+}
+
+/**
+ * Renders rows of images as one PNG of the cells alone (white background, no
+ * text: {@link gridFigure} labels it), laid out by {@link gridLayout}. An
+ * image is centred in its cell and upscaled by `scale` with nearest
+ * neighbour. Pixel values go through {@link imageToRgb}: uint8 as is, float
+ * min-max scaled per image unless the image gives a `range`.
  *
  * @example
  * ```ts
  * import { imageGrid } from "./figures.ts";
  * const img = { data: new Float32Array(16).map((_, i) => i), channels: 1 as const, height: 4, width: 4 };
- * const png = imageGrid({ rows: [{ label: "sample", images: [img, img] }], columnLabels: ["a", "b"] });
+ * const png = imageGrid({ rows: [{ label: "sample", images: [img, img] }] });
  * if (png.length === 0) throw new Error("empty");
  * ```
  */
 export function imageGrid(opts: ImageGridOptions): Uint8Array {
-  const scale = opts.scale ?? 2, gap = opts.gap ?? 4, s = opts.fontScale ?? 2;
-  if (!Number.isInteger(scale) || scale < 1) throw new Error(`imageGrid: bad scale ${scale}`);
-  if (opts.rows.length === 0) throw new Error("imageGrid: no rows");
+  const scale = opts.scale ?? 2;
   const layout = gridLayout(opts);
-  const c = new Canvas(layout.width, layout.height);
-
-  if (opts.title) {
-    const tw = textWidth(opts.title, s + 1);
-    c.text((layout.width - tw) / 2, gap, opts.title, BLACK, s + 1);
-  }
-  (opts.columnLabels ?? []).forEach((label, j) => {
-    if (j >= layout.colX.length) return;
-    const x = layout.colX[j] + (layout.colW[j] - textWidth(label, s)) / 2;
-    c.text(x, layout.colLabelY, label, BLACK, s);
-  });
+  const W = layout.width;
+  const rgb = new Uint8Array(W * layout.height * 3).fill(255);
   opts.rows.forEach((row, i) => {
-    const y0 = layout.rowY[i], rh = layout.rowH[i];
-    c.text(gap, y0 + (rh - textHeight(s)) / 2, row.label, BLACK, s);
     row.images.forEach((img, j) => {
-      const rgb = imageToRgb(img);
-      const w = img.width * scale, h = img.height * scale;
-      const x0 = layout.colX[j] + Math.floor((layout.colW[j] - w) / 2);
-      const y1 = y0 + Math.floor((rh - h) / 2);
-      for (let y = 0; y < img.height; y++) {
-        for (let x = 0; x < img.width; x++) {
-          const p = (y * img.width + x) * 3;
-          c.rect(x0 + x * scale, y1 + y * scale, scale, scale, [rgb[p], rgb[p + 1], rgb[p + 2]]);
+      const src = imageToRgb(img);
+      const x0 = layout.colX[j] + Math.floor((layout.colW[j] - img.width * scale) / 2);
+      const y0 = layout.rowY[i] + Math.floor((layout.rowH[i] - img.height * scale) / 2);
+      for (let y = 0; y < img.height * scale; y++) {
+        for (let x = 0; x < img.width * scale; x++) {
+          const s = (Math.floor(y / scale) * img.width + Math.floor(x / scale)) * 3;
+          rgb.set(src.subarray(s, s + 3), ((y0 + y) * W + x0 + x) * 3);
         }
       }
     });
   });
-  return c.toPng();
+  return encodeRgbPng(W, layout.height, rgb);
 }
 
 /**
- * Where each part of an image grid goes: column left edges and widths, row
- * top edges and heights, the y of the column labels and the image size.
+ * An {@link imageGrid} PNG and an SVG that shows it with its labels as text:
+ * the title above, each column label centred over its column, each row label
+ * left of its row. The PNG is embedded (a data: URI) so the SVG stands alone,
+ * drawn with nearest-neighbour scaling; when a column label is wider than its
+ * column, the image is shown enlarged (by a whole factor) until it fits.
+ *
+ * @example
+ * ```ts
+ * import { gridFigure } from "./figures.ts";
+ * const img = { data: new Uint8Array(4).fill(90), channels: 1 as const, height: 2, width: 2 };
+ * const { svg } = gridFigure({ rows: [{ label: "a", images: [img] }], columnLabels: ["truth"] });
+ * if (!svg.includes(">truth</text>")) throw new Error("no column label");
+ * ```
  */
-function gridLayout(opts: ImageGridOptions): {
-  width: number;
-  height: number;
-  colX: number[];
-  colW: number[];
-  rowY: number[];
-  rowH: number[];
-  colLabelY: number;
-} {
-  const scale = opts.scale ?? 2, gap = opts.gap ?? 4, s = opts.fontScale ?? 2;
-  const nCols = Math.max(0, ...opts.rows.map((r) => r.images.length));
+export function gridFigure(
+  opts: ImageGridOptions & { fontSize?: number },
+): { png: Uint8Array; svg: string } {
+  const png = imageGrid(opts);
+  const layout = gridLayout(opts);
+  const fs = opts.fontSize ?? 13, ts = fs + 3, pad = 8;
   const labels = opts.columnLabels ?? [];
-  // A label gets one character's room on either side so neighbours stay apart.
-  const colW = Array.from({ length: nCols }, (_, j) =>
-    Math.max(
-      labels[j] ? textWidth(labels[j], s) + 2 * (GLYPH_W + 1) * s : 0,
-      ...opts.rows.map((r) => (r.images[j]?.width ?? 0) * scale),
-    ));
-  const rowH = opts.rows.map((r) =>
-    Math.max(r.label ? textHeight(s) : 0, ...r.images.map((img) => img.height * scale))
+  const zoom = Math.max(
+    1,
+    ...layout.colW.map((w, j) =>
+      labels[j] && w > 0 ? Math.ceil((textWidth(labels[j], fs) + pad) / (w + (opts.gap ?? 4))) : 1
+    ),
   );
-  const labelW = Math.max(0, ...opts.rows.map((r) => textWidth(r.label, s)));
-  // Row labels get a wider gap than the cells so they read as labels, not a column.
-  let x = gap + (labelW > 0 ? labelW + 3 * gap : 0);
-  const colX = colW.map((w) => {
-    const at = x;
-    x += w + gap;
-    return at;
-  });
-  let y = gap;
-  if (opts.title) y += textHeight(s + 1) + 2 * gap;
-  const colLabelY = y;
-  if (labels.length > 0) y += textHeight(s) + 2 * s + gap; // 2 * s: descenders
-  const rowY = rowH.map((h) => {
-    const at = y;
-    y += h + gap;
-    return at;
-  });
-  return { width: Math.max(1, x), height: Math.max(1, y), colX, colW, rowY, rowH, colLabelY };
+  const labelW = Math.max(0, ...opts.rows.map((r) => textWidth(r.label, fs)));
+  const left = pad + (labelW > 0 ? labelW + pad : 0);
+  const labelsTop = pad + (opts.title ? ts + pad : 0);
+  const top = labelsTop + (labels.length > 0 ? fs + pad / 2 : 0);
+  const width = left + layout.width * zoom + pad, height = top + layout.height * zoom + pad;
+  const body: string[] = [];
+  if (opts.title) {
+    body.push(text({
+      class: "title",
+      x: width / 2,
+      y: pad + ASCENT * ts,
+      "text-anchor": "middle",
+      "font-size": ts,
+      fill: INK,
+    }, opts.title));
+  }
+  body.push(el(
+    "g",
+    { class: "column-labels", "font-size": fs, "text-anchor": "middle", fill: INK },
+    labels.slice(0, layout.colX.length).map((l, j) =>
+      text(
+        { x: left + (layout.colX[j] + layout.colW[j] / 2) * zoom, y: labelsTop + ASCENT * fs },
+        l,
+      )
+    ),
+  ));
+  body.push(el(
+    "g",
+    { class: "row-labels", "font-size": fs, "text-anchor": "end", fill: INK },
+    opts.rows.map((r, i) =>
+      text({
+        x: left - pad / 2,
+        y: top + (layout.rowY[i] + layout.rowH[i] / 2) * zoom + MIDDLE * fs,
+      }, r.label)
+    ),
+  ));
+  body.push(el("image", {
+    class: "grid",
+    x: left,
+    y: top,
+    width: layout.width * zoom,
+    height: layout.height * zoom,
+    preserveAspectRatio: "none",
+    style: "image-rendering:pixelated",
+    href: `data:image/png;base64,${base64(png)}`,
+  }));
+  return { png, svg: svgDocument(width, height, opts.title ?? "image grid", body) };
 }

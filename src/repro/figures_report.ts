@@ -1,7 +1,12 @@
 /**
- * The report's PNG figures: training curves, the masking-ratio sweep against
- * the paper's points, and a Figure-2 style grid (masked input,
- * reconstruction, ground truth) for random and block masking.
+ * The report's figures: training curves and the masking-ratio sweep against
+ * the paper's points (SVG), and a Figure-2 style grid (masked input,
+ * reconstruction, ground truth) for random and block masking (a PNG of the
+ * pixels and an SVG that labels it).
+ *
+ * The grid's model is loaded through the strict by-name checkpoint loader
+ * (`ParamStore.loadAll`, as the trainer loads an init checkpoint) and its images are composed and unpatchified
+ * on the GPU with the ops MAE itself uses.
  * @module
  */
 
@@ -9,15 +14,17 @@ import { BatchLoader, writeFileAtomic } from "../data/mod.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { Mae } from "../models/mae.ts";
 import { DropoutContext } from "../nn.ts";
+import { add, sub } from "../ops/elementwise.ts";
+import { gatherTokens, type Masking, unpatchify, unshuffleTokens } from "../ops/patch.ts";
 import { Rng } from "../rng.ts";
-import { noGrad } from "../tape.ts";
-import { tensor, tidy } from "../tensor.ts";
+import { noGradAsync } from "../tape.ts";
+import { type Tensor, tensor, tidy, tidyAsync } from "../tensor.ts";
 import type { TrainConfig } from "../train/config.ts";
 import { loadSplits } from "../train/data.ts";
 import { decodeSafetensors } from "../train/safetensors.ts";
 import type { Results } from "./claims.ts";
 import { SWEEP_RATIOS } from "./experiments.ts";
-import { imageGrid, lineChart } from "./figures.ts";
+import { gridFigure, type GridRow, lineChart } from "./figures.ts";
 import type { Profile } from "./profiles.ts";
 
 /** The paper's masking-ratio sweep (probe top-1 %, TIN, 200 + 50 epochs). */
@@ -31,6 +38,9 @@ export const PAPER_SWEEP: Record<number, number> = {
   85: 29.61,
   90: 28.14,
 };
+
+/** Column titles of the reconstruction grid, in the order of {@link reconstructionRow}'s cells. */
+export const GRID_COLUMNS = ["masked input", "reconstruction", "ground truth"] as const;
 
 type Runs = { seeds: number[]; metrics: Record<string, unknown>[] };
 
@@ -54,17 +64,18 @@ export async function renderFigures(
 ): Promise<string[]> {
   await Deno.mkdir(out, { recursive: true });
   const written: string[] = [];
-  const save = async (name: string, png: Uint8Array) => {
-    await writeFileAtomic(`${out}/${name}`, png);
+  const save = async (name: string, data: Uint8Array | string) => {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    await writeFileAtomic(`${out}/${name}`, bytes);
     written.push(name);
   };
   for (
     const [file, title, ids, field = "loss", yLabel = "loss"] of [
-      ["curves_pretrain.png", "MAE pre-training loss (MSE)", [
+      ["curves_pretrain.svg", "MAE pre-training loss (MSE)", [
         "pretrain-mae-random",
         "pretrain-mae-block",
       ]],
-      ["curves_classify.png", "Classification loss (CE)", [
+      ["curves_classify.svg", "Classification loss (CE)", [
         "scratch",
         "finetune-mae-random",
         "finetune-dino",
@@ -73,7 +84,7 @@ export async function renderFigures(
       ]],
       // The collapse monitor: 0 is a one-hot teacher, 1 a uniform one.
       [
-        "curves_dino.png",
+        "curves_dino.svg",
         "DINO teacher entropy / log K",
         [
           "pretrain-dino",
@@ -105,7 +116,7 @@ export async function renderFigures(
       return [r, accs.reduce((a, b) => a + b, 0) / accs.length] as [number, number];
     });
     await save(
-      "sweep.png",
+      "sweep.svg",
       lineChart({
         title: "Masking-ratio sweep: linear-probe top-1 (%)",
         xLabel: "masking ratio (%)",
@@ -121,102 +132,149 @@ export async function renderFigures(
       }),
     );
   }
-  const grid = await reconstructionRows(results, profile, gpu);
-  if (grid.length) {
-    await save(
-      "figure2.png",
-      imageGrid({
-        rows: grid,
-        columnLabels: ["masked input", "reconstruction", "ground truth"],
-        scale: 2,
-        title: "Reconstructions",
-      }),
-    );
+  const rows = await reconstructionRows(results, profile, gpu);
+  if (rows.length) {
+    const { png, svg } = gridFigure({
+      rows,
+      columnLabels: GRID_COLUMNS,
+      scale: 2,
+      title: "Reconstructions",
+    });
+    await save("figure2.svg", svg);
+    await save("figure2.png", png);
   }
   return written;
 }
 
-/** Rows of (masked input, reconstruction with visible patches pasted, ground truth) per masking. */
-async function reconstructionRows(results: Results, profile: Profile, gpu: Gpu) {
-  const rows = [];
-  for (const id of ["pretrain-mae-random", "pretrain-mae-block"]) {
-    const r = trained(results, id);
-    const dir = r?.metrics[0]?.dir;
-    if (typeof dir !== "string") continue;
-    const path = `${dir}/checkpoint.safetensors`;
-    const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
-    const c = JSON.parse(metadata.config) as TrainConfig;
-    const splits = await loadSplits({ ...c, data: { ...c.data, evalLimit: 8 } }, profile.roots.tin);
-    const mae = new Mae(gpu, { ...c.model, encoder: c.model }, c.seed);
+/** The MAE of a pre-training checkpoint and the config it was trained with. */
+export async function loadMae(path: string, gpu: Gpu): Promise<{ mae: Mae; config: TrainConfig }> {
+  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
+  if (!metadata.config) throw new Error(`${path}: checkpoint metadata has no 'config'`);
+  const config = JSON.parse(metadata.config) as TrainConfig;
+  if (config.mode !== "pretrain" && config.mode !== "smae") {
+    throw new Error(`${path}: a '${config.mode}' checkpoint holds no MAE (want pretrain or smae)`);
+  }
+  const mae = new Mae(gpu, { ...config.model, encoder: config.model }, config.seed);
+  try {
     for (const store of mae.stores) {
-      store.load(
-        new Map([...store.params.keys()].map((n) => [n, tensors.get(n)!.data as Float32Array])),
+      store.loadAll(
+        (name) => tensors.get(name)?.data as Float32Array | undefined,
+        `checkpoint ${path}`,
+        "not an MAE checkpoint of this config?",
       );
     }
-    const loader = new BatchLoader(splits.eval, {
-      batchSize: 2,
-      seed: 0,
-      shuffle: false,
-      normalize: c.data.normalize,
-    });
-    const batch = (await loader.epoch(0).next()).value!;
-    const [B, C, H, W] = batch.shape;
-    const { pred, target, mask } = noGrad(() =>
-      tidy(() => {
-        const o = mae.forward(
-          tensor(gpu, batch.images, batch.shape),
-          mae.sampleMasking(new Rng(1), B),
-          new DropoutContext(false, 0, 0, 0),
-        );
-        return { pred: o.pred, target: o.target, mask: o.mask };
-      })
-    );
-    const [P, T, M] = [
-      await pred.read() as Float32Array,
-      await target.read() as Float32Array,
-      await mask.read() as Float32Array,
-    ];
-    for (const t of [pred, target, mask]) t.dispose();
+  } catch (e) {
     mae.destroy();
-    const p = c.model.patch, side = H / p, pd = p * p * C, tokens = side * side;
-    // Patch vectors are (py, px, c); images are CHW.
-    const toImage = (pick: (b: number, t: number, k: number) => number, b: number) => {
-      const img = new Float32Array(C * H * W);
-      for (let t = 0; t < tokens; t++) {
-        const ty = Math.floor(t / side), tx = t % side;
-        for (let py = 0; py < p; py++) {
-          for (let px = 0; px < p; px++) {
-            for (let ch = 0; ch < C; ch++) {
-              img[(ch * H + ty * p + py) * W + tx * p + px] = pick(b, t, (py * p + px) * C + ch);
-            }
-          }
-        }
+    throw e;
+  }
+  return { mae, config };
+}
+
+/** The three images of a reconstruction grid row, (B, C, H, W) each, and their display range. */
+export interface Reconstruction {
+  shape: [number, number, number, number];
+  /** The target with masked patches set to mid-gray (the middle of `range`), as in MAE's Figure 2. */
+  masked: Float32Array;
+  /** The prediction on masked patches, the target on visible ones. */
+  recon: Float32Array;
+  /** The target (the images, or their per-patch normalisation with normPixLoss). */
+  truth: Float32Array;
+  /** The finite minimum and maximum of `truth`. */
+  range: [number, number];
+}
+
+/**
+ * Runs `mae` (no dropout) on `images` (B, C, H, W) under `masking` and lays
+ * its prediction out as images on the GPU: the visible patches are put back
+ * with the decoder's own gather / unshuffle ops, and {@link unpatchify} turns
+ * patches into pixels. Only the finished images are read back.
+ */
+export async function reconstruct(
+  mae: Mae,
+  images: Tensor,
+  masking: Masking,
+): Promise<Reconstruction> {
+  const e = mae.config.encoder;
+  const image = [e.channels, e.imageSize, e.imageSize] as const;
+  const B = images.shape[0], P = mae.patchDim, gpu = mae.gpu;
+  return await noGradAsync(() =>
+    tidyAsync(async () => {
+      const { pred, target } = mae.forward(images, masking, new DropoutContext(false, 0, 0, 0));
+      const truth = await unpatchify(target, e.patch, image).read() as Float32Array;
+      let lo = Infinity, hi = -Infinity;
+      for (const v of truth) {
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
       }
-      return { data: img, channels: C as 1 | 3, height: H, width: W, layout: "chw" as const };
-    };
-    const lo = T.reduce((a, v) => Math.min(a, v), Infinity);
-    const hi = T.reduce((a, v) => Math.max(a, v), -Infinity);
-    for (let b = 0; b < B; b++) {
-      const at = (a: Float32Array) => (bb: number, t: number, k: number) =>
-        a[(bb * tokens + t) * pd + k];
-      const masked = (
-        bb: number,
-        t: number,
-        k: number,
-      ) => (M[bb * tokens + t] ? lo : at(T)(bb, t, k));
-      const recon = (
-        bb: number,
-        t: number,
-        k: number,
-      ) => (M[bb * tokens + t] ? at(P)(bb, t, k) : at(T)(bb, t, k));
-      const range: [number, number] = [lo, hi];
-      rows.push({
-        label: `${id.replace("pretrain-mae-", "")} ${b + 1}`,
-        images: [toImage(masked, b), toImage(recon, b), toImage(at(T), b)].map((im) => ({
-          ...im,
-          range,
-        })),
+      // Kept patches of x in place, `fill` (one patch vector) on masked ones.
+      const keptOnly = (x: Tensor, fill: number) =>
+        unshuffleTokens(
+          gatherTokens(x, masking.idsKeep),
+          tensor(gpu, new Float32Array(P).fill(fill), [P]),
+          masking.idsRestore,
+        );
+      const masked = keptOnly(target, (lo + hi) / 2);
+      // Exact on both kinds of patch: on a kept one pred - pred = 0 leaves the
+      // target; on a masked one both kept-only terms are 0, leaving pred.
+      const recon = add(keptOnly(target, 0), sub(pred, keptOnly(pred, 0)));
+      return {
+        shape: [B, ...image] as [number, number, number, number],
+        masked: await unpatchify(masked, e.patch, image).read() as Float32Array,
+        recon: await unpatchify(recon, e.patch, image).read() as Float32Array,
+        truth,
+        range: [lo, hi] as [number, number],
+      };
+    })
+  );
+}
+
+/** Grid row `b` of a reconstruction: masked input, reconstruction, ground truth on one scale. */
+export function reconstructionRow(label: string, r: Reconstruction, b: number): GridRow {
+  const [, C, H, W] = r.shape, n = C * H * W;
+  const cell = (a: Float32Array) => ({
+    data: a.subarray(b * n, (b + 1) * n),
+    channels: C as 1 | 3,
+    height: H,
+    width: W,
+    layout: "chw" as const,
+    range: r.range,
+  });
+  return { label, images: [cell(r.masked), cell(r.recon), cell(r.truth)] };
+}
+
+/** Two held-out images per pre-trained MAE (random and block masking), reconstructed. */
+async function reconstructionRows(
+  results: Results,
+  profile: Profile,
+  gpu: Gpu,
+): Promise<GridRow[]> {
+  const rows: GridRow[] = [];
+  for (const id of ["pretrain-mae-random", "pretrain-mae-block"]) {
+    const dir = trained(results, id)?.metrics[0]?.dir;
+    if (typeof dir !== "string") continue;
+    const { mae, config: c } = await loadMae(`${dir}/checkpoint.safetensors`, gpu);
+    try {
+      const splits = await loadSplits(
+        { ...c, data: { ...c.data, evalLimit: 8 } },
+        profile.roots.tin,
+      );
+      const loader = new BatchLoader(splits.eval, {
+        batchSize: 2,
+        seed: 0,
+        shuffle: false,
+        normalize: c.data.normalize,
       });
+      const batch = (await loader.epoch(0).next()).value!;
+      const B = batch.shape[0];
+      const images = tensor(gpu, batch.images, batch.shape);
+      const masking = tidy(() => mae.sampleMasking(new Rng(1), B));
+      const r = await reconstruct(mae, images, masking);
+      for (const t of [images, masking.idsKeep, masking.idsRestore, masking.mask]) t.dispose();
+      for (let b = 0; b < B; b++) {
+        rows.push(reconstructionRow(`${id.replace("pretrain-mae-", "")} ${b + 1}`, r, b));
+      }
+    } finally {
+      mae.destroy();
     }
   }
   return rows;

@@ -135,8 +135,12 @@ export function markdown(r: RunReport): string {
     "",
   ];
   if (r.figures.length) {
+    // Charts are SVG and shown inline; other files (the PNG of the
+    // reconstruction grid's pixels, which figure2.svg labels) are linked.
     lines.push("## Figures", "");
-    for (const f of r.figures) lines.push(`![${f}](${f})`, "");
+    for (const f of r.figures.filter((f) => f.endsWith(".svg"))) lines.push(`![${f}](${f})`, "");
+    const other = r.figures.filter((f) => !f.endsWith(".svg"));
+    if (other.length) lines.push(`Also: ${other.map((f) => `[${f}](${f})`).join(", ")}`, "");
   }
   return lines.join("\n");
 }
