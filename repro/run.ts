@@ -34,7 +34,7 @@ options:
   --force         run the paper/short profile on a software adapter anyway
   -h, --help      this text
 
-writes: OUT/claims.json, OUT/report.md, OUT/*.png; prints the claims table.`;
+writes: OUT/claims.json, OUT/report.md, OUT/*.svg, OUT/figure2.png; prints the claims table.`;
 
 /** Rough CPU-adapter hours of a profile, for the --force warning. */
 const CPU_ESTIMATE_HOURS: Record<ProfileName, number> = {

@@ -56,7 +56,15 @@ Deno.test({
     assert.equal(noCollapse.verdict, "pass");
     assert.ok(noCollapse.ours!.mean >= 0.2 && noCollapse.ours!.mean <= 0.5);
     assert.equal(noCollapse.control!.verdict, "fail");
-    for (const f of ["report.md", "curves_pretrain.png", "curves_dino.png", "figure2.png"]) {
+    for (
+      const f of [
+        "report.md",
+        "curves_pretrain.svg",
+        "curves_dino.svg",
+        "figure2.svg",
+        "figure2.png",
+      ]
+    ) {
       await Deno.stat(`${out}/${f}`);
     }
 
