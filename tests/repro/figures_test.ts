@@ -24,6 +24,7 @@ import {
   renderFigures,
 } from "../../src/repro/figures_report.ts";
 import type { Profile } from "../../src/repro/profiles.ts";
+import { markdown } from "../../src/repro/report.ts";
 import { encodeSafetensors, type NamedArray } from "../../src/train/safetensors.ts";
 import { gpuTest, rand } from "../_helpers.ts";
 
@@ -775,3 +776,28 @@ gpuTest(
     assertPointsNear(sweep.series[1].markers, [[50, 25], [75, 45]], stol, "our points");
   },
 );
+
+Deno.test("the report shows the SVG figures inline and links the grid's PNG", () => {
+  const md = markdown({
+    study: "tin",
+    title: "t",
+    profile: "smoke",
+    profileReason: "chosen",
+    seeds: [1],
+    adapter: { description: "cpu", software: true },
+    commit: "abc",
+    started: "2026-01-01T00:00:00Z",
+    seconds: 1,
+    shard: null,
+    claims: [],
+    experiments: {},
+    runs: [],
+    figures: ["curves_pretrain.svg", "figure2.svg", "figure2.png"],
+  });
+  const figures = md.slice(md.indexOf("## Figures"));
+  assert.deepEqual(
+    [...figures.matchAll(/!\[[^\]]*\]\(([^)]+)\)/g)].map((m) => m[1]),
+    ["curves_pretrain.svg", "figure2.svg"],
+  );
+  assert.match(figures, /(?<!!)\[figure2\.png\]\(figure2\.png\)/);
+});
