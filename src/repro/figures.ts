@@ -507,7 +507,7 @@ function legend(
       parts.push(el("circle", { cx: sx + swatch / 2, cy, r: markerR, fill: ser.color }));
     }
     parts.push(text({ x: sx + swatch + 6, y: cy + MIDDLE * fs, fill: INK }, ser.name));
-    return el("g", { class: "entry", "data-color": ser.color }, parts);
+    return el("g", { class: "entry" }, parts);
   });
   return el("g", { class: "legend", "font-size": fs }, [
     el("rect", { x, y, width: w, height: h, fill: "#ffffff", stroke: LEGEND_BORDER }),
