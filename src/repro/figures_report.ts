@@ -203,6 +203,7 @@ export async function reconstruct(
       const truth = await unpatchify(target, e.patch, image).read() as Float32Array;
       let lo = Infinity, hi = -Infinity;
       for (const v of truth) {
+        if (!Number.isFinite(v)) continue;
         if (v < lo) lo = v;
         if (v > hi) hi = v;
       }
