@@ -98,8 +98,80 @@ function counts(run: PageRun): string {
   return Object.entries(n).map(([k, v]) => `${v} ${k}`).join(", ");
 }
 
+/** One row of `deno task bench --json`. */
+export interface BenchLine {
+  name: string;
+  shape: string;
+  ours: number;
+  peer: number | null;
+  unit: string;
+  ratio: number | null;
+}
+
+/** Benchmark rows kept for the page, with where and when they were measured. */
+export interface KeptBench {
+  commit: string;
+  date: string;
+  /** What produced the rows, e.g. "deno task bench --json --train-batch 32". */
+  command: string;
+  rows: BenchLine[];
+}
+
+/** Parses `deno task bench --json` output (one JSON object per line; other lines are refused). */
+export function parseBench(text: string, file: string): BenchLine[] {
+  const rows: BenchLine[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (!line.trim()) return;
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      throw new ResultsError(file, `line ${i + 1} is not a JSON object`);
+    }
+    for (const k of ["name", "shape", "unit"]) {
+      if (typeof r[k] !== "string") {
+        throw new ResultsError(file, `line ${i + 1}: field '${k}' must be a string`);
+      }
+    }
+    if (typeof r.ours !== "number") {
+      throw new ResultsError(file, `line ${i + 1}: field 'ours' must be a number`);
+    }
+    rows.push({
+      name: r.name as string,
+      shape: r.shape as string,
+      ours: r.ours,
+      peer: typeof r.peer === "number" ? r.peer : null,
+      unit: r.unit as string,
+      ratio: typeof r.ratio === "number" ? r.ratio : null,
+    });
+  });
+  if (!rows.length) throw new ResultsError(file, "holds no benchmark rows");
+  return rows;
+}
+
+const num = (x: number) =>
+  x >= 1000 ? Math.round(x).toLocaleString("en-US") : x >= 100 ? x.toFixed(1) : x.toFixed(2);
+
+function benchSection(b: KeptBench): string[] {
+  return [
+    "## Benchmarks",
+    "",
+    `\`${b.command}\` at commit ${b.commit}, ${b.date}. \`ours\` and \`TF.js\` ran in the same`,
+    "process on the same adapter; `ratio` = ours / TF.js's WebGPU backend.",
+    "",
+    "| name | shape | ours | TF.js | unit | ratio |",
+    "|---|---|---|---|---|---|",
+    ...b.rows.map((r) =>
+      `| ${cell(r.name)} | ${cell(r.shape)} | ${num(r.ours)} | ${
+        r.peer === null ? "-" : num(r.peer)
+      } | ${r.unit} | ${r.ratio === null ? "-" : `${r.ratio.toFixed(2)}x`} |`
+    ),
+    "",
+  ];
+}
+
 /** The page's Markdown for these runs (`dir` is each run's folder relative to the page). */
-export function renderPage(runs: { dir: string; run: PageRun }[]): string {
+export function renderPage(runs: { dir: string; run: PageRun }[], bench?: KeptBench): string {
   const sorted = sortRuns(runs);
   const lines = [
     "# Results",
@@ -113,6 +185,7 @@ export function renderPage(runs: { dir: string; run: PageRun }[]): string {
   ];
   if (!sorted.length) {
     lines.push("No runs have been added yet (`deno task results --add runs/<folder>`).", "");
+    if (bench) lines.push(...benchSection(bench));
     return lines.join("\n");
   }
   lines.push("| study | profile | seeds | commit | date | verdicts |", "|---|---|---|---|---|---|");
@@ -155,6 +228,7 @@ export function renderPage(runs: { dir: string; run: PageRun }[]): string {
     }
     for (const f of run.figures) lines.push(`![${f}](${dir}/${f})`, "");
   }
+  if (bench) lines.push(...benchSection(bench));
   return lines.join("\n");
 }
 
@@ -208,6 +282,22 @@ export async function addRun(src: string, docs: string): Promise<string> {
   return name;
 }
 
+/** Keeps benchmark rows (the text of `deno task bench --json`) as `<docs>/results/bench.json`. */
+export async function addBench(
+  file: string,
+  docs: string,
+  meta: { commit: string; date: string; command: string },
+): Promise<number> {
+  const rows = parseBench(await Deno.readTextFile(file), file);
+  await Deno.mkdir(`${docs}/results`, { recursive: true });
+  const kept: KeptBench = { ...meta, rows };
+  await writeFileAtomic(
+    `${docs}/results/bench.json`,
+    new TextEncoder().encode(JSON.stringify(kept, null, 2) + "\n"),
+  );
+  return rows.length;
+}
+
 /** Rebuilds `<docs>/results.md` from every `<docs>/results/<name>/claims.json`; returns the page. */
 export async function writePage(docs: string): Promise<{ page: string; runs: number }> {
   const runs: { dir: string; run: PageRun }[] = [];
@@ -222,7 +312,15 @@ export async function writePage(docs: string): Promise<{ page: string; runs: num
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  const page = renderPage(runs);
+  let bench: KeptBench | undefined;
+  try {
+    bench = JSON.parse(await Deno.readTextFile(`${docs}/results/bench.json`)) as KeptBench;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new ResultsError(`${docs}/results/bench.json`, (e as Error).message);
+    }
+  }
+  const page = renderPage(runs, bench);
   await writeFileAtomic(`${docs}/results.md`, new TextEncoder().encode(page));
   return { page, runs: runs.length };
 }

@@ -1,6 +1,8 @@
 import {
+  addBench,
   addRun,
   type PageRun,
+  parseBench,
   parseRun,
   renderPage,
   writePage,
@@ -133,4 +135,47 @@ Deno.test("deno task results: --help exits 0 and a bad flag exits 2 with the usa
   const bad = await go(["--bogus"]);
   assert.equal(bad.code, 2);
   assert.ok(new TextDecoder().decode(bad.stderr).includes("usage: deno task results"));
+});
+
+Deno.test("addBench() keeps bench --json rows and the page shows them with the peer ratio", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const file = `${tmp}/bench.jsonl`;
+    await Deno.writeTextFile(
+      file,
+      [
+        JSON.stringify({
+          name: "matmul",
+          shape: "256x256x256",
+          ours: 14.54,
+          peer: 5.06,
+          unit: "GFLOP/s",
+          ratio: 14.54 / 5.06,
+        }),
+        JSON.stringify({
+          name: "finetune-step",
+          shape: "b32",
+          ours: 0.88,
+          peer: null,
+          unit: "images/s",
+          ratio: null,
+        }),
+        "",
+      ].join("\n"),
+    );
+    const docs = `${tmp}/docs`;
+    const meta = { commit: "abc1234", date: "2026-11-30", command: "deno task bench --json" };
+    assert.equal(await addBench(file, docs, meta), 2);
+    const { page } = await writePage(docs);
+    assert.ok(page.includes("| matmul | 256x256x256 | 14.54 | 5.06 | GFLOP/s | 2.87x |"), page);
+    assert.ok(page.includes("| finetune-step | b32 | 0.88 | - | images/s | - |"), page);
+    assert.ok(page.includes("`deno task bench --json` at commit abc1234, 2026-11-30"));
+    assertThrows(() => parseBench("gpu: llvmpipe\n", "b.jsonl"), "b.jsonl: line 1 is not a JSON");
+    assertThrows(
+      () => parseBench(JSON.stringify({ name: "x", shape: "y", unit: "z" }), "b.jsonl"),
+      "b.jsonl: line 1: field 'ours' must be a number",
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
