@@ -64,7 +64,7 @@ function matmulCase(n: number): Case {
   };
 }
 
-/** The core cases of issue 2 (later kernels append theirs). */
+/** The core kernel cases: matmul, softmax, add (later kernels append theirs). */
 export const CASES: Case[] = [
   matmulCase(256),
   matmulCase(512),

@@ -16,7 +16,7 @@
 // no workgroup memory and no barriers. Each invocation computes a 16x16 block
 // of C (64 vec4 accumulators) straight from the storage buffers, which it
 // reads as vec4: per 4 values of k, 16 vec4 loads of A and 16 of B feed 256
-// vec4 FMAs. llvmpipe's gallivm (Mesa 21.3 source; this machine runs 22.3)
+// vec4 FMAs. llvmpipe's gallivm (read in the Mesa 21.3 source)
 // emits every storage or workgroup load as a loop over the 8 lanes with a
 // bounds check each, while an FMA is one 8-wide instruction, so FMAs per load
 // is what counts. The block is written without loops (a_block, b_block and

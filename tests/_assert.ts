@@ -1,6 +1,6 @@
 /**
- * Small assertion helpers on top of node:assert (JSR's @std/assert is not
- * reachable from our build machines).
+ * Small assertion helpers on top of node:assert (the project takes its
+ * packages from npm only, so JSR's @std/assert is not used).
  * @module
  */
 

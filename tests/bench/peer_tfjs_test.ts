@@ -5,7 +5,7 @@ import { initTfjsWebgpu, tfMatmulGflops } from "../../bench/peer_tfjs.ts";
 // tfjs keeps its WebGPU device and buffer pool alive for the whole process.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-Deno.test("the TensorFlow.js WebGPU peer initialises on this machine", opts, async () => {
+Deno.test("the TensorFlow.js WebGPU peer initialises on the CPU adapter", opts, async () => {
   assert.equal(await initTfjsWebgpu(), true);
   assert.equal(tf.getBackend(), "webgpu");
 });

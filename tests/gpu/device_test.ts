@@ -16,7 +16,7 @@ Deno.test("isSoftwareAdapter() tells CPU rasterizers from hardware GPUs", () => 
 Deno.test({
   name: "openGpu() without an adapter fails with one error that says how to get one",
   fn: async () => {
-    // A backend this machine does not have leaves WebGPU with no adapter at all.
+    // A backend the host lacks leaves WebGPU with no adapter at all.
     const script = `import { openGpu } from "${new URL(
       "../../src/gpu/device.ts",
       import.meta.url,
