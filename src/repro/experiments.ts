@@ -11,16 +11,9 @@
  * @module
  */
 
-import { configFromLayers, type TrainConfig } from "../train/config.ts";
+import { configFromLayers, type ConfigOverlay, type TrainConfig } from "../train/config.ts";
 import { experimentsOf, type Study } from "./claims.ts";
 import { type Profile, type Stage, stageFile } from "./profiles.ts";
-
-/** A part of a config as plain data: any fields, at any depth, none required. */
-export type ConfigOverlay = {
-  [K in keyof TrainConfig]?: TrainConfig[K] extends unknown[] ? TrainConfig[K]
-    : TrainConfig[K] extends object ? Partial<TrainConfig[K]>
-    : TrainConfig[K];
-};
 
 /** How to produce one experiment's metrics. */
 export type Plan =

@@ -195,6 +195,13 @@ const OPTIONAL_KEYS: Record<string, string[]> = {
   data: ["root"],
 };
 
+/** A part of a config as plain data: any fields, at any depth, none required. */
+export type ConfigOverlay = {
+  [K in keyof TrainConfig]?: TrainConfig[K] extends unknown[] ? TrainConfig[K]
+    : TrainConfig[K] extends object ? Partial<TrainConfig[K]>
+    : TrainConfig[K];
+};
+
 /**
  * One layer of a config: a parsed YAML value or a plain-data overlay, named
  * by where it comes from (a profile stage, an experiment, the runner).
@@ -222,6 +229,7 @@ function merge(
   }
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue; // an overlay's unset field (YAML has no undefined)
     const here = path ? `${path}.${k}` : k;
     if (!(k in base) && !(OPTIONAL_KEYS[path] ?? []).includes(k)) {
       const known = [...Object.keys(base), ...(OPTIONAL_KEYS[path] ?? [])];
@@ -293,15 +301,18 @@ export function parseConfig(text: string, file = "<inline>"): TrainConfig {
   return toConfig(parseYaml(text, file), file);
 }
 
-/** Reads, parses and validates a YAML config file. */
-export async function loadConfig(path: string): Promise<TrainConfig> {
+/**
+ * Reads and parses a YAML config file and validates it with `overlays`
+ * (command-line settings, say) merged on top.
+ */
+export async function loadConfig(path: string, overlays: ConfigLayer[] = []): Promise<TrainConfig> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
     throw new ConfigError(path, `cannot read the config (${(e as Error).message})`);
   }
-  return parseConfig(text, path);
+  return configFromLayers([{ from: "", value: parseYaml(text, path) }, ...overlays], path);
 }
 
 function validate(
@@ -403,7 +414,14 @@ function validate(
   num("optim.betas[0]", o.betas[0], 0, 0.999999);
   num("optim.betas[1]", o.betas[1], 0, 0.999999);
   num("optim.epochs", o.epochs, 1, 100000, true);
-  num("optim.warmupEpochs", o.warmupEpochs, 0, o.epochs);
+  num("optim.warmupEpochs", o.warmupEpochs, 0, 100000);
+  if (o.warmupEpochs > o.epochs) {
+    const epochsBy = setBy.get("optim.epochs");
+    bad(
+      "optim.warmupEpochs",
+      `${o.warmupEpochs} is more than optim.epochs ${o.epochs}${epochsBy ? by(epochsBy) : ""}`,
+    );
+  }
   num("optim.batchSize", o.batchSize, 1, 65535, true);
   if (!["epoch", "step"].includes(o.stepping)) bad("optim.stepping", "must be epoch or step");
   num("checkpointEvery", c.checkpointEvery, 1, Infinity, true);

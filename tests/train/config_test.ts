@@ -1,4 +1,4 @@
-import { ConfigError, configFromLayers, toConfig } from "../../src/train/config.ts";
+import { ConfigError, configFromLayers, loadConfig, toConfig } from "../../src/train/config.ts";
 import { assert } from "../_assert.ts";
 
 /** The message of the ConfigError that `fn` throws (fails the test when it does not throw). */
@@ -133,7 +133,7 @@ Deno.test("zero epochs and a final learning rate above the peak are refused", ()
   );
   assert.match(
     refusal(() => toConfig({ mode: "pretrain", optim: { epochs: 1, warmupEpochs: 2 } })),
-    /optim\.warmupEpochs must be a number in \[0, 1\], got 2/,
+    /optim\.warmupEpochs 2 is more than optim\.epochs 1/,
   );
 });
 
@@ -183,4 +183,31 @@ Deno.test("configFromLayers validates the merged layers once and names the layer
     /set by/,
   );
   assert.equal(JSON.stringify(stage), frozen);
+});
+
+Deno.test("command-line settings are validated with the file: --epochs 0 and epochs below the warm-up are refused", async () => {
+  const file = new URL("../../repro/configs/fmnist_pretrain_tiny.yaml", import.meta.url).pathname;
+  const cli = (value: unknown) => [{ from: "the command line", value }];
+  let msg = "";
+  try {
+    await loadConfig(file, cli({ seed: 3, optim: { epochs: 0 } }));
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assert.equal(
+    msg,
+    `${file}: optim.epochs must be an integer in [1, 100000], got 0 (set by the command line)`,
+  );
+  // Unset command-line options leave the file's values.
+  const c = await loadConfig(file, cli({ seed: 3, optim: { epochs: undefined } }));
+  assert.deepEqual([c.seed, c.optim.epochs], [3, 4]);
+  assert.match(
+    refusal(() =>
+      configFromLayers([
+        { from: "", value: { mode: "pretrain", optim: { warmupEpochs: 20, epochs: 400 } } },
+        { from: "the command line", value: { optim: { epochs: 5 } } },
+      ], "p.yaml")
+    ),
+    /^p\.yaml: optim\.warmupEpochs 20 is more than optim\.epochs 5 \(set by the command line\)$/,
+  );
 });
