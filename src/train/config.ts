@@ -6,6 +6,7 @@
  */
 
 import { parse } from "yaml";
+import { CUB_TRAIN_AUGMENT, FINETUNE_AUGMENT } from "../data/augment.ts";
 import type { Pooling } from "../models/classifier.ts";
 import { MAE_DECODER, type MaeConfig } from "../models/mae.ts";
 import { SMAE_DEFAULTS, type SmaeConfig } from "../models/smae.ts";
@@ -445,8 +446,11 @@ const NATIVE_SIZE: Record<DatasetName, number | null> = {
   "cub": null,
 };
 
-/** Side of the crops of the finetune and cub augmentations (src/data/augment.ts). */
-const AUGMENT_CROP = 64;
+/** Side of the crops of the finetune and cub augmentations, which do not follow the model. */
+const AUGMENT_CROP = {
+  finetune: FINETUNE_AUGMENT.randomResizedCrop!.size,
+  cub: CUB_TRAIN_AUGMENT.randomResizedCrop!.size,
+};
 
 /**
  * The dataset against the model's input: channels, the fit, the fixed
@@ -471,11 +475,14 @@ function validateData(c: TrainConfig, bad: (field: string, why: string) => never
   if (d.augment === "finetune" && m.channels !== 3) {
     bad("data.augment", `finetune (RandAugment) needs model.channels 3, got 1`);
   }
-  if ((d.augment === "finetune" || d.augment === "cub") && m.imageSize !== AUGMENT_CROP) {
-    bad(
-      "data.augment",
-      `${d.augment} crops to ${AUGMENT_CROP}x${AUGMENT_CROP} and needs model.imageSize ${AUGMENT_CROP}, got ${m.imageSize}`,
-    );
+  if (d.augment === "finetune" || d.augment === "cub") {
+    const crop = AUGMENT_CROP[d.augment];
+    if (m.imageSize !== crop) {
+      bad(
+        "data.augment",
+        `${d.augment} crops to ${crop}x${crop} and needs model.imageSize ${crop}, got ${m.imageSize}`,
+      );
+    }
   }
   const native = NATIVE_SIZE[d.dataset];
   if (d.fit === "pad" && native !== null && m.imageSize < native) {
