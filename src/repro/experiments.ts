@@ -1,7 +1,10 @@
 /**
  * The experiments behind the claims: each id says which profile stage it
  * trains, what it changes, and which other experiment's checkpoint it starts
- * from. Claims name experiments by id (repro/claims/*.yaml).
+ * from. Claims name experiments by id (repro/claims/*.yaml). What an
+ * experiment changes is plain data (an overlay), merged with the seed and
+ * checkpoints onto the stage as the profile wrote it and validated once
+ * ({@link experimentConfig}); no checked config is edited afterwards.
  *
  * SMAE ids: `pretrain-smae[1]-(random|block)` (alpha 0.5, or 1.0 with the
  * `1`; random 75% or block 50% masking), each with its `finetune-` and
