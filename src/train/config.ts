@@ -453,6 +453,14 @@ const AUGMENT_CROP = {
 };
 
 /**
+ * Smallest image side the whole SqueezeNet 1.1 (mode critic) takes: its third
+ * 3x3 stride-2 max pool needs a 3x3 map (25 -> conv 12 -> pool 6 -> pool 3 ->
+ * pool 1); at 24 that pool gets 2x2 and the first step fails. (SMAE's
+ * perceptual loss reads only features[:5], which need 7.)
+ */
+export const SQUEEZENET_MIN_SIZE = 25;
+
+/**
  * The dataset against the model's input: channels, the fit, the fixed
  * statistics and augmentations that need RGB or a given size. Each of these
  * otherwise fails only once the data is loaded.
@@ -483,6 +491,12 @@ function validateData(c: TrainConfig, bad: (field: string, why: string) => never
         `${d.augment} crops to ${crop}x${crop} and needs model.imageSize ${crop}, got ${m.imageSize}`,
       );
     }
+  }
+  if (c.mode === "critic" && m.imageSize < SQUEEZENET_MIN_SIZE) {
+    bad(
+      "model.imageSize",
+      `${m.imageSize} is below ${SQUEEZENET_MIN_SIZE}, the smallest input of SqueezeNet (mode critic)`,
+    );
   }
   const native = NATIVE_SIZE[d.dataset];
   if (d.fit === "pad" && native !== null && m.imageSize < native) {

@@ -1,5 +1,14 @@
-import { ConfigError, configFromLayers, loadConfig, toConfig } from "../../src/train/config.ts";
+import { SqueezeNet } from "../../src/models/squeezenet.ts";
+import { tensor, tidy } from "../../src/tensor.ts";
+import {
+  ConfigError,
+  configFromLayers,
+  loadConfig,
+  SQUEEZENET_MIN_SIZE,
+  toConfig,
+} from "../../src/train/config.ts";
 import { assert } from "../_assert.ts";
+import { gpuTest } from "../_helpers.ts";
 
 /** The message of the ConfigError that `fn` throws (fails the test when it does not throw). */
 function refusal(fn: () => unknown): string {
@@ -211,3 +220,32 @@ Deno.test("command-line settings are validated with the file: --epochs 0 and epo
     /^p\.yaml: optim\.warmupEpochs 20 is more than optim\.epochs 5 \(set by the command line\)$/,
   );
 });
+
+gpuTest(
+  "mode critic's smallest image size is refused below it, and is the size where SqueezeNet stops running",
+  (gpu) => {
+    const critic = (imageSize: number, mode = "critic") => ({
+      mode,
+      data: { dataset: "cub", fit: "resize" },
+      model: { imageSize, patch: 1, maskRatio: 0.5 },
+      critic: "c.safetensors",
+    });
+    assert.equal(toConfig(critic(SQUEEZENET_MIN_SIZE)).model.imageSize, SQUEEZENET_MIN_SIZE);
+    assert.match(
+      refusal(() => toConfig(critic(SQUEEZENET_MIN_SIZE - 1))),
+      new RegExp(`model\\.imageSize ${SQUEEZENET_MIN_SIZE - 1} is below ${SQUEEZENET_MIN_SIZE}`),
+    );
+    // A ViT has no such floor, nor SMAE, whose perceptual loss reads only the first layers.
+    for (const mode of ["pretrain", "smae"]) {
+      assert.equal(toConfig(critic(8, mode)).model.imageSize, 8);
+    }
+    const net = new SqueezeNet(gpu, 1, 2, 0);
+    const features = (side: number) =>
+      tidy(() =>
+        net.features(tensor(gpu, new Float32Array(side * side), [1, 1, side, side])).shape
+      );
+    assert.deepEqual(features(SQUEEZENET_MIN_SIZE), [1, 512, 1, 1]);
+    assert.throws(() => features(SQUEEZENET_MIN_SIZE - 1), /kernel does not fit/);
+    net.destroy();
+  },
+);
