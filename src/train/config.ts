@@ -437,6 +437,13 @@ function validate(
   if (requireInit && c.mode === "smae" && !c.critic) {
     bad("critic", "is required for mode smae (a checkpoint written by mode critic)");
   }
+  // Other modes would silently ignore them, training from scratch or without the critic.
+  if (c.init !== undefined && c.mode !== "probe" && c.mode !== "finetune") {
+    bad("init", `is read only by modes probe and finetune, not ${c.mode}`);
+  }
+  if (c.critic !== undefined && c.mode !== "smae") {
+    bad("critic", `is read only by mode smae, not ${c.mode}`);
+  }
 }
 
 /** Native side of each dataset's images before fitting (CUB is read at the model's size). */

@@ -70,6 +70,15 @@ Deno.test("an unknown key is refused at every depth, with its path, and optional
     refusal(() => toConfig({ mode: "probe", init: 3 })),
     /init must be a checkpoint path/,
   );
+  // A checkpoint a mode would not read is refused rather than ignored.
+  assert.match(
+    refusal(() => toConfig({ mode: "scratch", init: "p.safetensors" }, "s.yaml")),
+    /^s\.yaml: init is read only by modes probe and finetune, not scratch$/,
+  );
+  assert.match(
+    refusal(() => toConfig({ mode: "pretrain", critic: "c.safetensors" })),
+    /critic is read only by mode smae, not pretrain/,
+  );
   assert.match(
     refusal(() => toConfig({ mode: "pretrain", data: { root: "" } })),
     /data\.root must be a directory/,
@@ -228,7 +237,7 @@ gpuTest(
       mode,
       data: { dataset: "cub", fit: "resize" },
       model: { imageSize, patch: 1, maskRatio: 0.5 },
-      critic: "c.safetensors",
+      ...(mode === "smae" ? { critic: "c.safetensors" } : {}),
     });
     assert.equal(toConfig(critic(SQUEEZENET_MIN_SIZE)).model.imageSize, SQUEEZENET_MIN_SIZE);
     assert.match(
