@@ -66,11 +66,11 @@ if (import.meta.main) {
     return n;
   };
   try {
-    const config = await loadConfig(values.config);
     const seed = int("seed", values.seed);
     const epochs = int("epochs", values.epochs);
-    if (seed !== undefined) config.seed = seed;
-    if (epochs !== undefined) config.optim.epochs = Math.max(1, epochs);
+    const config = await loadConfig(values.config, [
+      { from: "the command line", value: { seed, optim: { epochs } } },
+    ]);
     const name = values.config.split("/").pop()!.replace(/\.ya?ml$/, "");
     const out = values.out ?? `runs/${name}-s${config.seed}`;
     const summary = await train(config, { out, data: values.data, resume: values.resume });

@@ -32,7 +32,17 @@ export interface Profile {
   description: string;
   /** Dataset roots the profile pins (the smoke profile's fixtures), by dataset. */
   roots: { tin?: string; cub?: string };
+  /**
+   * Each stage's config as validated at load (early errors for the profile
+   * file itself); for reading only. A run's config is built from `raw`.
+   */
   stages: Partial<Record<Stage, TrainConfig>>;
+  /**
+   * Each stage as written (parsed YAML, anchors resolved, not validated): the
+   * base layer onto which an experiment's overlay and the runner's seed and
+   * checkpoints are merged before the one validation (src/repro/experiments.ts).
+   */
+  raw: Partial<Record<Stage, unknown>>;
   file: string;
 }
 
@@ -46,10 +56,13 @@ export async function loadProfile(name: ProfileName): Promise<Profile> {
   if (raw.profile !== name) {
     throw new ConfigError(file, `profile is '${raw.profile}', expected '${name}'`);
   }
+  const rawStages: Partial<Record<Stage, unknown>> = {};
   const stages: Partial<Record<Stage, TrainConfig>> = {};
   for (const [stage, cfg] of Object.entries((raw.stages ?? {}) as Record<string, unknown>)) {
+    // A copy: YAML aliases share objects between stages.
+    rawStages[stage as Stage] = structuredClone(cfg);
     // Probe and fine-tune stages get their init from the runner.
-    stages[stage as Stage] = toConfig(cfg, `${file} (stage ${stage})`, false);
+    stages[stage as Stage] = toConfig(cfg, stageFile(file, stage), false);
   }
   const root = new URL("../../", import.meta.url).pathname;
   const data = (raw.data ?? {}) as { tin?: string; cub?: string };
@@ -59,13 +72,12 @@ export async function loadProfile(name: ProfileName): Promise<Profile> {
     description: String(raw.description ?? ""),
     roots: { tin: abs(data.tin), cub: abs(data.cub) },
     stages,
+    raw: rawStages,
     file,
   };
 }
 
-/** A deep copy of a stage's config (throws naming the profile when it has no such stage). */
-export function stageConfig(p: Profile, stage: Stage): TrainConfig {
-  const c = p.stages[stage];
-  if (!c) throw new ConfigError(p.file, `profile ${p.name} has no stage '${stage}'`);
-  return structuredClone(c);
+/** How errors name a profile's stage: "<file> (stage <stage>)". */
+export function stageFile(file: string, stage: string): string {
+  return `${file} (stage ${stage})`;
 }

@@ -14,8 +14,8 @@ import { loadSplits } from "../train/data.ts";
 import { inferenceTimes, smaeTimes } from "../train/timing.ts";
 import { train, type TrainSummary } from "../train/trainer.ts";
 import type { Results } from "./claims.ts";
-import { planFor, withDependencies } from "./experiments.ts";
-import { type Profile, stageConfig } from "./profiles.ts";
+import { experimentConfig, experimentConfigs, planFor, withDependencies } from "./experiments.ts";
+import type { Profile } from "./profiles.ts";
 
 /** How to run. */
 export interface RunnerOptions {
@@ -76,6 +76,8 @@ export async function runExperiments(
   let fams = families(ids, o.profile);
   if (o.shard) fams = fams.filter((_, i) => i % o.shard!.count === o.shard!.index);
   const order = fams.flat();
+  // Every run's config is checked before any data is read or anything written.
+  for (const seed of o.seeds) experimentConfigs(order, o.profile, seed);
   const results: Results = new Map();
   const runs: RunRecord[] = [];
   const splitCache = new Map<string, Promise<{ splits: Splits; checksum: string }>>();
@@ -121,8 +123,14 @@ export async function runExperiments(
     const metrics: Record<string, unknown>[] = [];
     for (const seed of o.seeds) {
       const t0 = performance.now();
-      const c = stageConfig(o.profile, plan.stage);
-      c.seed = seed;
+      let initKey = "", criticKey = "";
+      const c = experimentConfig(o.profile, id, seed, (dep, role) => {
+        const k = keys.get(`${dep}@${seed}`);
+        if (!k) throw new Error(`${id}: its ${role} ${dep} (seed ${seed}) has not run`);
+        if (role === "init") initKey = k;
+        else criticKey = k;
+        return `${o.cacheDir}/${k}/checkpoint.safetensors`;
+      });
       const dataKey = plan.kind === "train" ? plan.data : "tin";
       const root = o.profile.roots[dataKey] ?? o.roots[dataKey];
       if (plan.kind === "timing") {
@@ -141,23 +149,6 @@ export async function runExperiments(
           dir: "-",
         });
         continue;
-      }
-      plan.edit?.(c);
-      const checkpointOf = (dep: string, role: string) => {
-        const k = keys.get(`${dep}@${seed}`);
-        if (!k) throw new Error(`${id}: its ${role} ${dep} (seed ${seed}) has not run`);
-        return { key: k, path: `${o.cacheDir}/${k}/checkpoint.safetensors` };
-      };
-      let initKey = "", criticKey = "";
-      if (plan.init) {
-        const d = checkpointOf(plan.init, "init");
-        initKey = d.key;
-        c.init = d.path;
-      }
-      if (plan.critic) {
-        const d = checkpointOf(plan.critic, "critic");
-        criticKey = d.key;
-        c.critic = d.path;
       }
       const { splits, checksum } = await splitsFor(c, root);
       const key = (sha256Hex([

@@ -6,7 +6,12 @@ import {
   type Results,
   type Study,
 } from "../../src/repro/claims.ts";
-import { planFor, withDependencies } from "../../src/repro/experiments.ts";
+import {
+  checkpointPlaceholder,
+  experimentConfig,
+  planFor,
+  withDependencies,
+} from "../../src/repro/experiments.ts";
 import { loadProfile, PROFILES } from "../../src/repro/profiles.ts";
 import { summarize } from "../../src/repro/stats.ts";
 import { assert } from "../_assert.ts";
@@ -211,12 +216,13 @@ Deno.test("the DINO experiments train in every profile: Table 1's rows fine-tune
       assert.ok(tr.kind === "train" && tr.data === "cub" && tr.init === "pretrain-dino", p);
     } else assert.equal(tr.kind, "notrun");
     // The control differs from DINO only in the teacher's temperature.
-    const ctl = planFor("pretrain-dino-unsharpened", profile);
-    assert.ok(ctl.kind === "train" && ctl.edit);
-    const c = structuredClone(profile.stages.dino!);
-    ctl.edit(c);
+    const c = experimentConfig(profile, "pretrain-dino-unsharpened", 1, checkpointPlaceholder);
+    const dino = experimentConfig(profile, "pretrain-dino", 1, checkpointPlaceholder);
     assert.equal(c.dino.teacherTemp, c.dino.studentTemp);
     assert.equal(c.dino.warmupTeacherTemp, c.dino.studentTemp);
+    assert.ok(dino.dino.teacherTemp < dino.dino.studentTemp, `${p}: DINO sharpens`);
+    const { teacherTemp, warmupTeacherTemp } = dino.dino;
+    assert.deepEqual({ ...c, dino: { ...c.dino, teacherTemp, warmupTeacherTemp } }, dino);
   }
   const paperProfile = await loadProfile("paper");
   const paper = paperProfile.stages.dino!;
