@@ -1,6 +1,7 @@
 /**
  * The WGSL sources, imported as text so that they ship with the module graph
- * (no file reads at run time). Add a line here when adding a kernel file.
+ * (no file reads at run time). Add a line here when adding a kernel file;
+ * an op's KernelSpecs take their `source` from {@link KERNEL_SOURCES}.
  * A line `//#include NAME` pastes a shared snippet (WGSL has no includes).
  * @module
  */
@@ -24,7 +25,7 @@ import activation from "./activation.wgsl" with { type: "text" };
 import ema from "./ema.wgsl" with { type: "text" };
 import l2_normalize from "./l2_normalize.wgsl" with { type: "text" };
 import soft_cross_entropy from "./soft_cross_entropy.wgsl" with { type: "text" };
-import grad_clip from "./grad_clip.wgsl" with { type: "text" };
+import clip_grad_norm from "./clip_grad_norm.wgsl" with { type: "text" };
 
 const SNIPPETS: Record<string, string> = { "_workgroup_reduce.wgsl": workgroupReduce };
 
@@ -58,5 +59,5 @@ export const KERNEL_SOURCES = {
   "ema.wgsl": withIncludes(ema),
   "l2_normalize.wgsl": withIncludes(l2_normalize),
   "soft_cross_entropy.wgsl": withIncludes(soft_cross_entropy),
-  "grad_clip.wgsl": withIncludes(grad_clip),
+  "clip_grad_norm.wgsl": withIncludes(clip_grad_norm),
 } as const;

@@ -8,10 +8,20 @@
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
+import {
+  appendTokenBackwardRef,
+  appendTokenRef,
+  concatTokensBackwardRef,
+  concatTokensRef,
+  sliceTokensBackwardRef,
+  sliceTokensRef,
+} from "../ref/tokens.ts";
+import { EXACT, type OpDeclarations } from "./_op.ts";
 
 const PARAMS = {
   batch: "u32",
@@ -22,7 +32,7 @@ const PARAMS = {
   accumulate: "u32",
 } as const;
 const spec = (entry: string): KernelSpec<typeof PARAMS> => ({
-  file: "tokens.wgsl",
+  source: KERNEL_SOURCES["tokens.wgsl"],
   entry,
   params: PARAMS,
   workgroup: [256],
@@ -33,6 +43,33 @@ const APPEND_BACK_TOKEN = spec("append_token_backward_token");
 const SLICE = spec("slice_tokens_forward");
 const SLICE_BACK = spec("slice_tokens_backward");
 const CONCAT = spec("concat_tokens_forward");
+
+/** The token moves: kernels, f64 references and tolerances. */
+export const TOKENS_OPS = {
+  appendToken: {
+    kind: "differentiable",
+    kernels: [APPEND, APPEND_BACK, APPEND_BACK_TOKEN],
+    reference: { forward: appendTokenRef, backward: appendTokenBackwardRef },
+    // pure copies, and a batch-length sum for the token's gradient
+    tolerance: { forward: EXACT, backward: { atol: 1e-6, rtol: 1e-6 } },
+    test: "tokens_test.ts",
+  },
+  sliceTokens: {
+    kind: "differentiable",
+    kernels: [SLICE, SLICE_BACK],
+    reference: { forward: sliceTokensRef, backward: sliceTokensBackwardRef },
+    tolerance: { forward: EXACT, backward: EXACT },
+    test: "tokens_test.ts",
+  },
+  concatTokens: {
+    kind: "differentiable",
+    // backward: accumulating slices (slice_tokens_forward, owned by sliceTokens)
+    kernels: [CONCAT],
+    reference: { forward: concatTokensRef, backward: concatTokensBackwardRef },
+    tolerance: { forward: EXACT, backward: EXACT },
+    test: "tokens_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 const groups = (n: number) => grid1d(Math.ceil(n / 256));
 

@@ -1,3 +1,4 @@
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import { createGpu, isSoftwareAdapter, KernelError, poolSize } from "../../src/gpu/device.ts";
 import { add } from "../../src/ops/elementwise.ts";
 import { matmul } from "../../src/ops/matmul.ts";
@@ -67,7 +68,12 @@ gpuTest("each kernel pipeline is compiled once per device and set of overrides",
 gpuTest("a WebGPU validation error surfaces as an exception naming the kernel", async (gpu) => {
   const t = tensor(gpu, [1, 2, 3, 4], [4]);
   gpu.dispatch(
-    { file: "reduce.wgsl", entry: "no_such_entry", params: { n: "u32" }, workgroup: [1] },
+    {
+      source: KERNEL_SOURCES["reduce.wgsl"],
+      entry: "no_such_entry",
+      params: { n: "u32" },
+      workgroup: [1],
+    },
     { n: 1 },
     [t.binding],
     [1],
