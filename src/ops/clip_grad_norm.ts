@@ -10,7 +10,7 @@
 
 import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { KernelSpec } from "../gpu/device.ts";
-import { clipGradNormRef } from "../ref/dino.ts";
+import { clipGradNormRef } from "../ref/clip_grad_norm.ts";
 import type { OpDeclarations } from "./_op.ts";
 
 const PARAMS = { n: "u32", groups: "u32", max_norm: "f32" } as const;

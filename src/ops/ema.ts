@@ -9,7 +9,7 @@
 import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { KernelSpec } from "../gpu/device.ts";
 import type { ParamStore } from "../params.ts";
-import { centerUpdateRef, emaRef } from "../ref/dino.ts";
+import { centerUpdateRef, emaUpdateRef } from "../ref/ema.ts";
 import type { Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
 import { type OpDeclarations, POINTWISE } from "./_op.ts";
@@ -28,7 +28,7 @@ export const EMA_OPS = {
   emaUpdate: {
     kind: "update",
     kernels: [EMA],
-    reference: { update: emaRef },
+    reference: { update: emaUpdateRef },
     tolerance: { update: POINTWISE },
     test: "dino_ops_test.ts",
   },

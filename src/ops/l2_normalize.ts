@@ -13,7 +13,7 @@ import type { KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
-import { l2NormalizeBackwardRef, l2NormalizeRef } from "../ref/dino.ts";
+import { l2NormalizeBackwardRef, l2NormalizeRef } from "../ref/l2_normalize.ts";
 import type { OpDeclarations } from "./_op.ts";
 
 const PARAMS = { rows: "u32", cols: "u32", eps: "f32" } as const;

@@ -16,8 +16,9 @@ import {
   crossEntropyRowsRef,
   mseBackwardRef,
   mseRef,
+  softCrossEntropyBackwardRef,
+  softCrossEntropyRef,
 } from "../ref/loss.ts";
-import { softCrossEntropyBackwardRef, softCrossEntropyRef } from "../ref/dino.ts";
 import type { OpDeclarations } from "./_op.ts";
 
 const CE_PARAMS = { rows: "u32", cols: "u32" } as const;
