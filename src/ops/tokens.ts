@@ -9,7 +9,7 @@
  */
 
 import { KERNEL_SOURCES } from "../../kernels/sources.ts";
-import type { KernelSpec } from "../gpu/device.ts";
+import type { KernelSpec, ParamLayout } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
@@ -23,7 +23,8 @@ import {
 } from "../ref/tokens.ts";
 import { EXACT, type OpDeclarations } from "./_op.ts";
 
-const PARAMS = {
+const APPEND_PARAMS = { batch: "u32", tokens: "u32", dim: "u32" } as const;
+const SLICE_PARAMS = {
   batch: "u32",
   tokens: "u32",
   dim: "u32",
@@ -31,18 +32,16 @@ const PARAMS = {
   len: "u32",
   accumulate: "u32",
 } as const;
-const spec = (entry: string): KernelSpec<typeof PARAMS> => ({
-  source: KERNEL_SOURCES["tokens.wgsl"],
-  entry,
-  params: PARAMS,
-  workgroup: [256],
-});
-const APPEND = spec("append_token_forward");
-const APPEND_BACK = spec("append_token_backward");
-const APPEND_BACK_TOKEN = spec("append_token_backward_token");
-const SLICE = spec("slice_tokens_forward");
-const SLICE_BACK = spec("slice_tokens_backward");
-const CONCAT = spec("concat_tokens_forward");
+const CONCAT_PARAMS = { batch: "u32", tokens: "u32", dim: "u32", len: "u32" } as const;
+function spec<L extends ParamLayout>(entry: string, params: L): KernelSpec<L> {
+  return { source: KERNEL_SOURCES["tokens.wgsl"], entry, params, workgroup: [256] };
+}
+const APPEND = spec("append_token_forward", APPEND_PARAMS);
+const APPEND_BACK = spec("append_token_backward", APPEND_PARAMS);
+const APPEND_BACK_TOKEN = spec("append_token_backward_token", APPEND_PARAMS);
+const SLICE = spec("slice_tokens_forward", SLICE_PARAMS);
+const SLICE_BACK = spec("slice_tokens_backward", SLICE_PARAMS);
+const CONCAT = spec("concat_tokens_forward", CONCAT_PARAMS);
 
 /** The token moves: kernels, f64 references and tolerances. */
 export const TOKENS_OPS = {
@@ -85,7 +84,7 @@ export function appendToken(x: Tensor, token: Tensor): Tensor {
     throw new OpError(op, `token ${token.describe()} must have ${dim} values for ${x.describe()}`);
   }
   const gpu = x.gpu;
-  const p = { batch, tokens, dim, start: 0, len: 0, accumulate: 0 };
+  const p = { batch, tokens, dim };
   const out = empty(gpu, [batch, tokens + 1, dim]);
   gpu.dispatch(APPEND, p, [x.binding, token.binding, out.binding], groups(out.size));
   // saves: nothing
@@ -146,7 +145,7 @@ export function concatTokens(a: Tensor, b: Tensor): Tensor {
   const len = b.shape[1];
   const gpu = a.gpu;
   const out = empty(gpu, [batch, tokens + len, dim]);
-  const p = { batch, tokens, dim, start: 0, len, accumulate: 0 };
+  const p = { batch, tokens, dim, len };
   gpu.dispatch(CONCAT, p, [a.binding, b.binding, out.binding], groups(out.size));
   // saves: nothing
   return record(op, out, [a, b], (g) => {
