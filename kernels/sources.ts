@@ -19,9 +19,9 @@ import patch from "./patch.wgsl" with { type: "text" };
 import batchnorm from "./batchnorm.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
 import conv2d from "./conv2d.wgsl" with { type: "text" };
-import pool from "./pool.wgsl" with { type: "text" };
-import concat from "./concat.wgsl" with { type: "text" };
-import activation from "./activation.wgsl" with { type: "text" };
+import max_pool2d from "./max_pool2d.wgsl" with { type: "text" };
+import concat_channels from "./concat_channels.wgsl" with { type: "text" };
+import sigmoid from "./sigmoid.wgsl" with { type: "text" };
 import ema from "./ema.wgsl" with { type: "text" };
 import l2_normalize from "./l2_normalize.wgsl" with { type: "text" };
 import soft_cross_entropy from "./soft_cross_entropy.wgsl" with { type: "text" };
@@ -53,9 +53,9 @@ export const KERNEL_SOURCES = {
   "batchnorm.wgsl": withIncludes(batchnorm),
   "attention.wgsl": withIncludes(attention),
   "conv2d.wgsl": withIncludes(conv2d),
-  "pool.wgsl": withIncludes(pool),
-  "concat.wgsl": withIncludes(concat),
-  "activation.wgsl": withIncludes(activation),
+  "max_pool2d.wgsl": withIncludes(max_pool2d),
+  "concat_channels.wgsl": withIncludes(concat_channels),
+  "sigmoid.wgsl": withIncludes(sigmoid),
   "ema.wgsl": withIncludes(ema),
   "l2_normalize.wgsl": withIncludes(l2_normalize),
   "soft_cross_entropy.wgsl": withIncludes(soft_cross_entropy),

@@ -1,7 +1,7 @@
 /**
  * The convolution ops of the perceptual loss (SqueezeNet features): conv2d
- * (kernels/conv2d.wgsl, implicit GEMM), maxPool2d (kernels/pool.wgsl),
- * concatChannels (kernels/concat.wgsl) and sigmoid (kernels/activation.wgsl).
+ * (kernels/conv2d.wgsl, implicit GEMM), maxPool2d (kernels/max_pool2d.wgsl),
+ * concatChannels (kernels/concat_channels.wgsl) and sigmoid (kernels/sigmoid.wgsl).
  * All image tensors are NCHW f32. Derivatives are stated above each op.
  * @module
  */
@@ -248,12 +248,12 @@ const POOL_PARAMS = {
   pad: "u32",
 } as const;
 const POOL_FORWARD = {
-  source: KERNEL_SOURCES["pool.wgsl"],
-  entry: "maxpool_forward",
+  source: KERNEL_SOURCES["max_pool2d.wgsl"],
+  entry: "max_pool2d_forward",
   params: POOL_PARAMS,
   workgroup: [256],
 } as const satisfies KernelSpec<typeof POOL_PARAMS>;
-const POOL_BACKWARD = { ...POOL_FORWARD, entry: "maxpool_backward" } as const;
+const POOL_BACKWARD = { ...POOL_FORWARD, entry: "max_pool2d_backward" } as const;
 
 /** Options of {@link maxPool2d} (PyTorch's MaxPool2d defaults). */
 export interface MaxPool2dOptions {
@@ -324,12 +324,12 @@ export function maxPool2d(x: Tensor, kernel: number, options: MaxPool2dOptions =
 
 const CONCAT_PARAMS = { count: "u32", cs: "u32", ct: "u32", off: "u32", hw: "u32" } as const;
 const CONCAT_FORWARD = {
-  source: KERNEL_SOURCES["concat.wgsl"],
-  entry: "concat_forward",
+  source: KERNEL_SOURCES["concat_channels.wgsl"],
+  entry: "concat_channels_forward",
   params: CONCAT_PARAMS,
   workgroup: [256],
 } as const satisfies KernelSpec<typeof CONCAT_PARAMS>;
-const CONCAT_BACKWARD = { ...CONCAT_FORWARD, entry: "concat_backward" } as const;
+const CONCAT_BACKWARD = { ...CONCAT_FORWARD, entry: "concat_channels_backward" } as const;
 
 /**
  * Stacks a (N, Ca, H, W) and b (N, Cb, H, W) along channels → (N, Ca+Cb, H, W).
@@ -374,7 +374,7 @@ export function concatChannels(a: Tensor, b: Tensor): Tensor {
 
 const SIGMOID_PARAMS = { n: "u32" } as const;
 const SIGMOID_FORWARD = {
-  source: KERNEL_SOURCES["activation.wgsl"],
+  source: KERNEL_SOURCES["sigmoid.wgsl"],
   entry: "sigmoid_forward",
   params: SIGMOID_PARAMS,
   workgroup: [256],
