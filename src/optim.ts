@@ -2,30 +2,19 @@
  * AdamW over a {@link ParamStore}: one dispatch of kernels/adamw.wgsl per
  * step, whatever the number of parameters. Adam is AdamW with weight decay 0.
  * {@link GradClipper} clips a store's gradient to a global norm on the GPU
- * (kernels/grad_clip.wgsl) before the step, with no readback.
+ * (kernels/clip_grad_norm.wgsl) before the step, with no readback. The
+ * kernels are declared in src/ops/adamw.ts and src/ops/clip_grad_norm.ts.
  * @module
  */
 
 import { grid1d } from "./ops/_check.ts";
-import type { KernelSpec } from "./gpu/device.ts";
+import { ADAMW_STEP as STEP } from "./ops/adamw.ts";
+import {
+  CLIP_GRAD_NORM_APPLY as CLIP_APPLY,
+  CLIP_GRAD_NORM_FACTOR as CLIP_FACTOR,
+  CLIP_GRAD_NORM_PARTIAL as CLIP_PARTIAL,
+} from "./ops/clip_grad_norm.ts";
 import type { ParamStore } from "./params.ts";
-
-const PARAMS = {
-  n: "u32",
-  lr: "f32",
-  beta1: "f32",
-  beta2: "f32",
-  eps: "f32",
-  wd: "f32",
-  bc1: "f32",
-  bc2: "f32",
-} as const;
-const STEP = {
-  file: "adamw.wgsl",
-  entry: "adamw_step",
-  params: PARAMS,
-  workgroup: [256],
-} as const satisfies KernelSpec<typeof PARAMS>;
 
 /** AdamW hyper-parameters (PyTorch's defaults apart from lr). */
 export interface AdamWOptions {
@@ -96,16 +85,6 @@ export class AdamW {
     this.v.destroy();
   }
 }
-
-const CLIP_PARAMS = { n: "u32", groups: "u32", max_norm: "f32" } as const;
-const CLIP_PARTIAL = {
-  file: "grad_clip.wgsl",
-  entry: "grad_sq_partial",
-  params: CLIP_PARAMS,
-  workgroup: [64],
-} as const satisfies KernelSpec<typeof CLIP_PARAMS>;
-const CLIP_FACTOR = { ...CLIP_PARTIAL, entry: "grad_clip_factor" } as const;
-const CLIP_APPLY = { ...CLIP_PARTIAL, entry: "grad_clip_apply", workgroup: [256] } as const;
 
 /**
  * Clips a store's whole gradient to L2 norm `maxNorm` in place, as
