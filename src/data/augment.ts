@@ -58,7 +58,12 @@ export const FINETUNE_AUGMENT: AugmentSpec = {
  * resampling, flip, RandAugment(2, 9).
  */
 export const CUB_TRAIN_AUGMENT: AugmentSpec = {
-  randomResizedCrop: { size: 64, scale: [0.6, 1], ratio: [3 / 4, 4 / 3], interpolation: "bilinear" },
+  randomResizedCrop: {
+    size: 64,
+    scale: [0.6, 1],
+    ratio: [3 / 4, 4 / 3],
+    interpolation: "bilinear",
+  },
   hflip: true,
   randAugment: { n: 2, m: 9 },
 };

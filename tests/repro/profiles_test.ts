@@ -43,7 +43,10 @@ Deno.test("short is the paper profile with every epoch count at 5% and nothing e
     want.optim.warmupEpochs = warmup;
     if (p.mode === "dino") {
       // DINO's teacher-temperature warm-up and last-layer freeze scale alike.
-      want.dino.warmupTeacherTempEpochs = Math.max(1, Math.round(p.dino.warmupTeacherTempEpochs / 20));
+      want.dino.warmupTeacherTempEpochs = Math.max(
+        1,
+        Math.round(p.dino.warmupTeacherTempEpochs / 20),
+      );
       want.dino.freezeLastLayerEpochs = Math.max(1, Math.round(p.dino.freezeLastLayerEpochs / 20));
       assert.deepEqual([s.dino.warmupTeacherTempEpochs, s.dino.freezeLastLayerEpochs], [2, 1]);
     }
@@ -120,7 +123,10 @@ Deno.test("the paper profile pins the settings settled against the paper and the
 Deno.test("warmupEpochs auto is epochs // 20, computed on the epochs it ends up with", () => {
   assert.deepEqual([400, 200, 100, 50, 19, 20, 1].map(autoWarmup), [20, 10, 5, 2, 0, 1, 0]);
   const raw = { stages: { a: { optim: { epochs: 200, warmupEpochs: "auto" } } } };
-  const a = resolveAuto(raw, "x.yaml").stages as Record<string, { optim: { warmupEpochs: unknown } }>;
+  const a = resolveAuto(raw, "x.yaml").stages as Record<
+    string,
+    { optim: { warmupEpochs: unknown } }
+  >;
   assert.equal(a.a.optim.warmupEpochs, 10);
   assertThrows(
     () => resolveAuto({ stages: { b: { optim: { warmupEpochs: "auto" } } } }, "x.yaml"),
@@ -161,7 +167,8 @@ Deno.test("derive names the file when the source, the scale or an overridden sta
   assert.deepEqual(ok.stages, { probe: { optim: { epochs: 5, lr: 2e-3 } } });
   assert.equal(ok.profile, "short");
   await assertRejects(
-    () => deriveRaw({ profile: "short", derive: { from: "nope", epochScale: 0.1 } }, "s.yaml", load),
+    () =>
+      deriveRaw({ profile: "short", derive: { from: "nope", epochScale: 0.1 } }, "s.yaml", load),
     "s.yaml: derive.from must name another profile",
   );
   await assertRejects(
