@@ -176,7 +176,12 @@ function values(results: Results, id: string, path: string, scale: number): numb
   const r = results.get(id);
   if (!r) return `experiment ${id} was not run in this shard`;
   if ("notrun" in r) return `${id}: ${r.notrun}`;
-  return r.metrics.map((m) => metric(m, path) * scale);
+  try {
+    return r.metrics.map((m) => metric(m, path) * scale);
+  } catch (e) {
+    // e.g. a run cached before the trainer recorded this metric (rerun with --fresh)
+    return `${id}: ${(e as Error).message}`;
+  }
 }
 
 /** The software adapters among the runs of `ids` (summary field `adapter`), by description. */

@@ -264,32 +264,40 @@ Deno.test("a best-of claim compares one experiment with the best of a set, per s
 });
 
 Deno.test("a ratio claim divides paired seeds, and a timing claim is only measured on a software adapter", () => {
-  const timed = (ips: number[], adapter: string) => ({
-    seeds: ips.map((_, i) => i + 1),
-    metrics: ips.map((v) => ({ imagesPerSecond: v, adapter })),
+  const timed = (sec: number[], adapter: string) => ({
+    seeds: sec.map((_, i) => i + 1),
+    metrics: sec.map((v) => ({ epochSecondsMedian: v, adapter })),
   });
   const s = study([{
-    greater: "r75",
-    lesser: "r50",
+    greater: "r50",
+    lesser: "r75",
     combine: "ratio",
-    value: "imagesPerSecond",
+    value: "epochSecondsMedian",
     timing: true,
     paper: 1.2,
     profiles: { paper: { margin: 1.0 } },
   }]);
   const hw = "NVIDIA H200 (vulkan)";
-  const faster: Results = new Map([["r75", timed([1200], hw)], ["r50", timed([1000], hw)]]);
+  const faster: Results = new Map([["r75", timed([1000], hw)], ["r50", timed([1200], hw)]]);
   const r = evaluateClaims(s, "paper", faster);
   assert.equal(r[0].verdict, "pass");
   assert.ok(Math.abs(r[0].ours!.mean - 1.2) < 1e-12);
-  const slower: Results = new Map([["r75", timed([900], hw)], ["r50", timed([1000], hw)]]);
+  const slower: Results = new Map([["r75", timed([1000], hw)], ["r50", timed([900], hw)]]);
   assert.equal(evaluateClaims(s, "paper", slower)[0].verdict, "fail");
   const sw = "llvmpipe (LLVM 15.0.6, 256 bits)";
-  const soft: Results = new Map([["r75", timed([900], sw)], ["r50", timed([1000], sw)]]);
+  const soft: Results = new Map([["r75", timed([1000], sw)], ["r50", timed([900], sw)]]);
   const m = evaluateClaims(s, "paper", soft)[0];
   assert.equal(m.verdict, "measured");
   assert.match(m.reason, /software adapter \(llvmpipe/);
   assert.ok(Math.abs(m.ours!.mean - 0.9) < 1e-12);
+  // A run cached before the metric existed reports not run, naming it.
+  const old: Results = new Map<string, { seeds: number[]; metrics: Record<string, unknown>[] }>([
+    ["r75", { seeds: [1], metrics: [{ adapter: hw }] }],
+    ["r50", timed([900], hw)],
+  ]);
+  const nr = evaluateClaims(s, "paper", old)[0];
+  assert.equal(nr.verdict, "not run");
+  assert.match(nr.reason, /r75: metric 'epochSecondsMedian' is missing/);
 });
 
 Deno.test("a claims file with a best-of claim without an experiment, or a margin on a value claim, is refused", async () => {
