@@ -50,7 +50,8 @@ export async function fetchCli(args: string[]): Promise<string> {
       }
     } else {
       for (const split of ["train", "test"] as const) {
-        const ds = await loadCub(split, { root, cacheDir });
+        // Training reads whole photos (its crops), testing the centre squares.
+        const ds = await loadCub(split, { root, cacheDir, whole: split === "train" });
         console.error(`cub: ${split} cached, ${ds.count} images`);
       }
     }

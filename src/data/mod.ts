@@ -19,6 +19,8 @@ export {
   checkDataset,
   imageAt,
   type ImageDataset,
+  imageOffsets,
+  imageShape,
   imageSize,
   labelCounts,
 } from "./image_dataset.ts";

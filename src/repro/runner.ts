@@ -90,6 +90,7 @@ export async function runExperiments(
       c.data.trainLimit,
       c.data.evalLimit,
       c.data.fit,
+      c.data.augment, // CUB's training photos are kept whole for augment cub
       c.model.imageSize,
       c.model.channels,
       c.seed,

@@ -323,7 +323,7 @@ export async function trainDino(c: TrainConfig, opts: TrainOptions): Promise<Tra
         inEpoch++; // resumed: replay the data order without training
         continue;
       }
-      const lr = learningRate({ ...c.optim }, epoch, inEpoch, stepsPerEpoch);
+      const lr = learningRate({ ...c.optim, warmupStartFactor: 0 }, epoch, inEpoch, stepsPerEpoch);
       const wd = cosineSchedule(c.optim.weightDecay, d.weightDecayEnd, step, total);
       const momentum = cosineSchedule(d.teacherMomentum, 1, step, total);
       const s = step;

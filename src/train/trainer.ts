@@ -68,6 +68,8 @@ export interface TrainSummary {
   eval: Record<string, number>;
   imagesPerSecond: number;
   seconds: number;
+  /** Median wall time of the epochs this run trained (pretrain and classifier modes). */
+  epochSecondsMedian?: number;
   /** Trainable and total parameter counts. */
   params: { trainable: number; total: number };
   checkpoint: string;
@@ -506,11 +508,13 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
 
   const startStep = state.step;
   let stopped = false;
+  const epochSeconds: number[] = [];
   for (
     let epoch = Math.floor(state.step / stepsPerEpoch);
     epoch < c.optim.epochs && !stopped;
     epoch++
   ) {
+    const tEpoch = performance.now();
     let inEpoch = 0;
     epochLoss = 0;
     epochSteps = 0;
@@ -554,7 +558,9 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
     await flushLosses();
     if (!stopped) {
       lastEpochLoss = epochSteps ? epochLoss / epochSteps : NaN;
-      await write({ type: "epoch", epoch, loss: lastEpochLoss });
+      const seconds = (performance.now() - tEpoch) / 1000;
+      epochSeconds.push(seconds);
+      await write({ type: "epoch", epoch, loss: lastEpochLoss, seconds });
     }
   }
   if (progress) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
@@ -573,6 +579,7 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
     eval: evalMetrics,
     imagesPerSecond: images / ((performance.now() - tRun) / 1000),
     seconds,
+    epochSecondsMedian: median(epochSeconds),
     params: { trainable: count(trainable), total: count(storesOf(model)) },
     checkpoint: ckpt,
     adapter: gpu.adapter.description,
@@ -660,4 +667,10 @@ async function diagnose(
   loader.close?.();
   teardown(state);
   return new NonFiniteLossError(failing, culprit, before);
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

@@ -47,6 +47,12 @@ gpuTest("two runs with the same seed give bitwise-identical metrics", async (gpu
   assert.equal(la.length, 10, "2 epochs x 5 steps, logged every step");
   assert.deepEqual(la, lb);
   assert.deepEqual(sa.eval.mse, sb.eval.mse);
+  // Each epoch line carries its wall time; the summary gives their median.
+  const epochs = (await Deno.readTextFile(`${a}/metrics.jsonl`)).trim().split("\n")
+    .map((l) => JSON.parse(l)).filter((l) => l.type === "epoch");
+  assert.equal(epochs.length, 2);
+  assert.ok(epochs.every((e) => e.seconds > 0), "epoch seconds recorded");
+  assert.equal(sa.epochSecondsMedian, (epochs[0].seconds + epochs[1].seconds) / 2);
   const c = await Deno.makeTempDir();
   await train({ ...tinyConfig("pretrain"), seed: 8 }, { out: c, gpu, quiet: true, splits });
   assert.notDeepEqual(await trainLosses(c), la, "another seed, another run");
