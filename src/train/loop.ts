@@ -156,6 +156,8 @@ interface Run {
   task: TrainTask;
   optims: AdamW[];
   step: number;
+  /** The current epoch's loss so far (sum and count of its steps) and the last finished epoch's mean. */
+  epochLoss: { sum: number; steps: number; last: number };
 }
 
 /** The task and one AdamW per trainable store (Adam: `optim.name: adam`, weight decay 0). */
@@ -174,7 +176,7 @@ async function setup(
       weightDecay: c.optim.name === "adam" ? 0 : c.optim.weightDecay,
     })
   );
-  return { task, optims, step: 0 };
+  return { task, optims, step: 0, epochLoss: { sum: 0, steps: 0, last: NaN } };
 }
 
 function teardown(r: Run): void {
@@ -205,6 +207,8 @@ async function saveCheckpoint(path: string, c: TrainConfig, r: Run, epoch: numbe
     step: String(r.step),
     epoch: String(epoch),
     optimizer_steps: JSON.stringify(r.optims.map((o) => o.step)),
+    // A run resumed mid-epoch still averages all the epoch's steps (NaN is stored as null).
+    epoch_loss: JSON.stringify(r.epochLoss),
     ...extra?.metadata,
   };
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
@@ -232,10 +236,19 @@ async function loadCheckpoint(path: string, r: Run): Promise<number> {
     );
   }
   r.task.loadState?.({ tensors, metadata, path });
+  if (metadata.epoch_loss) {
+    const { sum, steps, last } = JSON.parse(metadata.epoch_loss);
+    r.epochLoss = { sum, steps, last: last ?? NaN };
+  }
   return Number(metadata.step ?? 0);
 }
 
-/** The seeded training batch loader of a config, and its steps per epoch (full batches). */
+/** Steps per epoch: full batches only (one, when the batch is larger than the set). */
+function stepsPerEpochOf(c: TrainConfig, ds: ImageDataset): number {
+  return c.optim.batchSize > ds.count ? 1 : Math.floor(ds.count / c.optim.batchSize);
+}
+
+/** The seeded training batch loader of a config, and its steps per epoch. */
 function trainLoader(c: TrainConfig, ds: ImageDataset, augment: AugmentSpec | null) {
   const loader = new BatchLoader(ds, {
     batchSize: c.optim.batchSize,
@@ -244,8 +257,7 @@ function trainLoader(c: TrainConfig, ds: ImageDataset, augment: AugmentSpec | nu
     augment,
     normalize: c.data.normalize,
   });
-  const stepsPerEpoch = c.optim.batchSize > ds.count ? 1 : Math.floor(ds.count / c.optim.batchSize);
-  return { loader, stepsPerEpoch };
+  return { loader, stepsPerEpoch: stepsPerEpochOf(c, ds) };
 }
 
 /**
@@ -298,21 +310,30 @@ export async function runTraining(
   const { task } = run;
   const ckpt = `${opts.out}/${CHECKPOINT}`;
   const metricsPath = `${opts.out}/metrics.jsonl`;
+  const summaryPath = `${opts.out}/summary.json`;
+  const stepsPerEpoch = stepsPerEpochOf(c, splits.train);
+  const totalSteps = stepsPerEpoch * c.optim.epochs;
   if (opts.resume) {
     try {
       run.step = await loadCheckpoint(ckpt, run);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
+      teardown(run);
       throw new Error(`--resume: no checkpoint at ${ckpt}`);
     }
+    const done = run.step >= totalSteps ? await finishedSummary(summaryPath, run.step) : null;
+    if (done) {
+      if (!opts.quiet) console.error(`${c.mode}: ${opts.out} is finished (${run.step} steps)`);
+      teardown(run);
+      return done;
+    }
     // Drop metric lines past the checkpoint: they are recomputed identically.
-    await truncateMetrics(metricsPath, run.step);
+    await truncateMetrics(metricsPath, run.step, stepsPerEpoch);
   } else {
     await Deno.writeTextFile(metricsPath, "");
     await saveCheckpoint(ckpt, c, run, 0); // step 0: NaN replays always have a start
   }
-  const { loader, stepsPerEpoch } = trainLoader(c, splits.train, task.augment);
-  const totalSteps = stepsPerEpoch * c.optim.epochs;
+  const { loader } = trainLoader(c, splits.train, task.augment);
   const allStores = task.saved.map(([, s]) => s);
   if (!opts.quiet) {
     console.error(
@@ -325,7 +346,7 @@ export async function runTraining(
   const write = (line: Record<string, unknown>) =>
     Deno.writeTextFile(metricsPath, JSON.stringify(line) + "\n", { append: true });
 
-  let epochLoss = 0, epochSteps = 0, lastEpochLoss = NaN, images = 0;
+  let images = 0;
   const tRun = performance.now();
   type Pending = {
     step: number;
@@ -355,8 +376,8 @@ export async function runTraining(
         teardown(run);
         throw await diagnose(c, opts, gpu, splits.train, make, p.step);
       }
-      epochLoss += v;
-      epochSteps++;
+      run.epochLoss.sum += v;
+      run.epochLoss.steps++;
       const rate = images / ((performance.now() - tRun) / 1000);
       await write({
         type: "train",
@@ -392,6 +413,14 @@ export async function runTraining(
     }
   };
 
+  /** Flushes the epoch's losses and logs their mean. */
+  const endEpoch = async (epoch: number) => {
+    await flushLosses();
+    const { sum, steps } = run.epochLoss;
+    run.epochLoss.last = steps ? sum / steps : NaN;
+    await write({ type: "epoch", epoch, loss: run.epochLoss.last });
+  };
+
   const startStep = run.step;
   let stopped = false;
   for (
@@ -400,8 +429,8 @@ export async function runTraining(
     epoch++
   ) {
     let inEpoch = 0;
-    epochLoss = 0;
-    epochSteps = 0;
+    // A resumed epoch keeps the sums of its steps before the checkpoint.
+    if (epoch * stepsPerEpoch >= run.step) run.epochLoss = { ...run.epochLoss, sum: 0, steps: 0 };
     for await (const batch of loader.epoch(epoch)) {
       if (inEpoch >= stepsPerEpoch) break;
       if (epoch * stepsPerEpoch + inEpoch < run.step) {
@@ -416,22 +445,23 @@ export async function runTraining(
       run.step++;
       inEpoch++;
       if (run.step % c.logEvery === 0) await flushLosses();
+      // The epoch's line goes before any checkpoint at its end: a resume keeps it.
+      if (inEpoch === stepsPerEpoch) await endEpoch(epoch);
       if (run.step % c.checkpointEvery === 0) {
         await flushLosses();
         await saveCheckpoint(ckpt, c, run, epoch);
       }
-      if (opts.stopAfterSteps !== undefined && run.step >= opts.stopAfterSteps) {
+      if (
+        opts.stopAfterSteps !== undefined && run.step >= opts.stopAfterSteps &&
+        run.step < totalSteps
+      ) {
         await flushLosses();
         await saveCheckpoint(ckpt, c, run, epoch);
         stopped = true;
         break;
       }
     }
-    await flushLosses();
-    if (!stopped) {
-      lastEpochLoss = epochSteps ? epochLoss / epochSteps : NaN;
-      await write({ type: "epoch", epoch, loss: lastEpochLoss });
-    }
+    if (!stopped && inEpoch < stepsPerEpoch) await endEpoch(epoch); // a short epoch
   }
   if (progress) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
   loader.close?.();
@@ -444,7 +474,7 @@ export async function runTraining(
     seed: c.seed,
     steps: run.step,
     epochs: c.optim.epochs,
-    finalLoss: lastEpochLoss,
+    finalLoss: run.epochLoss.last,
     eval: evalMetrics,
     imagesPerSecond: images / ((performance.now() - tRun) / 1000),
     seconds: (performance.now() - t0) / 1000,
@@ -454,27 +484,61 @@ export async function runTraining(
     ...task.summary?.(),
   };
   await writeFileAtomic(
-    `${opts.out}/summary.json`,
+    summaryPath,
     new TextEncoder().encode(JSON.stringify(summary, null, 2) + "\n"),
   );
   teardown(run);
   return summary;
 }
 
-/** Drops the metric lines of steps at or past `step` (a resumed run recomputes them). */
-export async function truncateMetrics(path: string, step: number): Promise<void> {
+/** The summary of a run that finished at `step`, if summary.json says so. */
+async function finishedSummary(path: string, step: number): Promise<TrainSummary | null> {
+  try {
+    const s = JSON.parse(await Deno.readTextFile(path)) as TrainSummary;
+    return s.steps === step && Object.keys(s.eval ?? {}).length > 0 ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Keeps the metric lines from before global step `step` (a resumed run
+ * recomputes the rest): train lines of earlier steps and epoch lines of
+ * epochs that ended by then. A cut-off last line (a kill mid-write) is
+ * dropped with a warning; any other unreadable line is an error naming it.
+ */
+export async function truncateMetrics(
+  path: string,
+  step: number,
+  stepsPerEpoch: number,
+): Promise<void> {
   let text = "";
   try {
     text = await Deno.readTextFile(path);
-  } catch {
-    return;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
   }
-  const keepLines = text.split("\n").filter((l) => {
-    if (!l) return false;
-    const r = JSON.parse(l);
-    return r.type === "train" ? r.step < step : r.type === "epoch" ? true : false;
-  });
-  await Deno.writeTextFile(path, keepLines.map((l) => l + "\n").join(""));
+  const lines = text.split("\n");
+  const keepLines: string[] = [];
+  for (const [i, l] of lines.entries()) {
+    if (!l) continue;
+    let r;
+    try {
+      r = JSON.parse(l);
+    } catch {
+      if (i === lines.length - 1) {
+        console.error(`warning: ${path}: dropping the cut-off last line ${JSON.stringify(l)}`);
+        continue;
+      }
+      throw new Error(`${path}:${i + 1}: not a JSON line: ${l.slice(0, 80)}`);
+    }
+    const keepIt = r.type === "train"
+      ? r.step < step
+      : r.type === "epoch" && (r.epoch + 1) * stepsPerEpoch <= step;
+    if (keepIt) keepLines.push(l);
+  }
+  await writeFileAtomic(path, new TextEncoder().encode(keepLines.map((l) => l + "\n").join("")));
 }
 
 /**
