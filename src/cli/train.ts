@@ -22,7 +22,9 @@ options:
   --seed N        seed (overrides the config's; default 42)
   --epochs N      epochs (overrides optim.epochs)
   --out DIR       output directory (default runs/<config name>-s<seed>)
-  --resume        continue from DIR/checkpoint.safetensors
+  --resume        continue from DIR/checkpoint.safetensors, with its settings
+                  (refused, naming the fields, if any other than data.root,
+                  logEvery and checkpointEvery changed; --epochs may grow)
   --overwrite     start over in a DIR that already holds a run (without it,
                   and without --resume, such a DIR is refused)
   -h, --help      this text

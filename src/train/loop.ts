@@ -214,9 +214,36 @@ async function saveCheckpoint(path: string, c: TrainConfig, r: Run, epoch: numbe
   await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
-/** Restores what {@link saveCheckpoint} wrote; returns the global step. */
-async function loadCheckpoint(path: string, r: Run): Promise<number> {
+/** Settings a resumed run may change: where the data lives, the log and checkpoint intervals. */
+const RESUMABLE = new Set(["data.root", "logEvery", "checkpointEvery"]);
+
+/** The settings of `now` that differ from the checkpoint's `then`, as "field old (now new)". */
+export function changedSettings(then: unknown, now: unknown, prefix = ""): string[] {
+  const obj = (x: unknown): x is Record<string, unknown> =>
+    typeof x === "object" && x !== null && !Array.isArray(x);
+  if (obj(then) && obj(now)) {
+    const keys = [...new Set([...Object.keys(then), ...Object.keys(now)])];
+    return keys.flatMap((k) => changedSettings(then[k], now[k], prefix ? `${prefix}.${k}` : k));
+  }
+  if (RESUMABLE.has(prefix) || JSON.stringify(then) === JSON.stringify(now)) return [];
+  // More epochs extend a run; fewer would end it before where it already is.
+  if (prefix === "optim.epochs" && (now as number) > (then as number)) return [];
+  const show = (x: unknown) => x === undefined ? "absent" : JSON.stringify(x);
+  return [`${prefix} ${show(then)} (now ${show(now)})`];
+}
+
+/** Restores what {@link saveCheckpoint} wrote, after checking it was trained with `c`; returns the global step. */
+async function loadCheckpoint(path: string, c: TrainConfig, r: Run): Promise<number> {
   const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
+  if (metadata.config) {
+    const changed = changedSettings(JSON.parse(metadata.config), JSON.parse(JSON.stringify(c)));
+    if (changed.length) {
+      throw new Error(
+        `--resume: ${path} was trained with other settings: ${changed.join(", ")}; resume ` +
+          `with its settings (only optim.epochs may grow), or start over with --overwrite`,
+      );
+    }
+  }
   const hint = r.task.checkpointHint;
   for (const [prefix, store] of r.task.saved) {
     store.loadAll(
@@ -315,10 +342,10 @@ export async function runTraining(
   const totalSteps = stepsPerEpoch * c.optim.epochs;
   if (opts.resume) {
     try {
-      run.step = await loadCheckpoint(ckpt, run);
+      run.step = await loadCheckpoint(ckpt, c, run);
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
       teardown(run);
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
       throw new Error(`--resume: no checkpoint at ${ckpt}`);
     }
     const done = run.step >= totalSteps ? await finishedSummary(summaryPath, run.step) : null;
@@ -560,7 +587,7 @@ async function diagnose(
   const run = await setup(c, gpu, train, make);
   // Checkpoints are written only after the losses before them were checked,
   // so the latest one is from before the failing step.
-  run.step = await loadCheckpoint(ckpt, run);
+  run.step = await loadCheckpoint(ckpt, c, run);
   const { loader, stepsPerEpoch } = trainLoader(c, train, run.task.augment);
   const total = stepsPerEpoch * c.optim.epochs;
   let culprit: string | null = null;

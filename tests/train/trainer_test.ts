@@ -205,3 +205,44 @@ gpuTest(
     assert.equal(await Deno.readTextFile(`${parts}/metrics.jsonl`), metrics);
   },
 );
+
+gpuTest(
+  "--resume with another seed, learning rate or mask ratio is refused naming the fields; more epochs are allowed",
+  async (gpu) => {
+    const splits = await fixtureSplits();
+    const out = await Deno.makeTempDir();
+    const opts = { out, gpu, quiet: true, splits };
+    await train(tinyConfig("pretrain"), { ...opts, stopAfterSteps: 3 });
+    const ckpt = await Deno.readFile(`${out}/checkpoint.safetensors`);
+    const metrics = await Deno.readTextFile(`${out}/metrics.jsonl`);
+    const changed = tinyConfig("pretrain");
+    changed.seed = 8;
+    changed.optim.lr = 1e-3;
+    changed.model.maskRatio = 0.5;
+    changed.logEvery = 3; // allowed: it changes no result
+    let msg = "";
+    await assertRejects(async () => {
+      try {
+        await train(changed, { ...opts, resume: true });
+      } catch (e) {
+        msg = (e as Error).message;
+        throw e;
+      }
+    }, `--resume: ${out}/checkpoint.safetensors was trained with other settings`);
+    assert.match(msg, /seed 7 \(now 8\)/);
+    assert.match(msg, /optim\.lr 0\.002 \(now 0\.001\)/);
+    assert.match(msg, /model\.maskRatio 0\.75 \(now 0\.5\)/);
+    assert.equal(msg.split(": ")[2].split(";")[0].split(", ").length, 3, "the three fields only");
+    assert.deepEqual(await Deno.readFile(`${out}/checkpoint.safetensors`), ckpt, "left as it was");
+    assert.equal(await Deno.readTextFile(`${out}/metrics.jsonl`), metrics);
+    const fewer = tinyConfig("pretrain");
+    fewer.optim.epochs = 1;
+    await assertRejects(() => train(fewer, { ...opts, resume: true }), "optim.epochs 2 (now 1)");
+    // More epochs (and another log interval) continue the run.
+    const more = tinyConfig("pretrain");
+    more.optim.epochs = 3;
+    more.logEvery = 2;
+    const s = await train(more, { ...opts, resume: true });
+    assert.equal(s.steps, 15);
+  },
+);
