@@ -10,7 +10,9 @@
  * backward; the student's gradient is clipped to a global norm on the GPU;
  * the last layer's gradient is zeroed during the first epoch(s); AdamW with
  * the learning rate of src/train/schedule.ts and a cosine-rising weight
- * decay; then the teacher's EMA (cosine-rising momentum) and the centre's.
+ * decay (Adam, no decay, with `optim.name: adam`); then the teacher's EMA
+ * (cosine-rising momentum) and the centre's. The loop of src/train/loop.ts
+ * runs these steps, as it does every mode's.
  *
  * Collapse monitoring: every logged step records the teacher's mean
  * entropy (nats; log K is uniform) and the centre's norm in metrics.jsonl.
