@@ -26,12 +26,21 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/** What a checkpoint keeps of an {@link AdamW}: its step count and both moments. */
+export interface AdamWState {
+  step: number;
+  /** First moments, one per parameter value in the store's layout. */
+  m: Float32Array;
+  /** Second moments, same layout. */
+  v: Float32Array;
+}
+
 /** AdamW state (first and second moments) and its step counter. */
 export class AdamW {
   /** Steps taken so far (bias correction uses t = step after increment). */
   step = 0;
-  readonly m: GPUBuffer;
-  readonly v: GPUBuffer;
+  readonly #m: GPUBuffer;
+  readonly #v: GPUBuffer;
   readonly options: Required<AdamWOptions>;
 
   /** Allocates zeroed moments with the store's layout. */
@@ -40,10 +49,33 @@ export class AdamW {
     const gpu = store.gpu;
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     gpu.buffersCreated += 2;
-    this.m = gpu.device.createBuffer({ size: store.length * 4, usage });
-    this.v = gpu.device.createBuffer({ size: store.length * 4, usage });
-    gpu.clear({ buffer: this.m, offset: 0, size: store.length * 4 });
-    gpu.clear({ buffer: this.v, offset: 0, size: store.length * 4 });
+    this.#m = gpu.device.createBuffer({ size: store.length * 4, usage });
+    this.#v = gpu.device.createBuffer({ size: store.length * 4, usage });
+    gpu.clear({ buffer: this.#m, offset: 0, size: store.length * 4 });
+    gpu.clear({ buffer: this.#v, offset: 0, size: store.length * 4 });
+  }
+
+  /** Reads the step count and both moments back (waits for the GPU). */
+  async state(): Promise<AdamWState> {
+    const gpu = this.store.gpu, size = this.store.length * 4;
+    const m = new Float32Array(await gpu.download({ buffer: this.#m, offset: 0, size }));
+    const v = new Float32Array(await gpu.download({ buffer: this.#v, offset: 0, size }));
+    return { step: this.step, m, v };
+  }
+
+  /**
+   * Restores what {@link state} returned; `source` (a checkpoint's path and
+   * entry) names a moment whose length is not the store's.
+   */
+  load(state: AdamWState, source: string): void {
+    const n = this.store.length;
+    for (const [k, buf, data] of [["m", this.#m, state.m], ["v", this.#v, state.v]] as const) {
+      if (data.length !== n) {
+        throw new Error(`${source}.${k} has ${data.length} values; the optimizer has ${n}`);
+      }
+      this.store.gpu.upload({ buffer: buf, offset: 0, size: data.byteLength }, data);
+    }
+    this.step = state.step;
   }
 
   /**
@@ -71,8 +103,8 @@ export class AdamW {
         { buffer: s.grads, offset: 0, size: bytes },
         { buffer: s.decayMask, offset: 0, size: Math.ceil(s.length / 32) * 4 },
         { buffer: s.data, offset: 0, size: bytes },
-        { buffer: this.m, offset: 0, size: bytes },
-        { buffer: this.v, offset: 0, size: bytes },
+        { buffer: this.#m, offset: 0, size: bytes },
+        { buffer: this.#v, offset: 0, size: bytes },
       ],
       grid1d(Math.ceil(s.length / 256)),
     );
@@ -81,8 +113,8 @@ export class AdamW {
   /** Frees the moment buffers (after submitting work that may still use them). */
   destroy(): void {
     this.store.gpu.flush();
-    this.m.destroy();
-    this.v.destroy();
+    this.#m.destroy();
+    this.#v.destroy();
   }
 }
 

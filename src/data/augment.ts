@@ -20,7 +20,7 @@
 
 import type { Rng } from "../rng.ts";
 import { BICUBIC, BILINEAR, resample } from "./resize.ts";
-import type { DinoAugmentSpec } from "./dino_augment.ts";
+import type { DinoAugmentSpec } from "./dino_spec.ts";
 
 /** A serializable augmentation recipe (so workers can rebuild it). */
 export interface AugmentSpec {

@@ -5,7 +5,10 @@
  */
 
 import {
+  type AugmentSpec,
   BatchLoader,
+  CUB_TRAIN_AUGMENT,
+  FINETUNE_AUGMENT,
   fitDataset,
   type ImageDataset,
   imageOffsets,
@@ -96,4 +99,13 @@ export function evalLoader(c: TrainConfig, ds: ImageDataset): BatchLoader {
     shuffle: false,
     normalize: c.data.normalize,
   });
+}
+
+/** The training augmentation `data.augment` names (none: null; dino: its own task builds it). */
+export function augmentFor(c: TrainConfig): AugmentSpec | null {
+  return c.data.augment === "finetune"
+    ? FINETUNE_AUGMENT
+    : c.data.augment === "cub"
+    ? CUB_TRAIN_AUGMENT
+    : null;
 }

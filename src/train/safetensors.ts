@@ -85,3 +85,14 @@ export function decodeSafetensors(bytes: Uint8Array, path = "<bytes>"): {
   }
   return { tensors, metadata };
 }
+
+/** Reads a safetensors checkpoint, naming the file and its role when it cannot be read. */
+export async function readCheckpoint(file: string, role: string) {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(file);
+  } catch (e) {
+    throw new Error(`${role} checkpoint ${file} cannot be read (${(e as Error).message})`);
+  }
+  return decodeSafetensors(bytes, file);
+}

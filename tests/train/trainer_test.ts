@@ -162,3 +162,93 @@ Deno.test("config errors name the file and the field", () => {
     /p\.yaml: init is required for mode probe/,
   );
 });
+
+/** A run's metrics.jsonl and summary.json without their wall-clock fields (and the folder). */
+async function record(dir: string): Promise<{ metrics: string; summary: string }> {
+  const strip = (o: Record<string, unknown>) => {
+    for (const k of ["images_per_s", "imagesPerSecond", "seconds", "checkpoint"]) delete o[k];
+    if (o.eval) delete (o.eval as Record<string, unknown>).seconds;
+    return JSON.stringify(o);
+  };
+  const text = await Deno.readTextFile(`${dir}/metrics.jsonl`);
+  assert.ok(text.endsWith("\n"), "metrics.jsonl ends with a whole line");
+  return {
+    metrics: text.trim().split("\n").map((l) => strip(JSON.parse(l))).join("\n"),
+    summary: strip(JSON.parse(await Deno.readTextFile(`${dir}/summary.json`))),
+  };
+}
+
+gpuTest(
+  "a run stopped at an epoch's end, mid-epoch, and killed past a checkpoint with a cut-off metrics line resumes to the uninterrupted run's metrics and summary",
+  async (gpu) => {
+    const splits = await fixtureSplits();
+    const config = tinyConfig("scratch");
+    config.optim.epochs = 3; // 5 steps an epoch
+    const opts = { gpu, quiet: true, splits };
+    const whole = await Deno.makeTempDir(), parts = await Deno.makeTempDir();
+    await train(config, { ...opts, out: whole });
+    const want = await record(whole);
+    await train(config, { ...opts, out: parts, stopAfterSteps: 5 }); // epoch 0's last step
+    await train(config, { ...opts, out: parts, resume: true, stopAfterSteps: 6 });
+    const ckpt = `${parts}/checkpoint.safetensors`;
+    const at6 = await Deno.readFile(ckpt);
+    // On to step 12 (past epoch 1's end), then killed with the step-6 checkpoint the latest
+    // and metrics.jsonl cut off mid-line.
+    await train(config, { ...opts, out: parts, resume: true, stopAfterSteps: 12 });
+    await Deno.writeFile(ckpt, at6);
+    await Deno.writeTextFile(`${parts}/metrics.jsonl`, '{"type":"train","st', { append: true });
+    const s = await train(config, { ...opts, out: parts, resume: true });
+    assert.ok(Number.isFinite(s.finalLoss));
+    const got = await record(parts);
+    assert.equal(got.metrics, want.metrics);
+    assert.equal(got.summary, want.summary);
+    // --resume on the finished run changes nothing.
+    const summary = await Deno.readTextFile(`${parts}/summary.json`);
+    const metrics = await Deno.readTextFile(`${parts}/metrics.jsonl`);
+    const again = await train(config, { ...opts, out: parts, resume: true });
+    assert.equal(again.finalLoss, s.finalLoss);
+    assert.equal(await Deno.readTextFile(`${parts}/summary.json`), summary);
+    assert.equal(await Deno.readTextFile(`${parts}/metrics.jsonl`), metrics);
+  },
+);
+
+gpuTest(
+  "--resume with another seed, learning rate or mask ratio is refused naming the fields; more epochs are allowed",
+  async (gpu) => {
+    const splits = await fixtureSplits();
+    const out = await Deno.makeTempDir();
+    const opts = { out, gpu, quiet: true, splits };
+    await train(tinyConfig("pretrain"), { ...opts, stopAfterSteps: 3 });
+    const ckpt = await Deno.readFile(`${out}/checkpoint.safetensors`);
+    const metrics = await Deno.readTextFile(`${out}/metrics.jsonl`);
+    const changed = tinyConfig("pretrain");
+    changed.seed = 8;
+    changed.optim.lr = 1e-3;
+    changed.model.maskRatio = 0.5;
+    changed.logEvery = 3; // allowed: it changes no result
+    let msg = "";
+    await assertRejects(async () => {
+      try {
+        await train(changed, { ...opts, resume: true });
+      } catch (e) {
+        msg = (e as Error).message;
+        throw e;
+      }
+    }, `--resume: ${out}/checkpoint.safetensors was trained with other settings`);
+    assert.match(msg, /seed 7 \(now 8\)/);
+    assert.match(msg, /optim\.lr 0\.002 \(now 0\.001\)/);
+    assert.match(msg, /model\.maskRatio 0\.75 \(now 0\.5\)/);
+    assert.equal(msg.split(": ")[2].split(";")[0].split(", ").length, 3, "the three fields only");
+    assert.deepEqual(await Deno.readFile(`${out}/checkpoint.safetensors`), ckpt, "left as it was");
+    assert.equal(await Deno.readTextFile(`${out}/metrics.jsonl`), metrics);
+    const fewer = tinyConfig("pretrain");
+    fewer.optim.epochs = 1;
+    await assertRejects(() => train(fewer, { ...opts, resume: true }), "optim.epochs 2 (now 1)");
+    // More epochs (and another log interval) continue the run.
+    const more = tinyConfig("pretrain");
+    more.optim.epochs = 3;
+    more.logEvery = 2;
+    const s = await train(more, { ...opts, resume: true });
+    assert.equal(s.steps, 15);
+  },
+);
