@@ -18,6 +18,9 @@ import { parseArgs } from "cli";
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
 import { Classifier, type Pooling } from "../src/models/classifier.ts";
 import { Mae, type MaeConfig } from "../src/models/mae.ts";
+import { Critic, LossBalance, type SmaeConfig, smaeTerms } from "../src/models/smae.ts";
+import { squeezeNetSpecs } from "../src/models/squeezenet.ts";
+import { imagePatches } from "../src/models/vit.ts";
 import type { VitConfig } from "../src/models/vit.ts";
 import { DropoutContext } from "../src/nn.ts";
 import { crossEntropy } from "../src/ops/loss.ts";
@@ -38,12 +41,14 @@ export const TWIN_MODES = [
   "scratch-cls",
   "scratch-mean",
   "scratch-flat",
+  "smae-paper",
+  "smae-code",
 ] as const;
 /** One of {@link TWIN_MODES}. */
 export type TwinMode = typeof TWIN_MODES[number];
 
 /** Deliberately wrong twins (TWIN_FAULT of twin.py); "cls-first" is a control that must still match. */
-export type TwinFault = "" | "no-bias-correction" | "gelu" | "cls-first";
+export type TwinFault = "" | "no-bias-correction" | "gelu" | "no-sigmoid" | "cls-first";
 
 /**
  * Tolerances, f32 on both sides. The two computations differ only in
@@ -137,7 +142,7 @@ const SEED = 7;
 
 /** The paper's optimizer settings per mode (Table "Training settings"; scratch from the code). */
 function optimFor(mode: TwinMode) {
-  if (mode.startsWith("pretrain")) {
+  if (mode.startsWith("pretrain") || mode.startsWith("smae")) {
     return { name: "adamw", lr: 5e-4, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.15 };
   }
   if (mode === "probe") {
@@ -151,12 +156,14 @@ function optimFor(mode: TwinMode) {
 
 /** What the run writes to config.json (read by twin.py). */
 export interface TwinConfig {
-  mode: "pretrain" | "probe" | "finetune" | "scratch";
+  mode: "pretrain" | "smae" | "probe" | "finetune" | "scratch";
   variant: TwinMode;
   steps: number;
   pool: Pooling;
   encoder: VitConfig;
   decoder?: { width: number; depth: number; heads: number; mlp: number };
+  /** SMAE: alpha 0.5 (Table 1); the code's scaling calibrates over half the steps (10 in the code). */
+  smae?: SmaeConfig;
   optim: ReturnType<typeof optimFor>;
   /** Stepped per epoch (the paper's code) with `stepsPerEpoch` steps to an epoch. */
   schedule: {
@@ -182,6 +189,8 @@ export interface StepRecord {
 export function twinConfig(variant: TwinMode, steps: number): TwinConfig {
   const mode = variant.startsWith("pretrain")
     ? "pretrain"
+    : variant.startsWith("smae")
+    ? "smae"
     : variant.startsWith("scratch")
     ? "scratch"
     : variant as "probe" | "finetune";
@@ -194,7 +203,16 @@ export function twinConfig(variant: TwinMode, steps: number): TwinConfig {
     steps,
     pool: variant.startsWith("scratch-") ? variant.slice(8) as Pooling : "cls",
     encoder: TWIN_ENCODER,
-    ...(mode === "pretrain"
+    ...(mode === "smae"
+      ? {
+        smae: {
+          alpha: 0.5,
+          scaling: variant === "smae-code" ? "code" : "paper",
+          calibrationSteps: Math.max(1, Math.ceil(steps / 2)),
+        } as SmaeConfig,
+      }
+      : {}),
+    ...(mode === "pretrain" || mode === "smae"
       ? {
         decoder: {
           width: DECODER.decoderWidth,
@@ -267,7 +285,23 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
   let trainable: ParamStore[];
   let mae: Mae | null = null;
   let clf: Classifier | null = null;
-  if (c.mode === "pretrain") {
+  let critic: Critic | null = null;
+  let balance: LossBalance | null = null;
+  const init = new Map<string, NamedArray>();
+  if (c.mode === "smae") {
+    // A critic from SqueezeNet's own init, its zero biases moved as in perturb().
+    const specs = squeezeNetSpecs(E.channels, 1, SEED, true);
+    const crng = rng.fork("critic");
+    const values = new Map(specs.map((s) => {
+      const v = s.init.slice();
+      if (s.shape.length === 1) v.forEach((x, i) => v[i] = x + 0.1 * crng.normal());
+      init.set(`critic.${s.name}`, { shape: [...s.shape], data: v });
+      return [s.name, v] as const;
+    }));
+    critic = Critic.fromValues(gpu, E.channels, values, c.smae!.scaling === "code");
+    balance = new LossBalance(c.smae!);
+  }
+  if (c.mode === "pretrain" || c.mode === "smae") {
     const mc: MaeConfig = {
       encoder: E,
       ...DECODER,
@@ -285,7 +319,6 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
   }
   for (const [i, s] of stores.entries()) await perturb(s, rng.fork("perturb").fork(i));
 
-  const init = new Map<string, NamedArray>();
   for (const s of stores) {
     for (const [name, data] of await s.read()) {
       init.set(name, { shape: [...s.get(name).shape], data });
@@ -316,7 +349,18 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
       if (mae) {
         const masking = mae.sampleMasking(new Rng(SEED).fork("mask").fork(step), B);
         idsKeep.push(await masking.idsKeep.read() as Int32Array);
-        l = mae.forward(x, masking, drop).loss;
+        if (critic && balance) {
+          // As the trainer's SMAE step: reconstruct, both terms, calibrate, combine.
+          const patches = imagePatches(E, x);
+          const pred = mae.reconstruct(patches, masking, drop);
+          const terms = smaeTerms(critic, E, x, pred, mae.target(patches));
+          if (balance.calibrating) {
+            balance.calibrate(await terms.pixel.item(), await terms.perceptual.item());
+          }
+          l = balance.combine(terms);
+        } else {
+          l = mae.forward(x, masking, drop).loss;
+        }
       } else {
         l = crossEntropy(clf!.forward(x, drop), tensor(gpu, labels, [B], "i32"));
       }
@@ -364,6 +408,7 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
 
   for (const o of optims) o.destroy();
   if (mae) mae.destroy();
+  critic?.destroy();
   if (clf) {
     clf.destroy();
     clf.encoder.destroy();
@@ -606,7 +651,7 @@ gradients at step 1 and parameters after step N, each against its tolerance.
   --mode M    one of ${TWIN_MODES.join(", ")}, or all (default)
   --steps N   steps per mode (default 10)
   --fault F   make the twin deliberately wrong: no-bias-correction, gelu,
-              or cls-first (a control: must still match)
+              no-sigmoid (smae-code), or cls-first (a control: must still match)
   --keep DIR  keep the exchanged files under DIR/<mode>
 Exits 1 when any comparison fails.`;
 
@@ -638,8 +683,10 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const fault = values.fault as TwinFault;
-  if (!["", "no-bias-correction", "gelu", "cls-first"].includes(fault)) {
-    console.error(`twin: --fault ${fault} is not one of no-bias-correction, gelu, cls-first`);
+  if (!["", "no-bias-correction", "gelu", "no-sigmoid", "cls-first"].includes(fault)) {
+    console.error(
+      `twin: --fault ${fault} is not one of no-bias-correction, gelu, no-sigmoid, cls-first`,
+    );
     Deno.exit(2);
   }
   if (!(await torchAvailable())) {

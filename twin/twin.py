@@ -30,12 +30,19 @@ authors' code differs):
   per-patch MSE (raw pixels);
 - classifier: class token / mean of patch tokens / flattened patch tokens,
   BatchNorm1d without affine (training mode), Linear; cross-entropy;
+- SMAE: MSE over all patches; critic = SqueezeNet 1.1 features[:5] (frozen)
+  on the unpatchified prediction and on the input (no gradient), MSE between
+  them (through a sigmoid for the code's scaling); L = (1 - alpha) s_pix
+  L_pixel + alpha s_perc L_percep with s_pix = 1, s_perc = L_pixel / L_percep
+  at step 1 (paper), or each s the mean of the term's inverse over the
+  calibration steps, frozen after (code);
 - AdamW decays only the weight matrices (ndim == 2): biases, norms, tokens
   are exempt (MAE's convention).
 
 TWIN_FAULT (environment) makes the twin deliberately wrong, to show the
 comparison catches it: "no-bias-correction" (Adam without bias correction),
-"gelu" (GELU instead of ReLU); "cls-first" (class token first) is a control
+"gelu" (GELU instead of ReLU), "no-sigmoid" (the code's SMAE scaling without
+the sigmoid on the critic features); "cls-first" (class token first) is a control
 that must still match (see twin/README.md).
 """
 
@@ -50,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 FAULT = os.environ.get("TWIN_FAULT", "")
-FAULTS = ("", "no-bias-correction", "gelu", "cls-first")
+FAULTS = ("", "no-bias-correction", "gelu", "no-sigmoid", "cls-first")
 if FAULT not in FAULTS:
     sys.exit(f"twin.py: TWIN_FAULT={FAULT!r} is not one of {FAULTS[1:]}")
 
@@ -175,8 +182,8 @@ def embed(P, enc, images):
     return patches, F.linear(patches, P["encoder.embed.w"], P["encoder.embed.b"]) + pe
 
 
-def mae_loss(P, cfg, images, ids_keep):
-    """Masked-patch MSE of the MAE for one masking (ids_keep: (B, K) kept positions)."""
+def mae_reconstruct(P, cfg, images, ids_keep):
+    """(predicted patches (B, T, P), target patches, kept-position index) for one masking."""
     enc, dec = cfg["encoder"], cfg["decoder"]
     patches, e = embed(P, enc, images)
     B, T, _ = patches.shape
@@ -192,9 +199,72 @@ def mae_loss(P, cfg, images, ids_keep):
         x = block(P, f"decoder.blocks.{i}", x, dec["heads"])
     x = F.layer_norm(x, (dw,), P["decoder.norm.w"], P["decoder.norm.b"], 1e-5)
     pred = F.linear(split_cls(x)[0], P["decoder.head.w"], P["decoder.head.b"])
-    masked = torch.ones(B, T).scatter(1, idx, 0.0)
+    return pred, patches, idx
+
+
+def mae_loss(P, cfg, images, ids_keep):
+    """Masked-patch MSE of the MAE for one masking (ids_keep: (B, K) kept positions)."""
+    pred, patches, idx = mae_reconstruct(P, cfg, images, ids_keep)
+    masked = torch.ones(patches.shape[:2]).scatter(1, idx, 0.0)
     per_patch = ((pred - patches) ** 2).mean(-1)
     return (per_patch * masked).sum() / masked.sum()
+
+
+def unpatchify(patches, p, shape):
+    """Inverse of patchify: (B, T, p*p*C) -> (B, C, H, W)."""
+    C, H, W = shape
+    B = patches.shape[0]
+    x = patches.reshape(B, H // p, W // p, p, p, C).permute(0, 5, 1, 3, 2, 4)
+    return x.reshape(B, C, H, W)
+
+
+def fire(Q, i, x):
+    """SqueezeNet Fire module features.i: squeeze 1x1 + ReLU, then [expand 1x1 + ReLU, expand 3x3 + ReLU]."""
+    conv = lambda t, n, pad=0: F.relu(F.conv2d(t, Q[f"features.{i}.{n}.weight"], Q[f"features.{i}.{n}.bias"], padding=pad))
+    s = conv(x, "squeeze")
+    return torch.cat([conv(s, "expand1x1"), conv(s, "expand3x3", 1)], 1)
+
+
+def squeeze_features(Q, x):
+    """torchvision squeezenet1_1().features[:5]: conv 3x3 s2, ReLU, maxpool 3 s2 ceil, two Fire modules."""
+    x = F.relu(F.conv2d(x, Q["features.0.weight"], Q["features.0.bias"], stride=2))
+    x = F.max_pool2d(x, 3, 2, ceil_mode=True)
+    return fire(Q, 4, fire(Q, 3, x))
+
+
+class LossBalance:
+    """SMAE's term scaling: paper (c = pixel / perceptual on step 1) or the authors' code
+    (each term times the mean of its inverse over the first calibration steps)."""
+
+    def __init__(self, smae):
+        self.alpha, self.scaling, self.steps = smae["alpha"], smae["scaling"], smae["calibrationSteps"]
+        self.points = []
+
+    def combine(self, pixel, perceptual):
+        limit = 1 if self.scaling == "paper" else self.steps
+        if len(self.points) < limit:
+            self.points.append((pixel.item(), perceptual.item()))
+        if self.scaling == "paper":
+            s_pix, s_perc = 1.0, self.points[0][0] / self.points[0][1]
+        else:
+            s_pix = sum(1 / p for p, _ in self.points) / len(self.points)
+            s_perc = sum(1 / q for _, q in self.points) / len(self.points)
+        return (1 - self.alpha) * s_pix * pixel + self.alpha * s_perc * perceptual
+
+
+def smae_loss(P, Q, cfg, images, ids_keep, balance):
+    """SMAE: MSE over all patches and the critic-feature MSE of the reconstruction, balanced."""
+    enc = cfg["encoder"]
+    pred, patches, _ = mae_reconstruct(P, cfg, images, ids_keep)
+    pixel = ((pred - patches) ** 2).mean()
+    g = squeeze_features
+    if cfg["smae"]["scaling"] == "code" and FAULT != "no-sigmoid":
+        g = lambda Q, x: torch.sigmoid(squeeze_features(Q, x))
+    recon = unpatchify(pred, enc["patch"], (enc["channels"], enc["imageSize"], enc["imageSize"]))
+    with torch.no_grad():
+        fx = g(Q, images)
+    perceptual = ((g(Q, recon) - fx) ** 2).mean()
+    return balance.combine(pixel, perceptual)
 
 
 def classifier_loss(P, cfg, images, labels, bn):
@@ -273,8 +343,10 @@ def main(argv):
         cfg = json.load(f)
     init = read_safetensors(os.path.join(d, "init.safetensors"))
     batch = read_safetensors(os.path.join(d, "batch.safetensors"))
-    P = {n: t.clone() for n, t in init.items()}
+    Q = {n[len("critic."):]: t for n, t in init.items() if n.startswith("critic.")}
+    P = {n: t.clone() for n, t in init.items() if not n.startswith("critic.")}
     mode = cfg["mode"]
+    balance = LossBalance(cfg["smae"]) if mode == "smae" else None
     frozen = (lambda n: not n.startswith("head.")) if mode == "probe" else (lambda n: False)
     train = []
     for n, t in P.items():
@@ -285,7 +357,7 @@ def main(argv):
     sched = make_schedule(cfg, opt)
     spe = cfg["schedule"]["stepsPerEpoch"]
     bn = None
-    if mode != "pretrain":
+    if mode in ("probe", "finetune", "scratch"):
         dim = P["head.fc.w"].shape[1]
         bn = {"mean": torch.zeros(dim), "var": torch.ones(dim)}
     images, labels = batch["images"], batch["labels"]
@@ -296,12 +368,14 @@ def main(argv):
         opt.zero_grad(set_to_none=False)
         if mode == "pretrain":
             loss = mae_loss(P, cfg, images, batch["ids_keep"][step])
+        elif mode == "smae":
+            loss = smae_loss(P, Q, cfg, images, batch["ids_keep"][step], balance)
         else:
             loss = classifier_loss(P, cfg, images, labels, bn)
         loss.backward()
         if step == 0:
             grads = {f"grad.{n}": t.grad.clone() for n, t in P.items() if t.requires_grad}
-            followed = [n for n in BN_NULL if mode != "pretrain" and P[n].requires_grad]
+            followed = [n for n in BN_NULL if bn is not None and P[n].requires_grad]
         opt.step()
         with torch.no_grad():
             for n in followed:
