@@ -36,8 +36,10 @@ authors' code differs):
   L_pixel + alpha s_perc L_percep with s_pix = 1, s_perc = L_pixel / L_percep
   at step 1 (paper), or each s the mean of the term's inverse over the
   calibration steps, frozen after (code);
-- AdamW decays only the weight matrices (ndim == 2): biases, norms, tokens
-  are exempt (MAE's convention).
+- critic: the whole SqueezeNet 1.1 (torchvision layout; dropout off), its
+  classifier a 1x1 convolution, ReLU and a global average; cross-entropy;
+- AdamW decays only the weight matrices and conv kernels (ndim >= 2):
+  biases, norms, tokens are exempt (MAE's convention).
 
 TWIN_FAULT (environment) makes the twin deliberately wrong, to show the
 comparison catches it: "no-bias-correction" (Adam without bias correction),
@@ -232,6 +234,17 @@ def squeeze_features(Q, x):
     return fire(Q, 4, fire(Q, 3, x))
 
 
+def squeezenet_loss(Q, images, labels):
+    """Cross-entropy of the whole SqueezeNet 1.1 (features, then conv 1x1 + ReLU + global mean)."""
+    x = squeeze_features(Q, images)
+    for i in (6, 7, 9, 10, 11, 12):
+        if i in (6, 9):
+            x = F.max_pool2d(x, 3, 2, ceil_mode=True)
+        x = fire(Q, i, x)
+    y = F.relu(F.conv2d(x, Q["classifier.1.weight"], Q["classifier.1.bias"]))
+    return F.cross_entropy(y.mean((2, 3)), labels.long())
+
+
 class LossBalance:
     """SMAE's term scaling: paper (c = pixel / perceptual on step 1) or the authors' code
     (each term times the mean of its inverse over the first calibration steps)."""
@@ -284,10 +297,10 @@ def classifier_loss(P, cfg, images, labels, bn):
 
 
 def make_optimizer(cfg, params):
-    """AdamW (decay on weight matrices only) or Adam, as the harness's config names it."""
+    """AdamW (decay on weight matrices and kernels only) or Adam, as the harness's config names it."""
     o = cfg["optim"]
-    decay = [p for p in params if p.ndim == 2]
-    rest = [p for p in params if p.ndim != 2]
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
     wd = 0.0 if o["name"] == "adam" else o["weightDecay"]
     groups = [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
     betas = tuple(o["betas"])
@@ -368,6 +381,8 @@ def main(argv):
         opt.zero_grad(set_to_none=False)
         if mode == "pretrain":
             loss = mae_loss(P, cfg, images, batch["ids_keep"][step])
+        elif mode == "critic":
+            loss = squeezenet_loss(P, images, labels)
         elif mode == "smae":
             loss = smae_loss(P, Q, cfg, images, batch["ids_keep"][step], balance)
         else:

@@ -68,6 +68,16 @@ twinTest("a twin with GELU in place of ReLU is caught at the step-1 loss", async
 });
 
 twinTest(
+  "a twin without the sigmoid on the critic features is caught in the code's SMAE scaling",
+  async () => {
+    const r = await twinCompare(await testGpu(), "smae-code", STEPS, { fault: "no-sigmoid" });
+    assert(!r.ok, formatReport(r));
+    // The code's scaling makes step 1's loss 1 on both sides; the gradients tell.
+    assert(!check(r, "gradients").ok, formatReport(r));
+  },
+);
+
+twinTest(
   "putting the class token first instead of last changes no number (attention is permutation-equivariant)",
   async () => {
     // Positions are added to the patch tokens only and no attention mask
