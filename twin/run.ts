@@ -20,14 +20,23 @@ import { Classifier, type Pooling } from "../src/models/classifier.ts";
 import { Mae, type MaeConfig } from "../src/models/mae.ts";
 import { Critic, LossBalance, type SmaeConfig, smaeTerms } from "../src/models/smae.ts";
 import { SqueezeNet, squeezeNetSpecs } from "../src/models/squeezenet.ts";
+import {
+  Dino,
+  type DinoHeadConfig,
+  LAST_LAYER,
+  multiCropDinoLoss,
+  teacherTargets,
+} from "../src/models/dino.ts";
+import { centerUpdate, emaUpdate } from "../src/ops/ema.ts";
+import { cosineSchedule, teacherTemperature } from "../src/train/dino.ts";
 import { imagePatches } from "../src/models/vit.ts";
 import type { VitConfig } from "../src/models/vit.ts";
 import { DropoutContext } from "../src/nn.ts";
 import { crossEntropy } from "../src/ops/loss.ts";
-import { AdamW } from "../src/optim.ts";
+import { AdamW, GradClipper } from "../src/optim.ts";
 import type { ParamStore } from "../src/params.ts";
 import { Rng } from "../src/rng.ts";
-import { backward } from "../src/tape.ts";
+import { backward, noGrad } from "../src/tape.ts";
 import { keep, type Tensor, tensor, tidyAsync } from "../src/tensor.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "../src/train/safetensors.ts";
 import { learningRate } from "../src/train/schedule.ts";
@@ -44,9 +53,16 @@ export const TWIN_MODES = [
   "smae-paper",
   "smae-code",
   "critic",
+  "dino",
 ] as const;
-/** One of {@link TWIN_MODES}. */
-export type TwinMode = typeof TWIN_MODES[number];
+/**
+ * Known to differ: DINO as the authors' code (DINO's utils) does it, where the
+ * harness differs in three places (twin/README.md). `deno task twin --mode
+ * dino-authors` shows by how much; it is not part of "all".
+ */
+export const TWIN_EXTRA_MODES = ["dino-authors"] as const;
+/** One of {@link TWIN_MODES} or {@link TWIN_EXTRA_MODES}. */
+export type TwinMode = typeof TWIN_MODES[number] | typeof TWIN_EXTRA_MODES[number];
 
 /** Deliberately wrong twins (TWIN_FAULT of twin.py); "cls-first" is a control that must still match. */
 export type TwinFault = "" | "no-bias-correction" | "gelu" | "no-sigmoid" | "cls-first";
@@ -157,9 +173,37 @@ function optimFor(mode: TwinMode) {
   return { name: "adamw", lr: 5e-4, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.1 };
 }
 
+/**
+ * DINO at small shapes. The paper's values where they act within 10 steps
+ * (student temperature 0.1, centre momentum 0.9, weight decay 0.04 -> 0.4,
+ * last layer frozen in the first epoch); a teacher momentum of 0.99 (the
+ * paper's 0.9995 would leave the teacher nearly still) and a clip norm the
+ * gradients exceed in some steps but not all. `semantics`: "harness" makes
+ * the twin clip by the global norm, use GELU's tanh form and zero the
+ * frozen last layer's gradient, as the harness does; "authors" follows
+ * DINO's code (per-parameter clipping, erf GELU, no gradient at all) — the
+ * three known differences, see twin/README.md.
+ */
+export const DINO_TWIN = {
+  outDim: 64,
+  hidden: 32,
+  bottleneck: 16,
+  teacherMomentum: 0.99,
+  centerMomentum: 0.9,
+  warmupTeacherTemp: 0.02,
+  teacherTemp: 0.04,
+  warmupTeacherTempEpochs: 3,
+  studentTemp: 0.1,
+  weightDecayEnd: 0.4,
+  // Global norms run 16.6 -> 4.1 over the 10 steps: steps 1-5 clip, 6-10 do not.
+  clipGrad: 8,
+  freezeLastLayerEpochs: 1,
+  semantics: "harness" as "harness" | "authors",
+};
+
 /** What the run writes to config.json (read by twin.py). */
 export interface TwinConfig {
-  mode: "pretrain" | "smae" | "critic" | "probe" | "finetune" | "scratch";
+  mode: "pretrain" | "smae" | "critic" | "dino" | "probe" | "finetune" | "scratch";
   variant: TwinMode;
   steps: number;
   pool: Pooling;
@@ -167,6 +211,8 @@ export interface TwinConfig {
   decoder?: { width: number; depth: number; heads: number; mlp: number };
   /** SMAE: alpha 0.5 (Table 1); the code's scaling calibrates over half the steps (10 in the code). */
   smae?: SmaeConfig;
+  /** DINO, scaled down (see {@link DINO_TWIN}). */
+  dino?: typeof DINO_TWIN;
   optim: ReturnType<typeof optimFor>;
   /** Stepped per epoch (the paper's code) with `stepsPerEpoch` steps to an epoch. */
   schedule: {
@@ -186,6 +232,8 @@ export interface StepRecord {
   tensors: Map<string, Float32Array>;
   /** Twin only: parameters with a null gradient, whose harness trajectory it followed. */
   followed?: string[];
+  /** DINO: the student's global gradient norm before clipping, per step. */
+  gradNorm?: number[];
 }
 
 /** The config of a comparison with `steps` steps: 2 steps an epoch, warmup over the first ~40%. */
@@ -194,8 +242,8 @@ export function twinConfig(variant: TwinMode, steps: number): TwinConfig {
     ? "pretrain"
     : variant.startsWith("smae")
     ? "smae"
-    : variant === "critic"
-    ? "critic"
+    : variant === "critic" || variant.startsWith("dino")
+    ? variant.startsWith("dino") ? "dino" : "critic"
     : variant.startsWith("scratch")
     ? "scratch"
     : variant as "probe" | "finetune";
@@ -209,6 +257,14 @@ export function twinConfig(variant: TwinMode, steps: number): TwinConfig {
     pool: variant.startsWith("scratch-") ? variant.slice(8) as Pooling : "cls",
     // SqueezeNet's three stride-2 pools need 32x32 (16x16 pools to nothing).
     encoder: mode === "critic" ? { ...TWIN_ENCODER, imageSize: 32 } : TWIN_ENCODER,
+    ...(mode === "dino"
+      ? {
+        dino: {
+          ...DINO_TWIN,
+          semantics: variant === "dino-authors" ? "authors" as const : "harness" as const,
+        },
+      }
+      : {}),
     ...(mode === "smae"
       ? {
         smae: {
@@ -233,7 +289,7 @@ export function twinConfig(variant: TwinMode, steps: number): TwinConfig {
       lr: optim.lr,
       epochs,
       warmupEpochs: Math.max(1, Math.floor((epochs * 2) / 5)),
-      minLr: 0,
+      minLr: mode === "dino" ? 1e-6 : 0,
       stepsPerEpoch,
     },
   };
@@ -294,6 +350,8 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
   let net: SqueezeNet | null = null;
   let critic: Critic | null = null;
   let balance: LossBalance | null = null;
+  let dino: Dino | null = null;
+  let clipper: GradClipper | null = null;
   const init = new Map<string, NamedArray>();
   if (c.mode === "smae") {
     // A critic from SqueezeNet's own init, its zero biases moved as in perturb().
@@ -321,6 +379,12 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
   } else if (c.mode === "critic") {
     net = new SqueezeNet(gpu, E.channels, CLASSES, SEED);
     stores = trainable = [net.store];
+  } else if (c.mode === "dino") {
+    const head: DinoHeadConfig = { ...c.dino! };
+    dino = new Dino(gpu, E, head, SEED, "copy");
+    stores = [dino.student, dino.teacher];
+    trainable = [dino.student];
+    clipper = new GradClipper(dino.student, c.dino!.clipGrad);
   } else {
     clf = new Classifier(gpu, E, CLASSES, SEED, undefined, c.pool);
     clf.setEncoderTrainable(c.mode !== "probe");
@@ -329,9 +393,11 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
   }
   for (const [i, s] of stores.entries()) await perturb(s, rng.fork("perturb").fork(i));
 
+  // The teacher's parameters carry the student's names: prefix them.
+  const prefixOf = (s: ParamStore) => dino && s === dino.teacher ? "teacher." : "";
   for (const s of stores) {
     for (const [name, data] of await s.read()) {
-      init.set(name, { shape: [...s.get(name).shape], data });
+      init.set(prefixOf(s) + name, { shape: [...s.get(name).shape], data });
     }
   }
   const optims = trainable.map((s) =>
@@ -344,7 +410,7 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
     })
   );
   const sched = { ...c.schedule, stepping: "epoch" as const };
-  const rec: StepRecord = { loss: [], lr: [], tensors: new Map() };
+  const rec: StepRecord = { loss: [], lr: [], tensors: new Map(), gradNorm: [] };
   const idsKeep: Int32Array[] = [];
   const trace = new Map<string, NamedArray>();
   for (let step = 0; step < steps; step++) {
@@ -356,6 +422,35 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
       const x = tensor(gpu, images, [B, E.channels, E.imageSize, E.imageSize]);
       const drop = new DropoutContext(true, 0, SEED, step);
       let l: Tensor;
+      if (dino) {
+        // As the harness's DINO step: teacher on the swapped views, centred and
+        // sharpened targets, student loss, clip, freeze, update, EMA, centre.
+        const d = c.dino!;
+        const total = c.schedule.epochs * c.schedule.stepsPerEpoch;
+        const half = images.length / 2;
+        const swappedData = new Float32Array(images.length);
+        swappedData.set(images.subarray(half), 0);
+        swappedData.set(images.subarray(0, half), half);
+        const swapped = tensor(gpu, swappedData, x.shape);
+        const teacherOut = noGrad(() =>
+          dino!.forward(dino!.teacher, swapped, new DropoutContext(false, 0, SEED, step))
+        );
+        const temp = teacherTemperature(
+          d.warmupTeacherTemp,
+          d.teacherTemp,
+          d.warmupTeacherTempEpochs,
+          epoch,
+        );
+        const { probs } = teacherTargets(teacherOut, dino.centre, temp);
+        l = multiCropDinoLoss(dino.forward(dino.student, x, drop), null, probs, d.studentTemp);
+        backward(l);
+        clipper!.clip();
+        if (epoch < d.freezeLastLayerEpochs) gpu.clear(dino.student.get(LAST_LAYER).grad!.binding);
+        optims[0].update(lr, cosineSchedule(c.optim.weightDecay, d.weightDecayEnd, step, total));
+        emaUpdate(dino.teacher, dino.student, cosineSchedule(d.teacherMomentum, 1, step, total));
+        centerUpdate(dino.centre, teacherOut, d.centerMomentum);
+        return keep(l);
+      }
       if (mae) {
         const masking = mae.sampleMasking(new Rng(SEED).fork("mask").fork(step), B);
         idsKeep.push(await masking.idsKeep.read() as Int32Array);
@@ -386,6 +481,7 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
     }
     rec.loss.push(await loss.item());
     rec.lr.push(lr);
+    if (clipper) rec.gradNorm!.push((await clipper.read()).norm);
     loss.dispose();
     if (step === 0) {
       for (const s of trainable) {
@@ -394,8 +490,10 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
     }
   }
   for (const s of stores) {
-    for (const [name, v] of await s.read()) rec.tensors.set(`param.${name}`, v);
+    const prefix = prefixOf(s) || "param.";
+    for (const [name, v] of await s.read()) rec.tensors.set(prefix + name, v);
   }
+  if (dino) rec.tensors.set("dino.centre", await dino.centre.read() as Float32Array);
   if (clf) {
     rec.tensors.set("bn.running_mean", await clf.bn.runningMean.read() as Float32Array);
     rec.tensors.set("bn.running_var", await clf.bn.runningVar.read() as Float32Array);
@@ -421,6 +519,8 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
   if (mae) mae.destroy();
   critic?.destroy();
   net?.destroy();
+  clipper?.destroy();
+  dino?.destroy();
   if (clf) {
     clf.destroy();
     clf.encoder.destroy();
@@ -468,7 +568,7 @@ export async function runTwin(dir: string, fault: TwinFault = ""): Promise<StepR
   );
   const out = new Map<string, Float32Array>();
   for (const [n, t] of tensors) out.set(n, t.data as Float32Array);
-  return { loss: js.loss, lr: js.lr, tensors: out, followed: js.followed };
+  return { loss: js.loss, lr: js.lr, tensors: out, followed: js.followed, gradNorm: js.gradNorm };
 }
 
 /** One compared quantity: its worst error and whether it is within tolerance. */
@@ -606,6 +706,21 @@ export function compare(
     ),
   ];
   if (followed.size) checks.push(bnNullGradients(h.tensors, t.tensors, [...followed]));
+  if (h.gradNorm?.length) {
+    checks.push(
+      compareSeries("grad norm before clip", h.gradNorm, t.gradNorm ?? [], TOLERANCES.loss),
+      compareTensors(
+        `teacher (L2), after step ${steps}`,
+        "teacher.",
+        h.tensors,
+        t.tensors,
+        TOLERANCES.param,
+        new Set(),
+        "l2",
+      ),
+      compareTensors("DINO centre", "dino.", h.tensors, t.tensors, TOLERANCES.bn),
+    );
+  }
   if (h.tensors.has("bn.running_mean") || t.tensors.has("bn.running_mean")) {
     checks.push(
       compareTensors("BatchNorm running stats", "bn.", h.tensors, t.tensors, TOLERANCES.bn),
@@ -672,7 +787,8 @@ Trains N steps (default 10) of the harness and of its PyTorch twin
 from the same parameters and batch, and prints loss and lr at every step,
 gradients at step 1 and parameters after step N, each against its tolerance.
 
-  --mode M    one of ${TWIN_MODES.join(", ")}, or all (default)
+  --mode M    one of ${TWIN_MODES.join(", ")}, or all (default);
+              also ${TWIN_EXTRA_MODES.join(", ")} (known to differ, see twin/README.md)
   --steps N   steps per mode (default 10)
   --fault F   make the twin deliberately wrong: no-bias-correction, gelu,
               no-sigmoid (smae-code), or cls-first (a control: must still match)
@@ -694,10 +810,11 @@ if (import.meta.main) {
     console.log(HELP);
     Deno.exit(0);
   }
-  const modes = values.mode === "all" ? [...TWIN_MODES] : [values.mode as TwinMode];
+  const modes: TwinMode[] = values.mode === "all" ? [...TWIN_MODES] : [values.mode as TwinMode];
+  const known: readonly string[] = [...TWIN_MODES, ...TWIN_EXTRA_MODES];
   for (const m of modes) {
-    if (!TWIN_MODES.includes(m)) {
-      console.error(`twin: --mode ${m} is not one of ${TWIN_MODES.join(", ")}, all`);
+    if (!known.includes(m)) {
+      console.error(`twin: --mode ${m} is not one of ${known.join(", ")}, all`);
       Deno.exit(2);
     }
   }

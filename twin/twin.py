@@ -245,6 +245,32 @@ def squeezenet_loss(Q, images, labels):
     return F.cross_entropy(y.mean((2, 3)), labels.long())
 
 
+def dino_forward(P, cfg, images):
+    """DINO head logits (B, outDim) of a network P: class token -> MLP (GELU) -> L2 norm -> weight-normed last layer."""
+    enc = cfg["encoder"]
+    _, e = embed(P, enc, images)
+    cls = split_cls(encode(P, enc, e))[1][:, 0]
+    # nn.GELU (erf) in DINO's head; the harness's tanh form when told to follow it.
+    approx = "tanh" if cfg["dino"]["semantics"] == "harness" else "none"
+    h = F.gelu(F.linear(cls, P["head.fc1.w"], P["head.fc1.b"]), approximate=approx)
+    h = F.gelu(F.linear(h, P["head.fc2.w"], P["head.fc2.b"]), approximate=approx)
+    z = F.normalize(F.linear(h, P["head.fc3.w"], P["head.fc3.b"]), dim=-1)
+    return z @ F.normalize(P["head.last.w"], dim=1).T
+
+
+def dino_cosine(start, end, step, total):
+    """DINO's cosine_scheduler value at `step` of `total` (weight decay, teacher momentum)."""
+    return end + 0.5 * (start - end) * (1 + math.cos(math.pi * step / total))
+
+
+def teacher_temperature(d, epoch):
+    """Linear warmup of the teacher temperature over its epochs (np.linspace), then constant."""
+    n = d["warmupTeacherTempEpochs"]
+    if epoch >= n:
+        return d["teacherTemp"]
+    return torch.linspace(d["warmupTeacherTemp"], d["teacherTemp"], n, dtype=torch.float64)[epoch].item()
+
+
 class LossBalance:
     """SMAE's term scaling: paper (c = pixel / perceptual on step 1) or the authors' code
     (each term times the mean of its inverse over the first calibration steps)."""
@@ -345,6 +371,38 @@ def make_schedule(cfg, opt):
 # --- run ----------------------------------------------------------------------
 
 
+def dino_step(S, T, centre, cfg, opt, images, step, params, norms):
+    """One DINO step up to the optimizer: loss on the two views, backward, clipping, last-layer freeze.
+    Returns the loss and the teacher's raw outputs (for the centre)."""
+    d = cfg["dino"]
+    spe = cfg["schedule"]["stepsPerEpoch"]
+    epoch = step // spe
+    total = cfg["schedule"]["epochs"] * spe
+    opt.param_groups[0]["weight_decay"] = dino_cosine(cfg["optim"]["weightDecay"], d["weightDecayEnd"], step, total)
+    B = images.shape[0] // 2
+    with torch.no_grad():
+        t_out = dino_forward(T, cfg, torch.cat([images[B:], images[:B]]))
+        targets = ((t_out - centre) / teacher_temperature(d, epoch)).softmax(-1)
+    s_out = dino_forward(S, cfg, images)
+    loss = (-targets * F.log_softmax(s_out / d["studentTemp"], -1)).sum(-1).mean()
+    loss.backward()
+    total = torch.norm(torch.stack([p.grad.norm(2) for p in params]), 2).item()
+    norms.append(total)
+    if d["semantics"] == "harness":
+        torch.nn.utils.clip_grad_norm_(params, d["clipGrad"])
+    else:
+        for p in params:  # DINO's utils.clip_gradients: each parameter on its own
+            coef = d["clipGrad"] / (p.grad.norm(2) + 1e-6)
+            if coef < 1:
+                p.grad.mul_(coef)
+    if epoch < d["freezeLastLayerEpochs"]:
+        if d["semantics"] == "harness":
+            S["head.last.w"].grad.zero_()
+        else:
+            S["head.last.w"].grad = None  # DINO: no gradient, so AdamW skips V (no decay, no step)
+    return loss, t_out
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] in ("-h", "--help"):
         print(__doc__)
@@ -357,8 +415,10 @@ def main(argv):
     init = read_safetensors(os.path.join(d, "init.safetensors"))
     batch = read_safetensors(os.path.join(d, "batch.safetensors"))
     Q = {n[len("critic."):]: t for n, t in init.items() if n.startswith("critic.")}
-    P = {n: t.clone() for n, t in init.items() if not n.startswith("critic.")}
+    P = {n: t.clone() for n, t in init.items() if not n.startswith(("critic.", "teacher."))}
+    T = {n[len("teacher."):]: t.clone() for n, t in init.items() if n.startswith("teacher.")}
     mode = cfg["mode"]
+    centre = torch.zeros(cfg["dino"]["outDim"]) if mode == "dino" else None
     balance = LossBalance(cfg["smae"]) if mode == "smae" else None
     frozen = (lambda n: not n.startswith("head.")) if mode == "probe" else (lambda n: False)
     train = []
@@ -375,26 +435,35 @@ def main(argv):
         bn = {"mean": torch.zeros(dim), "var": torch.ones(dim)}
     images, labels = batch["images"], batch["labels"]
     trace = read_safetensors(os.path.join(d, "trace.safetensors"))
-    losses, lrs, grads, followed = [], [], {}, []
+    losses, lrs, grads, followed, norms = [], [], {}, [], []
     for step in range(cfg["steps"]):
         lr = opt.param_groups[0]["lr"]
         opt.zero_grad(set_to_none=False)
-        if mode == "pretrain":
-            loss = mae_loss(P, cfg, images, batch["ids_keep"][step])
-        elif mode == "critic":
-            loss = squeezenet_loss(P, images, labels)
-        elif mode == "smae":
-            loss = smae_loss(P, Q, cfg, images, batch["ids_keep"][step], balance)
+        if mode == "dino":
+            loss, t_out = dino_step(P, T, centre, cfg, opt, images, step, train, norms)
         else:
-            loss = classifier_loss(P, cfg, images, labels, bn)
-        loss.backward()
+            if mode == "pretrain":
+                loss = mae_loss(P, cfg, images, batch["ids_keep"][step])
+            elif mode == "critic":
+                loss = squeezenet_loss(P, images, labels)
+            elif mode == "smae":
+                loss = smae_loss(P, Q, cfg, images, batch["ids_keep"][step], balance)
+            else:
+                loss = classifier_loss(P, cfg, images, labels, bn)
+            loss.backward()
         if step == 0:
-            grads = {f"grad.{n}": t.grad.clone() for n, t in P.items() if t.requires_grad}
+            grads = {f"grad.{n}": (t.grad if t.grad is not None else torch.zeros_like(t)).clone() for n, t in P.items() if t.requires_grad}
             followed = [n for n in BN_NULL if bn is not None and P[n].requires_grad]
         opt.step()
         with torch.no_grad():
             for n in followed:
                 P[n].copy_(trace[f"step{step + 1}.{n}"])
+            if mode == "dino":
+                dc = cfg["dino"]
+                m = dino_cosine(dc["teacherMomentum"], 1.0, step, cfg["schedule"]["epochs"] * spe)
+                for n in T:
+                    T[n].mul_(m).add_(P[n], alpha=1 - m)
+                centre.mul_(dc["centerMomentum"]).add_(t_out.mean(0), alpha=1 - dc["centerMomentum"])
         losses.append(loss.item())
         lrs.append(lr)
         if (step + 1) % spe == 0:
@@ -403,8 +472,11 @@ def main(argv):
     out.update({f"param.{n}": t for n, t in P.items()})
     if bn is not None:
         out["bn.running_mean"], out["bn.running_var"] = bn["mean"], bn["var"]
+    if mode == "dino":
+        out.update({f"teacher.{n}": t for n, t in T.items()})
+        out["dino.centre"] = centre
     write_safetensors(os.path.join(d, "twin.safetensors"), out)
-    write_json(os.path.join(d, "twin.json"), {"loss": losses, "lr": lrs, "followed": followed, "torch": torch.__version__, "fault": FAULT})
+    write_json(os.path.join(d, "twin.json"), {"loss": losses, "lr": lrs, "followed": followed, "gradNorm": norms, "torch": torch.__version__, "fault": FAULT})
     return 0
 
 
