@@ -71,7 +71,7 @@ export type TwinFault = "" | "no-bias-correction" | "gelu" | "no-sigmoid" | "cls
  * Tolerances, f32 on both sides. The two computations differ only in
  * summation order (tiled WGSL matmuls and reductions vs. PyTorch's CPU
  * kernels) and exp/sqrt rounding: one op agrees to a few ulps, a forward
- * through ~30 ops to ~1e-7..1e-6 relative. Measured worst over the ten
+ * through ~30 ops to ~1e-7..1e-6 relative. Measured worst over all the
  * modes at 10 steps (`deno task twin`) in brackets.
  * - loss at step 1 (same parameters on both sides): rtol 1e-6 [2.1e-7].
  * - loss at every step: rtol 1e-4 [1.2e-5]. Rounding differences in the

@@ -16,7 +16,7 @@ each step, used only for BN_NULL below), runs config.steps steps and writes DIR/
 (grad.<name> at step 1, param.<name> after the last step, bn.* for
 classifiers) and DIR/twin.json (loss and lr per step).
 
-Model semantics (what the harness documents; see twin/README.md for where the
+Semantics (what the harness documents; twin/README.md lists where the
 authors' code differs):
 - patches in (py, px, c) order; linear patch embedding; fixed sinusoidal 1-D
   positions added to the patch tokens only;
@@ -36,6 +36,14 @@ authors' code differs):
   L_pixel + alpha s_perc L_percep with s_pix = 1, s_perc = L_pixel / L_percep
   at step 1 (paper), or each s the mean of the term's inverse over the
   calibration steps, frozen after (code);
+- DINO: student on the two views, teacher (no gradient) on the swapped views,
+  targets softmax((t - centre) / teacher temperature), loss the mean
+  cross-entropy against log softmax(s / 0.1); gradient clipping, last layer
+  without gradient in the first epoch(s), AdamW with DINO's cosine weight
+  decay, then the teacher's EMA (cosine momentum) and the centre's EMA.
+  config.dino.semantics "harness" clips by the global norm, uses GELU's tanh
+  form and zeroes the frozen layer's gradient (the harness's choices);
+  "authors" does what DINO's code does (see twin/README.md);
 - critic: the whole SqueezeNet 1.1 (torchvision layout; dropout off), its
   classifier a 1x1 convolution, ReLU and a global average; cross-entropy;
 - AdamW decays only the weight matrices and conv kernels (ndim >= 2):
