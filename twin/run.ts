@@ -15,6 +15,7 @@
  */
 
 import { parseArgs } from "cli";
+import { writeFileAtomic } from "../src/data/mod.ts";
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
 import { Classifier, type Pooling } from "../src/models/classifier.ts";
 import { Mae, type MaeConfig } from "../src/models/mae.ts";
@@ -326,9 +327,11 @@ async function perturb(store: ParamStore, rng: Rng): Promise<void> {
   store.load(values);
 }
 
-function toFile(m: Map<string, NamedArray>, meta: Record<string, string> = {}): Uint8Array {
-  return encodeSafetensors(m, meta);
+function toFile(m: Map<string, NamedArray>): Uint8Array {
+  return encodeSafetensors(m);
 }
+
+const text = (s: string) => new TextEncoder().encode(s);
 
 /**
  * Runs the harness side in `dir`: writes config.json, init.safetensors and
@@ -510,10 +513,10 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
     batch.set("ids_keep", { shape: [steps, B, K], data: all });
   }
   await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(c, null, 2) + "\n");
-  await Deno.writeFile(`${dir}/init.safetensors`, toFile(init));
-  await Deno.writeFile(`${dir}/batch.safetensors`, toFile(batch));
-  await Deno.writeFile(`${dir}/trace.safetensors`, toFile(trace));
+  await writeFileAtomic(`${dir}/config.json`, text(JSON.stringify(c, null, 2) + "\n"));
+  await writeFileAtomic(`${dir}/init.safetensors`, toFile(init));
+  await writeFileAtomic(`${dir}/batch.safetensors`, toFile(batch));
+  await writeFileAtomic(`${dir}/trace.safetensors`, toFile(trace));
 
   for (const o of optims) o.destroy();
   if (mae) mae.destroy();
@@ -747,8 +750,11 @@ export async function twinCompare(
       // Kept runs also hold the harness's numbers, for a look with other tools.
       const m = new Map<string, NamedArray>();
       for (const [n, v] of h.tensors) m.set(n, { shape: [v.length], data: v });
-      await Deno.writeFile(`${dir}/harness.safetensors`, toFile(m));
-      await Deno.writeTextFile(`${dir}/harness.json`, JSON.stringify({ loss: h.loss, lr: h.lr }));
+      await writeFileAtomic(`${dir}/harness.safetensors`, toFile(m));
+      await writeFileAtomic(
+        `${dir}/harness.json`,
+        text(JSON.stringify({ loss: h.loss, lr: h.lr })),
+      );
     }
     const t = await runTwin(dir, opts.fault ?? "");
     return compare(variant, steps, opts.fault ?? "", h, t);
