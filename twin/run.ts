@@ -46,6 +46,7 @@ import { learningRate } from "../src/train/schedule.ts";
 export const TWIN_MODES = [
   "pretrain-random",
   "pretrain-block",
+  "pretrain-normpix",
   "probe",
   "finetune",
   "scratch-cls",
@@ -375,7 +376,7 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
       ...DECODER,
       maskRatio: variant === "pretrain-block" ? 0.5 : 0.75,
       masking: variant === "pretrain-block" ? "block" : "random",
-      normPixLoss: false,
+      normPixLoss: variant === "pretrain-normpix",
     };
     mae = new Mae(gpu, mc, SEED);
     stores = trainable = mae.stores;

@@ -27,7 +27,8 @@ authors' code differs):
   kept tokens back in place, the mask token elsewhere; decoder positions on
   the patch tokens; the (projected) class token rides along last; decoder
   blocks, LayerNorm, linear head; loss = mean over masked patches of the
-  per-patch MSE (raw pixels);
+  per-patch MSE (raw pixels; per-patch standardised pixels, MAE's
+  norm_pix_loss, in mode pretrain-normpix);
 - classifier: class token / mean of patch tokens / flattened patch tokens,
   BatchNorm1d without affine (training mode), Linear; cross-entropy;
 - SMAE: MSE over all patches; critic = SqueezeNet 1.1 features[:5] (frozen)
@@ -215,6 +216,10 @@ def mae_reconstruct(P, cfg, images, ids_keep):
 def mae_loss(P, cfg, images, ids_keep):
     """Masked-patch MSE of the MAE for one masking (ids_keep: (B, K) kept positions)."""
     pred, patches, idx = mae_reconstruct(P, cfg, images, ids_keep)
+    if cfg["variant"] == "pretrain-normpix":
+        # MAE's norm_pix_loss: each target patch standardised, (x - mean) / sqrt(var + 1e-6).
+        var, mean = torch.var_mean(patches, dim=-1, unbiased=False, keepdim=True)
+        patches = (patches - mean) / (var + 1e-6) ** 0.5
     masked = torch.ones(patches.shape[:2]).scatter(1, idx, 0.0)
     per_patch = ((pred - patches) ** 2).mean(-1)
     return (per_patch * masked).sum() / masked.sum()
