@@ -1,7 +1,7 @@
 import { assert } from "../_assert.ts";
 import { fileSha256 } from "../../src/repro/runner.ts";
 import { lockDir, LockedError } from "../../src/repro/lock.ts";
-import { spawnDeno } from "./_spawn.ts";
+import { spawnDeno } from "../_spawn.ts";
 
 const CHILD = new URL("./_cache_child.ts", import.meta.url).pathname;
 

@@ -1,5 +1,5 @@
 import { assert } from "../_assert.ts";
-import { type ChildRun, spawnDeno } from "./_spawn.ts";
+import { type ChildRun, spawnDeno } from "../_spawn.ts";
 
 const RUN = new URL("../../repro/run.ts", import.meta.url).pathname;
 const ONLY = "pretrain-mae-random,finetune-mae-random";
