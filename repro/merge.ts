@@ -61,7 +61,9 @@ if (import.meta.main) {
     }
   }
   const study = await loadStudy(first.study);
-  const claims = evaluateClaims(study, first.profile as ProfileName, results);
+  const claims = evaluateClaims(study, first.profile as ProfileName, results, {
+    softwareAdapter: parts.some((p) => p.adapter.software),
+  });
   const out = values.out ?? `runs/repro-${first.study}-${first.profile}-merged`;
   await writeReport(out, {
     ...first,

@@ -204,7 +204,9 @@ if (import.meta.main) {
     outLock.release();
     Deno.exit(e instanceof LockedError ? 2 : 1);
   });
-  const claims = evaluateClaims(study, profileName, results);
+  const claims = evaluateClaims(study, profileName, results, {
+    softwareAdapter: gpu.adapter.software,
+  });
   const figures = await renderFigures(out, results, profile, gpu).catch((e) => {
     console.error(`repro: figures skipped: ${(e as Error).message}`);
     return [] as string[];
