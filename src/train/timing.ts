@@ -41,15 +41,15 @@ async function batchesOf(c: TrainConfig, ds: ImageDataset): Promise<Batch[]> {
 
 /** How many timed repetitions {@link timeTasks} runs. */
 export interface Repetitions {
-  /** At least this many (default 5). */
+  /** At least this many (default 6); the count is rounded up to whole rotations of the tasks. */
   min: number;
   /** And until every task has run this many seconds in all (default 0.5)... */
   seconds: number;
-  /** ...but at most this many (default 41). */
+  /** ...but at most this many (default 40). */
   max: number;
 }
 
-const REPEATS: Repetitions = { min: 5, seconds: 0.5, max: 41 };
+const REPEATS: Repetitions = { min: 6, seconds: 0.5, max: 40 };
 
 /** The median of `xs` (mean of the middle two for an even count). */
 export function median(xs: number[]): number {
@@ -87,7 +87,10 @@ export async function timeTasks<K extends string>(
   };
   for (const k of names) for (let i = 0; i < batches.length; i++) await run(k, i);
   const spent = () => Math.min(...names.map((k) => samples[k].reduce((a, x) => a + x, 0)));
-  for (let r = 0; r < reps.max && (r < reps.min || spent() < reps.seconds); r++) {
+  // Whole rounds of the rotation, so that every task leads (and follows each other) equally often.
+  const more = (r: number) =>
+    r % names.length !== 0 || (r < reps.max && (r < reps.min || spent() < reps.seconds));
+  for (let r = 0; more(r); r++) {
     const order = names.map((_, j) => names[(j + r) % names.length]);
     const took = new Map<K, number>(names.map((k) => [k, 0]));
     for (let i = 0; i < batches.length; i++) {
@@ -168,15 +171,21 @@ export async function smaeTimes(c: TrainConfig, ds: ImageDataset, gpu: Gpu): Pro
     const patches = imagePatches(c.model, images);
     return { patches, pred: mae.reconstruct(patches, masking(i, images.shape[0]), drop) };
   };
-  const t = await timeTasks(gpu, await batchesOf(c, ds), {
-    mae_reconstruct: (images, i) => reconstruct(images, i),
-    smae_reconstruct: (images, i) => reconstruct(images, i),
-    mae_loss: (images, i) => mae.forward(images, masking(i, images.shape[0]), drop),
-    smae_loss: (images, i) => {
-      const { patches, pred } = reconstruct(images, i);
-      smaeTerms(critic, c.model, images, pred, mae.target(patches));
-    },
-  });
+  // Each compared pair is timed on its own, so neither side runs after the critic more often.
+  const batches = await batchesOf(c, ds);
+  const t = {
+    ...await timeTasks(gpu, batches, {
+      mae_reconstruct: (images, i) => reconstruct(images, i),
+      smae_reconstruct: (images, i) => reconstruct(images, i),
+    }),
+    ...await timeTasks(gpu, batches, {
+      mae_loss: (images, i) => mae.forward(images, masking(i, images.shape[0]), drop),
+      smae_loss: (images, i) => {
+        const { patches, pred } = reconstruct(images, i);
+        smaeTerms(critic, c.model, images, pred, mae.target(patches));
+      },
+    }),
+  };
   critic.destroy();
   mae.destroy();
   return {
@@ -188,6 +197,6 @@ export async function smaeTimes(c: TrainConfig, ds: ImageDataset, gpu: Gpu): Pro
     smae_loss_over_mae_loss: medianRatio(t.smae_loss, t.mae_loss),
     images: ds.count,
     batch: c.optim.batchSize,
-    repetitions: t.mae_loss.length,
+    repetitions: t.mae_reconstruct.length,
   };
 }

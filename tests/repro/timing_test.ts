@@ -53,7 +53,7 @@ Deno.test("median() and medianRatio() ignore one stalled repetition", () => {
 });
 
 gpuTest(
-  "timeTasks() interleaves the tasks batch by batch, rotating which goes first",
+  "timeTasks() interleaves the tasks batch by batch, rotating which goes first, in whole rotations (min 2 of 3 tasks runs 3)",
   async (gpu) => {
     const batch = (): Batch => ({
       images: new Float32Array(4),
@@ -66,7 +66,7 @@ gpuTest(
       a: (_x, i) => calls.push(`a${i}`),
       b: (_x, i) => calls.push(`b${i}`),
       c: (_x, i) => calls.push(`c${i}`),
-    }, { min: 3, seconds: 0, max: 3 });
+    }, { min: 2, seconds: 0, max: 40 });
     assert.deepEqual(calls, [
       // untimed warm-up, task by task
       "a0",
