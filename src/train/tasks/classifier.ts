@@ -61,7 +61,17 @@ async function buildClassifier(c: TrainConfig, gpu: Gpu, classes: number): Promi
   }
   const enc = Classifier.freshEncoder(gpu, c.model, c.seed);
   const file = c.init!;
-  const { tensors } = await readCheckpoint(file, "init");
+  // The encoder's architecture must be the one trained; dropout and the heads may differ.
+  const { imageSize, channels, patch, width, depth, heads, mlp } = c.model;
+  const { tensors } = await readCheckpoint(file, "init", {
+    imageSize,
+    channels,
+    patch,
+    width,
+    depth,
+    heads,
+    mlp,
+  });
   enc.loadAll(
     (name) => tensors.get(name)?.data as Float32Array | undefined,
     `init checkpoint ${file}`,
