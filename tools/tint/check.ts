@@ -67,10 +67,17 @@ export async function runTintCheck(
     code,
     entries: computeEntries(code),
   }));
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(modules)));
-  await writer.close();
+  const writing = (async () => {
+    const writer = child.stdin.getWriter();
+    try {
+      await writer.write(new TextEncoder().encode(JSON.stringify(modules)));
+      await writer.close();
+    } catch {
+      // The child exited without reading (Dawn missing): its status and stderr say why.
+    }
+  })();
   const { code, stdout, stderr } = await child.output();
+  await writing;
   const err = new TextDecoder().decode(stderr).trim();
   if (code === 2) return { kind: "missing", message: err };
   if (code !== 0) {
