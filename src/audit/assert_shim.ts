@@ -60,7 +60,7 @@ function matches(e: unknown, expected: Expected | undefined): boolean {
     if (expected.prototype !== undefined && e instanceof (expected as new () => unknown)) {
       return true;
     }
-    if (Error.isPrototypeOf(expected) || expected === Error) return false;
+    if (Object.prototype.isPrototypeOf.call(Error, expected) || expected === Error) return false;
     return (expected as (e: unknown) => boolean)(e) === true;
   }
   for (const [k, v] of Object.entries(expected)) {
