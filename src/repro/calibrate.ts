@@ -13,7 +13,14 @@ import { Rng } from "../rng.ts";
 import type { TrainConfig } from "../train/config.ts";
 import { train } from "../train/trainer.ts";
 import type { DagNode } from "./dag.ts";
-import { DATASET_SIZES, flopsPerImage, kindOf, type ModelKind, type Workload } from "./estimate.ts";
+import {
+  DATASET_SIZES,
+  flopsPerImage,
+  kindOf,
+  type ModelKind,
+  stepsPerEpoch,
+  type Workload,
+} from "./estimate.ts";
 import { type Plan, planFor } from "./experiments.ts";
 import { type Profile, stageConfig } from "./profiles.ts";
 
@@ -182,32 +189,36 @@ function synthetic(c: TrainConfig, count: number, classes: number): ImageDataset
 }
 
 /**
- * Trains `steps + 1` steps of `c` on synthetic images through the public
- * `train()` entry (reading the loss back after every step) and returns the
- * images per second of the last `steps`, read from the run's metrics
- * (the first step compiles the pipelines and is not timed). The one place
- * that depends on the trainer's interface and its metrics.jsonl lines.
+ * Trains `steps + 1` steps of `c` through the public `train()` entry
+ * (reading the loss back after every step) on `splits`, or on synthetic
+ * images when none are given, and returns the images per second of the last
+ * `steps`, read from the run's metrics (the first step compiles the
+ * pipelines and is not timed). The one place that depends on the trainer's
+ * interface and its metrics.jsonl lines.
  */
 export async function measureStepRate(
   c: TrainConfig,
   gpu: Gpu,
   steps: number,
   out: string,
+  splits?: { train: ImageDataset; eval: ImageDataset },
 ): Promise<number> {
   const batch = c.optim.batchSize;
   const cfg: TrainConfig = structuredClone(c);
-  cfg.optim.epochs = 1;
   cfg.logEvery = 1;
   cfg.checkpointEvery = 1_000_000;
   cfg.data.shuffleLabels = false;
   const classes = c.data.dataset === "fashion-mnist" ? 10 : 200;
-  const ds = synthetic(cfg, batch * (steps + 1), classes);
+  const ds = splits?.train ?? synthetic(cfg, batch * (steps + 1), classes);
+  // A set smaller than the batch is one (smaller) step an epoch.
+  const perStep = Math.min(batch, ds.count);
+  cfg.optim.epochs = Math.ceil((steps + 1) / stepsPerEpoch(ds.count, batch));
   await train(cfg, {
     out,
     gpu,
     quiet: true,
     stopAfterSteps: steps + 1,
-    splits: { train: ds, eval: { ...ds, split: "eval" } },
+    splits: splits ?? { train: ds, eval: { ...ds, split: "eval" } },
   });
   const file = `${out}/metrics.jsonl`;
   const lines = (await Deno.readTextFile(file)).split("\n").filter((l) => l.trim())
@@ -217,9 +228,9 @@ export async function measureStepRate(
     throw new Error(`${file}: expected ${steps + 1} train lines with images_per_s`);
   }
   // Each line's rate is cumulative since the first step began: its end time is images / rate.
-  const end = (i: number) => ((i + 1) * batch) / lines[i].images_per_s!;
+  const end = (i: number) => ((i + 1) * perStep) / lines[i].images_per_s!;
   const last = lines.length - 1;
-  return (last * batch) / (end(last) - end(0));
+  return (last * perStep) / (end(last) - end(0));
 }
 
 /** Options of {@link calibrate}. */
@@ -231,6 +242,8 @@ export interface CalibrateOptions {
   recalibrate?: boolean;
   /** Timed steps per shape (default 2). */
   steps?: number;
+  /** Only read the cache: measure nothing (default false). */
+  cachedOnly?: boolean;
   log?: (line: string) => void;
 }
 
@@ -285,6 +298,7 @@ export async function calibrate(
         rates.set(key, hit.imagesPerSecond);
         continue;
       }
+      if (opts.cachedOnly) continue;
       const kind: ModelKind = kindOf(c.mode);
       if (kind === "probe" || kind === "classifier") {
         if (c.mode !== "scratch") c.init = await helper(c, "pretrain");

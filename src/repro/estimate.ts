@@ -251,3 +251,33 @@ export function formatDuration(s: number): string {
   if (s < 48 * 3600) return `${(s / 3600).toFixed(1)} h`;
   return `${(s / 86400).toFixed(1)} d`;
 }
+
+/** A measured training rate and the FLOPs per image of what it measured. */
+export interface Anchor {
+  label: string;
+  imagesPerSecond: number;
+  flopsPerImage: number;
+}
+
+/**
+ * Rates for the workloads' shapes that `known` lacks, from the FLOP/s the
+ * anchors achieved (their mean): a shape's rate is that over its FLOPs per
+ * image. Coarse (kernels differ in efficiency) but measured on the adapter.
+ */
+export function deriveRates(
+  work: Map<string, Workload>,
+  known: Map<string, number>,
+  anchors: Anchor[],
+): { rates: Map<string, number>; derived: string[] } {
+  const rates = new Map(known);
+  const derived: string[] = [];
+  const good = anchors.filter((a) => a.imagesPerSecond > 0 && a.flopsPerImage > 0);
+  if (!good.length) return { rates, derived };
+  const flops = good.reduce((s, a) => s + a.imagesPerSecond * a.flopsPerImage, 0) / good.length;
+  for (const w of work.values()) {
+    if (w.kind === "notrun" || rates.has(w.rateKey)) continue;
+    rates.set(w.rateKey, flops / (w.flopsPerImage / w.costFactor));
+    derived.push(w.rateKey);
+  }
+  return { rates, derived };
+}
