@@ -31,7 +31,8 @@ export function shapeKey(c: TrainConfig): string {
   const parts: (string | number)[] = [
     kind,
     `${m.imageSize}x${m.imageSize}x${m.channels}`,
-    `p${m.patch}w${m.width}d${m.depth}h${m.heads}m${m.mlp}`,
+    // The critic is a SqueezeNet: the ViT fields do not shape it.
+    ...(kind === "critic" ? [] : [`p${m.patch}w${m.width}d${m.depth}h${m.heads}m${m.mlp}`]),
     `b${c.optim.batchSize}`,
     `aug-${c.data.augment}`,
   ];

@@ -3,6 +3,7 @@ import { stepFlopsPerImage } from "../../bench/train_step.ts";
 import { loadStudy } from "../../src/repro/claims.ts";
 import { buildDag, type DagNode, levelCount } from "../../src/repro/dag.ts";
 import {
+  deriveRates,
   estimatePlan,
   experimentSeconds,
   flopsPerImage,
@@ -242,4 +243,23 @@ Deno.test({
     assert.equal(second.j.wallSeconds, j.wallSeconds);
     await Deno.remove(dir, { recursive: true });
   },
+});
+
+Deno.test("rates missing from the calibration are derived from the FLOP/s the measurements achieved", () => {
+  const wk = new Map([
+    ["a", work("a", { rateKey: "known", flopsPerImage: 10 })],
+    // A sweep run at twice its shape's FLOPs: its shape's rate is priced at the base FLOPs.
+    ["b", work("b", { rateKey: "other", flopsPerImage: 40, costFactor: 2 })],
+    ["c", work("c", { kind: "notrun", rateKey: "-" })],
+  ]);
+  const anchors = [
+    { label: "x", imagesPerSecond: 100, flopsPerImage: 10 }, // 1000 FLOP/s
+    { label: "y", imagesPerSecond: 30, flopsPerImage: 100 }, // 3000 FLOP/s
+  ];
+  const { rates, derived } = deriveRates(wk, new Map([["known", 7]]), anchors);
+  assert.equal(rates.get("known"), 7);
+  assert.equal(rates.get("other"), 2000 / 20);
+  assert.deepEqual(derived, ["other"]);
+  assert.ok(!rates.has("-"));
+  assert.equal(deriveRates(wk, new Map(), []).rates.size, 0);
 });
