@@ -34,6 +34,10 @@ options:
   --cache FILE      calibration cache (default .cache/calibration.json)
   --recalibrate     measure again even when cached
   --steps N         timed calibration steps per shape (default 2)
+  --calibration-batch N
+                    calibrate at batch N instead of each stage's batch (a CPU's
+                    images/s hardly depends on it: the paper's shapes at batch 128
+                    take minutes a step on a CPU adapter)
   --no-calibrate    no times: the plan and its shards only (no device needed)
   -h, --help        this text`;
 
@@ -49,6 +53,7 @@ if (import.meta.main) {
       cache: { type: "string", default: ".cache/calibration.json" },
       recalibrate: { type: "boolean", default: false },
       steps: { type: "string", default: "2" },
+      "calibration-batch": { type: "string" },
       "no-calibrate": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -77,6 +82,12 @@ if (import.meta.main) {
   if (!Number.isInteger(steps) || steps < 1) {
     fail(`--steps must be a positive integer, got '${values.steps}'`);
   }
+  const calBatch = values["calibration-batch"] === undefined
+    ? undefined
+    : Number(values["calibration-batch"]);
+  if (calBatch !== undefined && (!Number.isInteger(calBatch) || calBatch < 1)) {
+    fail(`--calibration-batch must be a positive integer, got '${values["calibration-batch"]}'`);
+  }
   const profile = await loadProfile(values.profile as ProfileName).catch((e) => fail(e.message));
   const plan = await loadPlan(study, profile).catch((e) => fail(e.message));
   let rates: Map<string, number> | null = null;
@@ -90,6 +101,7 @@ if (import.meta.main) {
       cacheFile: values.cache,
       recalibrate: values.recalibrate,
       steps,
+      batch: calBatch,
       log: (l) => console.error(`repro:plan: ${l}`),
     }).catch((e) => fail(`calibration: ${(e as Error).message}`));
     rates = cal.rates;

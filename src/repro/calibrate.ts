@@ -147,6 +147,8 @@ export interface Calibration {
   imagesPerSecond: number;
   /** Timed steps (after one untimed step). */
   steps: number;
+  /** The batch it measured at (the stage's unless calibrated with another). */
+  batch: number;
   measuredAt: string;
 }
 
@@ -245,6 +247,12 @@ export interface CalibrateOptions {
   steps?: number;
   /** Only read the cache: measure nothing (default false). */
   cachedOnly?: boolean;
+  /**
+   * Measure at this batch instead of each stage's (a CPU's images/s hardly
+   * depends on it; a GPU's does). The entry records the batch it measured,
+   * and only an entry of the same batch is reused.
+   */
+  batch?: number;
   log?: (line: string) => void;
 }
 
@@ -295,7 +303,8 @@ export async function calibrate(
     for (const [key, c] of todo) {
       const entry = cacheEntry(adapter, key);
       const hit = cache.entries[entry];
-      if (hit && !opts.recalibrate) {
+      const batch = opts.batch ?? c.optim.batchSize;
+      if (hit && hit.batch === batch && !opts.recalibrate) {
         rates.set(key, hit.imagesPerSecond);
         continue;
       }
@@ -305,7 +314,8 @@ export async function calibrate(
         if (c.mode !== "scratch") c.init = await helper(c, "pretrain");
       }
       if (kind === "smae") c.critic = await helper(c, "critic");
-      log(`calibrating ${key} (${steps} steps after one untimed)`);
+      log(`calibrating ${key} (${steps} steps after one untimed, batch ${batch})`);
+      c.optim.batchSize = batch;
       const rate = await measureStepRate(c, opts.gpu, steps, `${tmp}/${measured.length}`);
       rates.set(key, rate);
       measured.push(key);
@@ -314,6 +324,7 @@ export async function calibrate(
         shape: key,
         imagesPerSecond: rate,
         steps,
+        batch,
         measuredAt: new Date().toISOString(),
       };
       // Written after every shape: an interrupted calibration keeps what it measured.

@@ -11,6 +11,8 @@
 
 import { type DagNode, levelCount, levelShard } from "./dag.ts";
 import { type Workload, workUnits } from "./estimate.ts";
+import { loadPlan } from "./planner.ts";
+import type { Profile } from "./profiles.ts";
 
 /** A `--shard i/n` value (1-based i) as 0-based index and count; throws naming the value. */
 export function parseShard(text: string): { index: number; count: number } {
@@ -99,4 +101,14 @@ export async function checkNeeds(
   const missing: string[] = [];
   for (const id of job.needs) if (!(await isComplete(id))) missing.push(id);
   if (missing.length) throw new MissingDependencyError(missing, job, cacheDir);
+}
+
+/**
+ * The job of `--level K --shard i/n` (as given on the command line) over
+ * all studies under `p`; throws naming the flag when a value is malformed.
+ */
+export async function loadLevelJob(p: Profile, level: string, shard: string): Promise<LevelJob> {
+  if (!/^\d+$/.test(level)) throw new Error(`--level must be a level number, got '${level}'`);
+  const plan = await loadPlan("all", p);
+  return levelJob(plan.dag, plan.work, Number(level), parseShard(shard));
 }

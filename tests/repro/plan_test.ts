@@ -10,7 +10,7 @@ import {
   stepsPerEpoch,
   type Workload,
 } from "../../src/repro/estimate.ts";
-import { checkNeeds, levelJob, parseShard } from "../../src/repro/level_run.ts";
+import { checkNeeds, levelJob, loadLevelJob, parseShard } from "../../src/repro/level_run.ts";
 import { loadPlan, type PlanJson } from "../../src/repro/planner.ts";
 import { loadProfile } from "../../src/repro/profiles.ts";
 import { VIT_LITE_7_4 } from "../../src/models/vit.ts";
@@ -192,6 +192,12 @@ Deno.test("a level job needs what its experiments start from, transitively, and 
     "--level must be 0..2",
   );
   assert.deepEqual(parseShard("2/4"), { index: 1, count: 4 });
+  const fromFlags = await loadLevelJob(await loadProfile("paper"), "1", "2/4");
+  assert.deepEqual(fromFlags.ids, levelJob(plan.dag, plan.work, 1, { index: 1, count: 4 }).ids);
+  await assertRejects(
+    async () => loadLevelJob(await loadProfile("paper"), "one", "1/1"),
+    "--level must be a level number, got 'one'",
+  );
   assertThrows(() => parseShard("5/4"), "--shard must look like 1/4");
 });
 
