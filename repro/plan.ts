@@ -35,9 +35,9 @@ options:
   --recalibrate     measure again even when cached
   --steps N         timed calibration steps per shape (default 2)
   --calibration-batch N
-                    calibrate at batch N instead of each stage's batch (a CPU's
-                    images/s hardly depends on it: the paper's shapes at batch 128
-                    take minutes a step on a CPU adapter)
+                    calibrate at batch N instead of each stage's batch (default on
+                    a software adapter: 8, since a CPU's images/s hardly depends on
+                    the batch and the paper's shapes take minutes a step at 128)
   --no-calibrate    no times: the plan and its shards only (no device needed)
   -h, --help        this text`;
 
@@ -96,12 +96,16 @@ if (import.meta.main) {
   if (!values["no-calibrate"]) {
     const gpu = await openGpu().catch((e) => fail(e.message));
     adapter = gpu.adapter.description;
+    const batch = calBatch ?? (gpu.adapter.software ? 8 : undefined);
+    if (batch !== undefined && calBatch === undefined) {
+      console.error(`repro:plan: software adapter: calibration steps at batch ${batch}`);
+    }
     const cal = await calibrate(profile, plan.work, {
       gpu,
       cacheFile: values.cache,
       recalibrate: values.recalibrate,
       steps,
-      batch: calBatch,
+      batch,
       log: (l) => console.error(`repro:plan: ${l}`),
     }).catch((e) => fail(`calibration: ${(e as Error).message}`));
     rates = cal.rates;

@@ -337,9 +337,9 @@ function positiveInt(v: string | undefined, flag: string): number | null {
 export function summary(r: GpuCheckReport): string {
   const a = r.adapter;
   const lines = [
-    `adapter: ${a.description} (${
-      a.software ? "software rasterizer" : "hardware"
-    }, ${a.vendor} ${a.architecture}, backend ${a.backend})`,
+    `adapter: ${a.description} (${a.software ? "software rasterizer" : "hardware"}, ${
+      [a.vendor, a.architecture].filter((x) => x.trim()).join(" ") || "unknown vendor"
+    }, backend ${a.backend})`,
     `limits: ${Object.entries(a.limits).map(([k, v]) => `${k} ${v}`).join(", ")}`,
     `features: ${a.features.join(", ") || "-"}`,
     r.audit
@@ -352,7 +352,7 @@ export function summary(r: GpuCheckReport): string {
     lines.push(`bench: ${r.bench.rows.length} rows${r.bench.ok ? "" : " (bench exited non-zero)"}`);
     for (const b of r.bench.rows) {
       lines.push(
-        `  ${b.name.padEnd(24)} ${b.shape.padEnd(28)} ${b.ours.toFixed(2).padStart(10)} ${
+        `  ${b.name.padEnd(28)} ${b.shape.padEnd(28)} ${b.ours.toFixed(2).padStart(10)} ${
           b.unit.padEnd(9)
         }${b.ratio === null ? "" : ` ${b.ratio.toFixed(2)}x tfjs`}`,
       );

@@ -244,7 +244,7 @@ Deno.test({
     assert.ok(first.stderr.includes("calibrating mae"), first.stderr);
     assert.ok(Object.values(j.rates).every((r) => r.source === "measured"));
     const second = await run();
-    assert.ok(!second.stderr.includes("calibrating"), second.stderr);
+    assert.ok(!second.stderr.includes("calibrating "), second.stderr);
     assert.ok(Object.values(second.j.rates).every((r) => r.source === "cached"));
     assert.equal(second.j.wallSeconds, j.wallSeconds);
     await Deno.remove(dir, { recursive: true });
