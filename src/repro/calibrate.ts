@@ -309,13 +309,13 @@ export async function calibrate(
         continue;
       }
       if (opts.cachedOnly) continue;
+      c.optim.batchSize = batch; // before the helpers: they train at the same batch
       const kind: ModelKind = kindOf(c.mode);
       if (kind === "probe" || kind === "classifier") {
         if (c.mode !== "scratch") c.init = await helper(c, "pretrain");
       }
       if (kind === "smae") c.critic = await helper(c, "critic");
       log(`calibrating ${key} (${steps} steps after one untimed, batch ${batch})`);
-      c.optim.batchSize = batch;
       const rate = await measureStepRate(c, opts.gpu, steps, `${tmp}/${measured.length}`);
       rates.set(key, rate);
       measured.push(key);
