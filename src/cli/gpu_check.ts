@@ -290,6 +290,8 @@ async function project(
     gpu,
     cacheFile,
     cachedOnly: !measure,
+    // As repro:plan: a CPU's images/s hardly depends on the batch, and 128 takes minutes a step.
+    batch: gpu.adapter.software ? 8 : undefined,
     log,
   });
   const sources = new Map<string, string>();

@@ -17,6 +17,7 @@ import {
   DATASET_SIZES,
   flopsPerImage,
   kindOf,
+  MODEL_KINDS,
   type ModelKind,
   stepsPerEpoch,
   type Workload,
@@ -278,9 +279,7 @@ export async function calibrate(
     const key = shapeKey(c);
     if ([...work.values()].some((w) => w.rateKey === key) && !shapes.has(key)) shapes.set(key, c);
   }
-  const order = (c: TrainConfig) =>
-    ["mae", "probe", "classifier", "critic", "smae", "dino"]
-      .indexOf(kindOf(c.mode));
+  const order = (c: TrainConfig) => MODEL_KINDS.indexOf(kindOf(c.mode));
   const todo = [...shapes.entries()].sort((a, b) => order(a[1]) - order(b[1]));
   const rates = new Map<string, number>();
   const measured: string[] = [];
