@@ -9,7 +9,7 @@
 import { parseArgs } from "cli";
 import { writeFileAtomic } from "../src/data/mod.ts";
 import { openGpu } from "../src/gpu/device.ts";
-import { calibrate } from "../src/repro/calibrate.ts";
+import { calibrate, SOFTWARE_CALIBRATION_BATCH } from "../src/repro/calibrate.ts";
 import { formatPlan, loadPlan, planJson, STUDIES } from "../src/repro/planner.ts";
 import { loadProfile, type ProfileName, PROFILES } from "../src/repro/profiles.ts";
 
@@ -96,7 +96,7 @@ if (import.meta.main) {
   if (!values["no-calibrate"]) {
     const gpu = await openGpu().catch((e) => fail(e.message));
     adapter = gpu.adapter.description;
-    const batch = calBatch ?? (gpu.adapter.software ? 8 : undefined);
+    const batch = calBatch ?? (gpu.adapter.software ? SOFTWARE_CALIBRATION_BATCH : undefined);
     if (batch !== undefined && calBatch === undefined) {
       console.error(`repro:plan: software adapter: calibration steps at batch ${batch}`);
     }

@@ -13,7 +13,12 @@
 import { parseArgs } from "cli";
 import { defaultTinDir, exists, writeFileAtomic } from "../data/mod.ts";
 import { type Gpu, openGpu } from "../gpu/device.ts";
-import { calibrate, measureStepRate, shapeKey } from "../repro/calibrate.ts";
+import {
+  calibrate,
+  measureStepRate,
+  shapeKey,
+  SOFTWARE_CALIBRATION_BATCH,
+} from "../repro/calibrate.ts";
 import { deriveRates, flopsPerImage, formatDuration } from "../repro/estimate.ts";
 import { loadPlan, type PlanJson, planJson } from "../repro/planner.ts";
 import { loadProfile, type ProfileName, PROFILES, stageConfig } from "../repro/profiles.ts";
@@ -290,8 +295,7 @@ async function project(
     gpu,
     cacheFile,
     cachedOnly: !measure,
-    // As repro:plan: a CPU's images/s hardly depends on the batch, and 128 takes minutes a step.
-    batch: gpu.adapter.software ? 8 : undefined,
+    batch: gpu.adapter.software ? SOFTWARE_CALIBRATION_BATCH : undefined,
     log,
   });
   const sources = new Map<string, string>();

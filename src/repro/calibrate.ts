@@ -237,6 +237,12 @@ export async function measureStepRate(
   return (last * perStep) / (end(last) - end(0));
 }
 
+/**
+ * The calibration batch on a software adapter: a CPU's images/s hardly
+ * depends on the batch, and the paper's shapes take minutes a step at 128.
+ */
+export const SOFTWARE_CALIBRATION_BATCH = 8;
+
 /** Options of {@link calibrate}. */
 export interface CalibrateOptions {
   gpu: Gpu;
