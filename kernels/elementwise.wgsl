@@ -4,8 +4,8 @@
 // grid (x, y) with x * y >= ceil(n / 1024), x <= 65535 (flat id below).
 // Binding order is the order of the TypeScript launcher's arguments.
 //
-//   axpby_forward:   out = alpha * x + beta * y          (add: 1, 1; sub: 1, -1)
-//   axpy_backward:   y += alpha * x                      (gradient accumulation)
+//   add_forward:     out = alpha * x + beta * y          (add: 1, 1; sub: 1, -1)
+//   add_backward:    y += alpha * x                      (add's rule; every gradient accumulation)
 //   mul_forward:     out = x * y
 //   mul_backward:    dst += x * y                        (dx += dy * other)
 //   scale_forward:   out = alpha * x
@@ -17,17 +17,32 @@
 //   dropout_forward: out = x * keep(i) / (1 - rate), keep(i) = hash3(seed, stream, i) >= threshold
 //   dropout_backward dx += dy * keep(i) / (1 - rate)       (mask recomputed from its key)
 
-struct Params {
+// One uniform struct per family of entry points, fields as in src/ops/elementwise.ts;
+// each entry point reads only its own (they alias binding 0).
+struct AffineParams { // add_forward, add_backward, scale_forward
   n: u32,
-  cols: u32,
   alpha: f32,
   beta: f32,
+}
+struct CountParams { // mul_*, relu_*, gelu_*
+  n: u32,
+}
+struct BiasAddParams { // bias_add_forward
+  n: u32,
+  cols: u32,
+}
+struct DropoutParams { // dropout_*
+  n: u32,
+  scale: f32, // 1 / (1 - rate)
   seed: u32,
   stream: u32,
   threshold: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> affine: AffineParams;
+@group(0) @binding(0) var<uniform> count: CountParams;
+@group(0) @binding(0) var<uniform> bias_add: BiasAddParams;
+@group(0) @binding(0) var<uniform> dropout: DropoutParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -56,7 +71,7 @@ fn hash3(seed: u32, stream: u32, index: u32) -> u32 {
 }
 
 fn dropout_scale(i: u32) -> f32 {
-  if (hash3(p.seed, p.stream, i) >= p.threshold) { return p.alpha; }
+  if (hash3(dropout.seed, dropout.stream, i) >= dropout.threshold) { return dropout.scale; }
   return 0.0;
 }
 
@@ -75,12 +90,12 @@ fn gelu_grad(v: f32) -> f32 {
 }
 
 @compute @workgroup_size(256)
-fn axpby_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+fn add_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
-    out[i] = p.alpha * x[i] + p.beta * y[i];
+    if (i >= affine.n) { return; }
+    out[i] = affine.alpha * x[i] + affine.beta * y[i];
   }
 }
 
@@ -89,7 +104,7 @@ fn mul_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
+    if (i >= count.n) { return; }
     out[i] = x[i] * y[i];
   }
 }
@@ -99,7 +114,7 @@ fn mul_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
+    if (i >= count.n) { return; }
     out[i] += x[i] * y[i];
   }
 }
@@ -109,8 +124,8 @@ fn bias_add_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g:
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
-    out[i] = x[i] + y[i % p.cols];
+    if (i >= bias_add.n) { return; }
+    out[i] = x[i] + y[i % bias_add.cols];
   }
 }
 
@@ -119,7 +134,7 @@ fn relu_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: ve
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
+    if (i >= count.n) { return; }
     // x = the forward input, y = dy
     if (x[i] > 0.0) { out[i] += y[i]; }
   }
@@ -130,7 +145,7 @@ fn gelu_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: ve
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
+    if (i >= count.n) { return; }
     out[i] += y[i] * gelu_grad(x[i]);
   }
 }
@@ -138,12 +153,12 @@ fn gelu_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: ve
 // ---- unary entry points: bind (x, out2) ----
 
 @compute @workgroup_size(256)
-fn axpy_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+fn add_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
-    out2[i] += p.alpha * x[i];
+    if (i >= affine.n) { return; }
+    out2[i] += affine.alpha * x[i];
   }
 }
 
@@ -152,8 +167,8 @@ fn scale_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: ve
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
-    out2[i] = p.alpha * x[i];
+    if (i >= affine.n) { return; }
+    out2[i] = affine.alpha * x[i];
   }
 }
 
@@ -162,7 +177,7 @@ fn relu_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
+    if (i >= count.n) { return; }
     out2[i] = max(x[i], 0.0);
   }
 }
@@ -172,7 +187,7 @@ fn gelu_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
+    if (i >= count.n) { return; }
     let v = x[i];
     let u = clamp(GELU_S * (v + 0.044715 * v * v * v), -15.0, 15.0);
     out2[i] = 0.5 * v * (1.0 + tanh(u));
@@ -184,7 +199,7 @@ fn dropout_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: 
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
+    if (i >= dropout.n) { return; }
     out2[i] = x[i] * dropout_scale(i);
   }
 }
@@ -194,7 +209,7 @@ fn dropout_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g:
   let first = flat_id(w, g, l);
   for (var k = 0u; k < 4u; k++) {
     let i = first + k * 256u;
-    if (i >= p.n) { return; }
+    if (i >= dropout.n) { return; }
     out2[i] += x[i] * dropout_scale(i);
   }
 }

@@ -1,7 +1,8 @@
 // patch.wgsl — patchify / unpatchify of NCHW images, and MAE's patch shuffle (random masking, token gather, unshuffle with a mask token), with backwards.
 //
-// Sizes (Params): B = batch, C = channels, H x W image, P = psize (patch side), T = (H/P)(W/P)
-// tokens, K = kept tokens, D = token width (P*P*C for patches).
+// Sizes: B = batch, C = channels, H x W image, P = psize (patch side), T = (H/P)(W/P)
+// tokens, K = kept tokens, D = token width (P*P*C for patches); each family of entry
+// points reads its own uniform struct (PatchGeometry, Masking, TokenMove below).
 //   images (B, C, H, W) row-major; patches (B, T, P*P*C) with token t = hi * (W/P) + wi
 //   and the patch vector in (py, px, c) order, as MAE's einsum 'nchpwq->nhwpqc':
 //   patches[b, t, (py P + px) C + c] = images[b, c, hi P + py, wi P + px].
@@ -27,18 +28,31 @@
 // workgroup, grid (ceil(T / 256), B)) and unshuffle_tokens_backward_token (64 threads per
 // column d, strided over the B T rows, grid (D, 1)).
 
-struct Params {
+// One uniform struct per family, fields as in src/ops/patch.ts. An entry point
+// reads only its family's, so the three share binding 0.
+struct PatchGeometry { // patchify_*, unpatchify_*
   batch: u32,
   channels: u32,
   height: u32,
   width: u32,
-  psize: u32,
+  psize: u32, // "patch" is a reserved word in WGSL
+  tokens: u32, // (H / P) (W / P)
+  dim: u32, // P P C
+}
+struct Masking { // random_masking_forward, mask_from_boolean_forward
+  tokens: u32,
+  keep: u32,
+}
+struct TokenMove { // gather_tokens_*, unshuffle_tokens_*
+  batch: u32,
   tokens: u32,
   keep: u32,
   dim: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> geo: PatchGeometry;
+@group(0) @binding(0) var<uniform> masking: Masking;
+@group(0) @binding(0) var<uniform> p: TokenMove;
 // patchify_forward / unpatchify_forward / patchify_backward / unpatchify_backward: (src, dst)
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
@@ -69,55 +83,55 @@ fn thread_index(w: vec3u, g: vec3u, l: vec3u) -> u32 {
 
 // Image element index of patch element i (see the header for the layout).
 fn image_of_patch(i: u32) -> u32 {
-  let d = p.psize * p.psize * p.channels;
+  let d = geo.psize * geo.psize * geo.channels;
   let e = i % d;
-  let t = (i / d) % p.tokens;
-  let b = i / (d * p.tokens);
-  let c = e % p.channels;
-  let px = (e / p.channels) % p.psize;
-  let py = e / (p.channels * p.psize);
-  let wp = p.width / p.psize;
-  let h = (t / wp) * p.psize + py;
-  let x = (t % wp) * p.psize + px;
-  return ((b * p.channels + c) * p.height + h) * p.width + x;
+  let t = (i / d) % geo.tokens;
+  let b = i / (d * geo.tokens);
+  let c = e % geo.channels;
+  let px = (e / geo.channels) % geo.psize;
+  let py = e / (geo.channels * geo.psize);
+  let wp = geo.width / geo.psize;
+  let h = (t / wp) * geo.psize + py;
+  let x = (t % wp) * geo.psize + px;
+  return ((b * geo.channels + c) * geo.height + h) * geo.width + x;
 }
 
 // Patch element index of image element j.
 fn patch_of_image(j: u32) -> u32 {
-  let x = j % p.width;
-  let h = (j / p.width) % p.height;
-  let c = (j / (p.width * p.height)) % p.channels;
-  let b = j / (p.width * p.height * p.channels);
-  let t = (h / p.psize) * (p.width / p.psize) + x / p.psize;
-  let e = ((h % p.psize) * p.psize + x % p.psize) * p.channels + c;
-  return (b * p.tokens + t) * (p.psize * p.psize * p.channels) + e;
+  let x = j % geo.width;
+  let h = (j / geo.width) % geo.height;
+  let c = (j / (geo.width * geo.height)) % geo.channels;
+  let b = j / (geo.width * geo.height * geo.channels);
+  let t = (h / geo.psize) * (geo.width / geo.psize) + x / geo.psize;
+  let e = ((h % geo.psize) * geo.psize + x % geo.psize) * geo.channels + c;
+  return (b * geo.tokens + t) * (geo.psize * geo.psize * geo.channels) + e;
 }
 
 @compute @workgroup_size(256)
 fn patchify_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let i = thread_index(w, g, l);
-  if (i >= p.batch * p.tokens * p.dim) { return; }
+  if (i >= geo.batch * geo.tokens * geo.dim) { return; }
   dst[i] = src[image_of_patch(i)];
 }
 
 @compute @workgroup_size(256)
 fn patchify_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let j = thread_index(w, g, l);
-  if (j >= p.batch * p.channels * p.height * p.width) { return; }
+  if (j >= geo.batch * geo.channels * geo.height * geo.width) { return; }
   dst[j] += src[patch_of_image(j)];
 }
 
 @compute @workgroup_size(256)
 fn unpatchify_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let j = thread_index(w, g, l);
-  if (j >= p.batch * p.channels * p.height * p.width) { return; }
+  if (j >= geo.batch * geo.channels * geo.height * geo.width) { return; }
   dst[j] = src[patch_of_image(j)];
 }
 
 @compute @workgroup_size(256)
 fn unpatchify_backward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let i = thread_index(w, g, l);
-  if (i >= p.batch * p.tokens * p.dim) { return; }
+  if (i >= geo.batch * geo.tokens * geo.dim) { return; }
   dst[i] += src[image_of_patch(i)];
 }
 
@@ -127,15 +141,15 @@ var<workgroup> tile: array<f32, 256>;
 fn random_masking_forward(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let b = w.y;
   let t = w.x * 256u + l.x;
-  let row = b * p.tokens;
-  let inside = t < p.tokens;
+  let row = b * masking.tokens;
+  let inside = t < masking.tokens;
   var v = 0.0;
   if (inside) { v = keys[row + t]; }
   var rank = 0u;
-  for (var start = 0u; start < p.tokens; start += 256u) {
-    if (start + l.x < p.tokens) { tile[l.x] = keys[row + start + l.x]; }
+  for (var start = 0u; start < masking.tokens; start += 256u) {
+    if (start + l.x < masking.tokens) { tile[l.x] = keys[row + start + l.x]; }
     workgroupBarrier();
-    let n = min(256u, p.tokens - start);
+    let n = min(256u, masking.tokens - start);
     for (var k = 0u; k < n; k++) {
       let u = tile[k];
       if (u < v || (u == v && start + k < t)) { rank++; }
@@ -144,8 +158,8 @@ fn random_masking_forward(@builtin(workgroup_id) w: vec3u, @builtin(local_invoca
   }
   if (!inside) { return; }
   ids_restore_out[row + t] = i32(rank);
-  if (rank < p.keep) {
-    ids_keep_out[b * p.keep + rank] = i32(t);
+  if (rank < masking.keep) {
+    ids_keep_out[b * masking.keep + rank] = i32(t);
     mask_out[row + t] = 0.0;
   } else {
     mask_out[row + t] = 1.0;
@@ -156,16 +170,16 @@ fn random_masking_forward(@builtin(workgroup_id) w: vec3u, @builtin(local_invoca
 fn mask_from_boolean_forward(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) l: vec3u) {
   let b = w.y;
   let t = w.x * 256u + l.x;
-  let row = b * p.tokens;
-  let inside = t < p.tokens;
+  let row = b * masking.tokens;
+  let inside = t < masking.tokens;
   var masked = false;
   if (inside) { masked = keys[row + t] != 0.0; }
   var before = 0u; // tokens before t in the same class (kept or masked)
   var zeros = 0u; // kept tokens in the whole row
-  for (var start = 0u; start < p.tokens; start += 256u) {
-    if (start + l.x < p.tokens) { tile[l.x] = keys[row + start + l.x]; }
+  for (var start = 0u; start < masking.tokens; start += 256u) {
+    if (start + l.x < masking.tokens) { tile[l.x] = keys[row + start + l.x]; }
     workgroupBarrier();
-    let n = min(256u, p.tokens - start);
+    let n = min(256u, masking.tokens - start);
     for (var k = 0u; k < n; k++) {
       let m = tile[k] != 0.0;
       if (!m) { zeros++; }
@@ -175,16 +189,16 @@ fn mask_from_boolean_forward(@builtin(workgroup_id) w: vec3u, @builtin(local_inv
   }
   if (!inside) { return; }
   if (masked) { mask_out[row + t] = 1.0; } else { mask_out[row + t] = 0.0; }
-  if (zeros != p.keep) {
+  if (zeros != masking.keep) {
     ids_restore_out[row + t] = -1;
-    if (t < p.keep) { ids_keep_out[b * p.keep + t] = -1; }
+    if (t < masking.keep) { ids_keep_out[b * masking.keep + t] = -1; }
     return;
   }
   if (masked) {
-    ids_restore_out[row + t] = i32(p.keep + before);
+    ids_restore_out[row + t] = i32(masking.keep + before);
   } else {
     ids_restore_out[row + t] = i32(before);
-    ids_keep_out[b * p.keep + before] = i32(t);
+    ids_keep_out[b * masking.keep + before] = i32(t);
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * The WGSL sources, imported as text so that they ship with the module graph
- * (no file reads at run time). Add a line here when adding a kernel file.
+ * (no file reads at run time). Add a line here when adding a kernel file;
+ * an op's KernelSpecs take their `source` from {@link KERNEL_SOURCES}.
  * A line `//#include NAME` pastes a shared snippet (WGSL has no includes).
  * @module
  */
@@ -18,13 +19,13 @@ import patch from "./patch.wgsl" with { type: "text" };
 import batchnorm from "./batchnorm.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
 import conv2d from "./conv2d.wgsl" with { type: "text" };
-import pool from "./pool.wgsl" with { type: "text" };
-import concat from "./concat.wgsl" with { type: "text" };
-import activation from "./activation.wgsl" with { type: "text" };
+import max_pool2d from "./max_pool2d.wgsl" with { type: "text" };
+import concat_channels from "./concat_channels.wgsl" with { type: "text" };
+import sigmoid from "./sigmoid.wgsl" with { type: "text" };
 import ema from "./ema.wgsl" with { type: "text" };
 import l2_normalize from "./l2_normalize.wgsl" with { type: "text" };
 import soft_cross_entropy from "./soft_cross_entropy.wgsl" with { type: "text" };
-import grad_clip from "./grad_clip.wgsl" with { type: "text" };
+import clip_grad_norm from "./clip_grad_norm.wgsl" with { type: "text" };
 
 const SNIPPETS: Record<string, string> = { "_workgroup_reduce.wgsl": workgroupReduce };
 
@@ -52,11 +53,11 @@ export const KERNEL_SOURCES = {
   "batchnorm.wgsl": withIncludes(batchnorm),
   "attention.wgsl": withIncludes(attention),
   "conv2d.wgsl": withIncludes(conv2d),
-  "pool.wgsl": withIncludes(pool),
-  "concat.wgsl": withIncludes(concat),
-  "activation.wgsl": withIncludes(activation),
+  "max_pool2d.wgsl": withIncludes(max_pool2d),
+  "concat_channels.wgsl": withIncludes(concat_channels),
+  "sigmoid.wgsl": withIncludes(sigmoid),
   "ema.wgsl": withIncludes(ema),
   "l2_normalize.wgsl": withIncludes(l2_normalize),
   "soft_cross_entropy.wgsl": withIncludes(soft_cross_entropy),
-  "grad_clip.wgsl": withIncludes(grad_clip),
+  "clip_grad_norm.wgsl": withIncludes(clip_grad_norm),
 } as const;

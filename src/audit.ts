@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Tolerance } from "./ops/registry.ts";
+import type { Tolerance } from "./ops/_op.ts";
 
 /** One mismatching element. */
 export interface Mismatch {

@@ -2,30 +2,19 @@
  * AdamW over a {@link ParamStore}: one dispatch of kernels/adamw.wgsl per
  * step, whatever the number of parameters. Adam is AdamW with weight decay 0.
  * {@link GradClipper} clips a store's gradient to a global norm on the GPU
- * (kernels/grad_clip.wgsl) before the step, with no readback.
+ * (kernels/clip_grad_norm.wgsl) before the step, with no readback. The
+ * kernels are declared in src/ops/adamw.ts and src/ops/clip_grad_norm.ts.
  * @module
  */
 
 import { grid1d } from "./ops/_check.ts";
-import type { KernelSpec } from "./gpu/device.ts";
+import { ADAMW_STEP as STEP } from "./ops/adamw.ts";
+import {
+  CLIP_GRAD_NORM_APPLY as CLIP_APPLY,
+  CLIP_GRAD_NORM_FACTOR as CLIP_FACTOR,
+  CLIP_GRAD_NORM_PARTIAL as CLIP_PARTIAL,
+} from "./ops/clip_grad_norm.ts";
 import type { ParamStore } from "./params.ts";
-
-const PARAMS = {
-  n: "u32",
-  lr: "f32",
-  beta1: "f32",
-  beta2: "f32",
-  eps: "f32",
-  wd: "f32",
-  bc1: "f32",
-  bc2: "f32",
-} as const;
-const STEP = {
-  file: "adamw.wgsl",
-  entry: "adamw_step",
-  params: PARAMS,
-  workgroup: [256],
-} as const satisfies KernelSpec<typeof PARAMS>;
 
 /** AdamW hyper-parameters (PyTorch's defaults apart from lr). */
 export interface AdamWOptions {
@@ -37,12 +26,21 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/** What a checkpoint keeps of an {@link AdamW}: its step count and both moments. */
+export interface AdamWState {
+  step: number;
+  /** First moments, one per parameter value in the store's layout. */
+  m: Float32Array;
+  /** Second moments, same layout. */
+  v: Float32Array;
+}
+
 /** AdamW state (first and second moments) and its step counter. */
 export class AdamW {
   /** Steps taken so far (bias correction uses t = step after increment). */
   step = 0;
-  readonly m: GPUBuffer;
-  readonly v: GPUBuffer;
+  readonly #m: GPUBuffer;
+  readonly #v: GPUBuffer;
   readonly options: Required<AdamWOptions>;
 
   /** Allocates zeroed moments with the store's layout. */
@@ -51,10 +49,33 @@ export class AdamW {
     const gpu = store.gpu;
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     gpu.buffersCreated += 2;
-    this.m = gpu.device.createBuffer({ size: store.length * 4, usage });
-    this.v = gpu.device.createBuffer({ size: store.length * 4, usage });
-    gpu.clear({ buffer: this.m, offset: 0, size: store.length * 4 });
-    gpu.clear({ buffer: this.v, offset: 0, size: store.length * 4 });
+    this.#m = gpu.device.createBuffer({ size: store.length * 4, usage });
+    this.#v = gpu.device.createBuffer({ size: store.length * 4, usage });
+    gpu.clear({ buffer: this.#m, offset: 0, size: store.length * 4 });
+    gpu.clear({ buffer: this.#v, offset: 0, size: store.length * 4 });
+  }
+
+  /** Reads the step count and both moments back (waits for the GPU). */
+  async state(): Promise<AdamWState> {
+    const gpu = this.store.gpu, size = this.store.length * 4;
+    const m = new Float32Array(await gpu.download({ buffer: this.#m, offset: 0, size }));
+    const v = new Float32Array(await gpu.download({ buffer: this.#v, offset: 0, size }));
+    return { step: this.step, m, v };
+  }
+
+  /**
+   * Restores what {@link state} returned; `source` (a checkpoint's path and
+   * entry) names a moment whose length is not the store's.
+   */
+  load(state: AdamWState, source: string): void {
+    const n = this.store.length;
+    for (const [k, buf, data] of [["m", this.#m, state.m], ["v", this.#v, state.v]] as const) {
+      if (data.length !== n) {
+        throw new Error(`${source}.${k} has ${data.length} values; the optimizer has ${n}`);
+      }
+      this.store.gpu.upload({ buffer: buf, offset: 0, size: data.byteLength }, data);
+    }
+    this.step = state.step;
   }
 
   /**
@@ -82,8 +103,8 @@ export class AdamW {
         { buffer: s.grads, offset: 0, size: bytes },
         { buffer: s.decayMask, offset: 0, size: Math.ceil(s.length / 32) * 4 },
         { buffer: s.data, offset: 0, size: bytes },
-        { buffer: this.m, offset: 0, size: bytes },
-        { buffer: this.v, offset: 0, size: bytes },
+        { buffer: this.#m, offset: 0, size: bytes },
+        { buffer: this.#v, offset: 0, size: bytes },
       ],
       grid1d(Math.ceil(s.length / 256)),
     );
@@ -92,20 +113,10 @@ export class AdamW {
   /** Frees the moment buffers (after submitting work that may still use them). */
   destroy(): void {
     this.store.gpu.flush();
-    this.m.destroy();
-    this.v.destroy();
+    this.#m.destroy();
+    this.#v.destroy();
   }
 }
-
-const CLIP_PARAMS = { n: "u32", groups: "u32", max_norm: "f32" } as const;
-const CLIP_PARTIAL = {
-  file: "grad_clip.wgsl",
-  entry: "grad_sq_partial",
-  params: CLIP_PARAMS,
-  workgroup: [64],
-} as const satisfies KernelSpec<typeof CLIP_PARAMS>;
-const CLIP_FACTOR = { ...CLIP_PARTIAL, entry: "grad_clip_factor" } as const;
-const CLIP_APPLY = { ...CLIP_PARTIAL, entry: "grad_clip_apply", workgroup: [256] } as const;
 
 /**
  * Clips a store's whole gradient to L2 norm `maxNorm` in place, as

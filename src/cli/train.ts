@@ -1,9 +1,9 @@
 /**
- * `deno task train --config FILE [--data DIR] [--seed N] [--epochs N] [--out DIR] [--resume]`
+ * `deno task train --config FILE [--data DIR] [--seed N] [--epochs N] [--out DIR] [--resume | --overwrite]`
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags, usageExit } from "./_args.ts";
 import { ConfigError, loadConfig } from "../train/config.ts";
 import { NonFiniteLossError, train } from "../train/trainer.ts";
 
@@ -22,57 +22,76 @@ options:
   --seed N        seed (overrides the config's; default 42)
   --epochs N      epochs (overrides optim.epochs)
   --out DIR       output directory (default runs/<config name>-s<seed>)
-  --resume        continue from DIR/checkpoint.safetensors
+  --resume        continue from DIR/checkpoint.safetensors, with its settings
+                  (refused, naming the fields, if any other than data.root,
+                  logEvery and checkpointEvery changed; --epochs may grow)
+  --overwrite     start over in a DIR that already holds a run (without it,
+                  and without --resume, such a DIR is refused)
   -h, --help      this text
 
 writes: DIR/metrics.jsonl (one JSON object per logged step, epoch and eval),
         DIR/checkpoint.safetensors (params, optimizer state, config, step),
         DIR/summary.json`;
 
+/** The files of a run that `dir` already holds (none when it is absent or empty of them). */
+async function runFiles(dir: string): Promise<string[]> {
+  const held: string[] = [];
+  for (const f of ["checkpoint.safetensors", "metrics.jsonl", "summary.json"]) {
+    try {
+      await Deno.stat(`${dir}/${f}`);
+      held.push(f);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  return held;
+}
+
 if (import.meta.main) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: Deno.args,
-      options: {
-        config: { type: "string" },
-        data: { type: "string" },
-        seed: { type: "string" },
-        epochs: { type: "string" },
-        out: { type: "string" },
-        resume: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`train: ${(e as Error).message}\n\n${HELP}`);
-    Deno.exit(2);
-  }
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
-  if (!values.config) {
-    console.error(`train: --config is required\n\n${HELP}`);
-    Deno.exit(2);
-  }
+  const { values } = parseFlags("train", Deno.args, {
+    config: { type: "string" },
+    data: { type: "string" },
+    seed: { type: "string" },
+    epochs: { type: "string" },
+    out: { type: "string" },
+    resume: { type: "boolean", default: false },
+    overwrite: { type: "boolean", default: false },
+  }, HELP);
+  if (!values.config) usageExit("train", "--config is required", HELP);
   const int = (name: string, v: string | undefined) => {
     if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) {
-      console.error(`train: --${name} must be a non-negative integer, got '${v}'`);
-      Deno.exit(2);
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || (name === "epochs" && n < 1)) {
+      usageExit(
+        "train",
+        `--${name} must be an integer >= ${name === "epochs" ? 1 : 0}, got '${v}'`,
+        HELP,
+      );
     }
     return n;
   };
+  const seed = int("seed", values.seed);
+  const epochs = int("epochs", values.epochs);
   try {
-    const config = await loadConfig(values.config);
-    const seed = int("seed", values.seed);
-    const epochs = int("epochs", values.epochs);
-    if (seed !== undefined) config.seed = seed;
-    if (epochs !== undefined) config.optim.epochs = Math.max(1, epochs);
+    const config = await loadConfig(values.config, [
+      { from: "the command line", value: { seed, optim: { epochs } } },
+    ]);
     const name = values.config.split("/").pop()!.replace(/\.ya?ml$/, "");
     const out = values.out ?? `runs/${name}-s${config.seed}`;
+    if (values.resume && values.overwrite) {
+      console.error("train: --resume and --overwrite exclude each other");
+      Deno.exit(2);
+    }
+    const held = values.resume || values.overwrite ? [] : await runFiles(out);
+    if (held.length) {
+      console.error(
+        `train: ${out} already holds a run (${held.join(", ")}); continue it with --resume, ` +
+          `or start over with --overwrite (or pass another --out)`,
+      );
+      Deno.exit(1);
+    }
+    // Starting over: the old summary must not outlive the run it described.
+    if (values.overwrite) await Deno.remove(`${out}/summary.json`).catch(() => {});
     const summary = await train(config, { out, data: values.data, resume: values.resume });
     console.error(
       `train: ${summary.mode} done: ${summary.steps} steps, final loss ${

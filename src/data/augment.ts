@@ -19,13 +19,22 @@
  */
 
 import type { Rng } from "../rng.ts";
-import { BICUBIC, resample } from "./resize.ts";
-import type { DinoAugmentSpec } from "./dino_augment.ts";
+import { BICUBIC, BILINEAR, resample } from "./resize.ts";
+import type { DinoAugmentSpec } from "./dino_spec.ts";
 
 /** A serializable augmentation recipe (so workers can rebuild it). */
 export interface AugmentSpec {
-  /** RandomResizedCrop to `size x size`; scale and ratio ranges as in torchvision. */
-  randomResizedCrop?: { size: number; scale: [number, number]; ratio: [number, number] };
+  /**
+   * RandomResizedCrop to `size x size`; scale and ratio ranges as in
+   * torchvision; resampled bicubic (the authors' TIN pipeline) unless
+   * `interpolation` says bilinear (torchvision's default, their CUB pipeline).
+   */
+  randomResizedCrop?: {
+    size: number;
+    scale: [number, number];
+    ratio: [number, number];
+    interpolation?: "bicubic" | "bilinear";
+  };
   /** Horizontal flip with probability 0.5. */
   hflip?: boolean;
   /** RandAugment with `n` ops per image at magnitude `m` (of 31 bins). */
@@ -41,10 +50,22 @@ export const FINETUNE_AUGMENT: AugmentSpec = {
   randAugment: { n: 2, m: 9 },
 };
 
-/** CUB training crops: RandomResizedCrop(64, scale 0.6-1) plus flip. */
+/**
+ * The authors' CUB training augmentation (their `auto_augment` key,
+ * src/dataset/cub.py:59-66 of MLReproHub/SMAE): on the photo resized to a
+ * short side of 64 (src/data/cub.ts caches it so), RandomResizedCrop(64,
+ * scale 0.6-1) with torchvision's default ratio 3/4-4/3 and bilinear
+ * resampling, flip, RandAugment(2, 9).
+ */
 export const CUB_TRAIN_AUGMENT: AugmentSpec = {
-  randomResizedCrop: { size: 64, scale: [0.6, 1], ratio: [0.9, 1.1] },
+  randomResizedCrop: {
+    size: 64,
+    scale: [0.6, 1],
+    ratio: [3 / 4, 4 / 3],
+    interpolation: "bilinear",
+  },
   hflip: true,
+  randAugment: { n: 2, m: 9 },
 };
 
 /** Side length of images produced by `spec` from `h x w` inputs. */
@@ -393,7 +414,8 @@ export function augmentImage(
   const rrc = spec.randomResizedCrop;
   if (rrc) {
     const [top, left, ch, cw] = sampleResizedCrop(h, w, rrc.scale, rrc.ratio, rng);
-    resample(src, h, w, c, [left, top, left + cw, top + ch], oh, ow, BICUBIC, img, 0);
+    const filter = rrc.interpolation === "bilinear" ? BILINEAR : BICUBIC;
+    resample(src, h, w, c, [left, top, left + cw, top + ch], oh, ow, filter, img, 0);
   } else {
     img.set(src.subarray(0, n));
   }

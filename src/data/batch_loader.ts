@@ -19,7 +19,7 @@
 import { hash3, Rng } from "../rng.ts";
 import { augmentImage, augmentOutputSize, AugmentScratch, type AugmentSpec } from "./augment.ts";
 import { dinoLocalView, dinoView } from "./dino_augment.ts";
-import type { ImageDataset } from "./image_dataset.ts";
+import { type ImageDataset, imageOffsets } from "./image_dataset.ts";
 import { type Normalization, toFloatNCHW } from "./normalize.ts";
 
 /** Output layout: float32 NCHW (normalized) or the raw uint8 NHWC pixels. */
@@ -76,6 +76,9 @@ export interface BatchRecipe {
   format: BatchFormat;
   augment: AugmentSpec | null;
   normalize: Normalization;
+  /** Variable-size datasets: H, W per image and byte offsets (ImageDataset.sizes, imageOffsets). */
+  sizes?: Uint16Array;
+  offsets?: Float64Array;
 }
 
 /**
@@ -92,16 +95,26 @@ export function buildBatch(
   step: number,
   scratch: AugmentScratch = new AugmentScratch(),
 ): Batch {
+  if (r.sizes && !r.augment?.randomResizedCrop) {
+    throw new Error(
+      "BatchLoader: images of varying size need a RandomResizedCrop augmentation to batch them",
+    );
+  }
   if (r.augment?.dino) return buildDinoBatch(r, pixels, labelsAll, indices, epoch, step);
-  const n = indices.length, { height: h, width: w, channels: c } = r;
-  const [oh, ow] = augmentOutputSize(r.augment, h, w);
-  const inSz = h * w * c, outSz = oh * ow * c;
+  const n = indices.length, c = r.channels;
+  const [oh, ow] = augmentOutputSize(r.augment, r.height, r.width);
+  const inSz = r.height * r.width * c, outSz = oh * ow * c;
   const u8 = new Uint8Array(n * outSz);
   const labels = new Int32Array(n);
   for (let j = 0; j < n; j++) {
     const i = indices[j];
     labels[j] = labelsAll[i];
-    const src = pixels.subarray(i * inSz, (i + 1) * inSz);
+    let h = r.height, w = r.width, src: Uint8Array;
+    if (r.sizes) {
+      h = r.sizes[2 * i];
+      w = r.sizes[2 * i + 1];
+      src = pixels.subarray(r.offsets![i], r.offsets![i + 1]);
+    } else src = pixels.subarray(i * inSz, (i + 1) * inSz);
     if (r.augment) {
       augmentImage(
         r.augment,
@@ -195,6 +208,7 @@ export class BatchLoader {
       format: opts.format ?? "f32-nchw",
       augment: opts.augment ?? null,
       normalize: opts.normalize ?? "none",
+      ...(dataset.sizes ? { sizes: dataset.sizes, offsets: imageOffsets(dataset) } : {}),
     };
     this.shuffle = opts.shuffle ?? true;
     this.dropLast = opts.dropLast ?? false;

@@ -13,12 +13,14 @@
  * | 4 | header length L |
  * | L | header, UTF-8 JSON ({@link CacheHeader}) |
  * | pad | zeros up to a multiple of 8 |
- * | N*H*W*C | pixels |
+ * | N*H*W*C | pixels (variable-size datasets: the sum of H*W*C over `sizes` in the header) |
  * | pad | zeros up to a multiple of 4 |
  * | 4*N | labels, int32 |
  *
  * Writes go to `<path>.tmp-<pid>` and are renamed into place only when
- * complete, so a reader never sees half a cache. A reader checks magic,
+ * complete, so a reader never sees half a cache; the temporary files of a
+ * killed writer (whose pid no longer runs) are removed by the next
+ * {@link cachedDataset} in that folder. A reader checks magic,
  * version, sizes and the payload hash; any mismatch makes the cache stale or
  * corrupt, and {@link cachedDataset} rebuilds it.
  *
@@ -26,7 +28,8 @@
  */
 
 import { createHash } from "node:crypto";
-import { checkDataset, type ImageDataset } from "./image_dataset.ts";
+import { processAlive } from "./_files.ts";
+import { checkDataset, type ImageDataset, imageOffsets } from "./image_dataset.ts";
 
 const MAGIC = "SMAECACH";
 const VERSION = 1;
@@ -42,9 +45,11 @@ export interface CacheHeader {
   width: number;
   channels: number;
   classes: string[];
+  /** Variable-size datasets: H, W per image (ImageDataset.sizes); absent for fixed-size ones. */
+  sizes?: number[];
   /** Fingerprint of the source files (see the readers); a change means stale. */
   sourceChecksum: string;
-  /** SHA-256 (hex) of the pixel bytes followed by the label bytes. */
+  /** SHA-256 (hex) of the pixel bytes, then the label bytes, then (variable-size datasets) the sizes. */
   payloadChecksum: string;
 }
 
@@ -61,10 +66,12 @@ export class CacheInvalidError extends Error {}
 
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
 
-function payloadHash(images: Uint8Array, labels: Int32Array): string {
+function payloadHash(images: Uint8Array, labels: Int32Array, sizes?: Uint16Array): string {
   const h = createHash("sha256");
   h.update(images);
   h.update(new Uint8Array(labels.buffer, labels.byteOffset, labels.byteLength));
+  // Variable-size datasets: the per-image sizes too (they live in the header).
+  if (sizes) h.update(new Uint8Array(sizes.buffer, sizes.byteOffset, sizes.byteLength));
   return h.digest("hex");
 }
 
@@ -83,8 +90,9 @@ function cacheParts(ds: ImageDataset, variant: string, sourceChecksum: string): 
     width: ds.width,
     channels: ds.channels,
     classes: ds.classes,
+    ...(ds.sizes ? { sizes: Array.from(ds.sizes) } : {}),
     sourceChecksum,
-    payloadChecksum: payloadHash(ds.images, ds.labels),
+    payloadChecksum: payloadHash(ds.images, ds.labels, ds.sizes),
   };
   const hbytes = new TextEncoder().encode(JSON.stringify(header));
   const imgOff = align(16 + hbytes.length, 8);
@@ -142,7 +150,11 @@ export function decodeCache(bytes: Uint8Array, path: string, key?: CacheKey): Im
     }
   }
   const imgOff = align(16 + hlen, 8);
-  const imgLen = h.count * h.height * h.width * h.channels;
+  const sizes = h.sizes === undefined ? undefined : Uint16Array.from(h.sizes);
+  if (sizes && sizes.length !== 2 * h.count) {
+    throw bad(`${sizes.length} size entries for ${h.count} images (corrupt header)`);
+  }
+  const imgLen = imageOffsets({ ...h, sizes })[h.count];
   const lblOff = align(imgOff + imgLen, 4);
   if (bytes.length !== lblOff + 4 * h.count) {
     throw bad(
@@ -159,7 +171,7 @@ export function decodeCache(bytes: Uint8Array, path: string, key?: CacheKey): Im
     labels = new Int32Array(h.count);
     for (let i = 0; i < h.count; i++) labels[i] = view.getInt32(lblOff + 4 * i, true);
   }
-  if (payloadHash(images, labels) !== h.payloadChecksum) {
+  if (payloadHash(images, labels, sizes) !== h.payloadChecksum) {
     throw bad("payload checksum mismatch (corrupt)");
   }
   const ds: ImageDataset = {
@@ -172,6 +184,7 @@ export function decodeCache(bytes: Uint8Array, path: string, key?: CacheKey): Im
     images,
     labels,
     classes: h.classes,
+    ...(sizes ? { sizes } : {}),
   };
   try {
     checkDataset(ds);
@@ -244,15 +257,51 @@ export function defaultCacheDir(): string {
 }
 
 /**
+ * Removes the `<name>.tmp-<pid>` files in `dir` whose writer no longer runs
+ * (a killed cache write leaves one as large as the split: 1.2 GB for Tiny
+ * ImageNet's train split), saying which on stderr. Files of a running pid
+ * stay: that process may still be writing.
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return removed; // no folder yet
+  }
+  for (const e of entries) {
+    const m = /\.tmp-(\d+)$/.exec(e.name);
+    if (!e.isFile || !m || processAlive(Number(m[1]))) continue;
+    const path = `${dir}/${e.name}`;
+    const size = (await Deno.stat(path).catch(() => null))?.size ?? 0;
+    try {
+      await Deno.remove(path);
+    } catch {
+      continue; // another process removed it first
+    }
+    console.error(
+      `cache: removed ${path} (${(size / 2 ** 20).toFixed(1)} MiB), left by a write of pid ${
+        m[1]
+      } that no longer runs`,
+    );
+    removed.push(path);
+  }
+  return removed;
+}
+
+/**
  * Returns the dataset from the cache at `path` when it matches `key`;
  * otherwise (missing, stale or corrupt, reason on stderr) calls `build`,
- * writes its result atomically and returns it.
+ * writes its result atomically and returns it. Dead writers' temporary
+ * files in the folder are removed first.
  */
 export async function cachedDataset(
   path: string,
   key: CacheKey,
   build: () => Promise<ImageDataset>,
 ): Promise<ImageDataset> {
+  await removeStaleTemps(path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".");
   try {
     const ds = await readCache(path, key);
     if (ds) return ds;

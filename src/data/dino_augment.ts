@@ -26,21 +26,10 @@
 
 import type { Rng } from "../rng.ts";
 import { hflipInPlace, sampleResizedCrop } from "./augment.ts";
+import type { DinoAugmentSpec } from "./dino_spec.ts";
 import { BICUBIC, resample } from "./resize.ts";
 
-/** The recipe (serializable, for the loader's workers). */
-export interface DinoAugmentSpec {
-  /** Side of both global views (the model's image size). */
-  size: number;
-  /** RandomResizedCrop scale range of the global views (the paper: 0.6-1). */
-  scale: [number, number];
-  /** Local crops per image (0: none, the paper's setting). */
-  localCrops?: number;
-  /** Side of the local crops. */
-  localSize?: number;
-  /** RandomResizedCrop scale range of the local crops (DINO: 0.05-0.4). */
-  localScale?: [number, number];
-}
+export type { DinoAugmentSpec } from "./dino_spec.ts";
 
 /** Local crop options of {@link dinoAugment}. */
 export interface DinoLocalOptions {

@@ -19,6 +19,8 @@ export {
   checkDataset,
   imageAt,
   type ImageDataset,
+  imageOffsets,
+  imageShape,
   imageSize,
   labelCounts,
 } from "./image_dataset.ts";
@@ -104,4 +106,4 @@ export {
   verifyArchive,
 } from "./download.ts";
 export { extractTar, extractTgz, extractZip, tarBytes } from "./archive.ts";
-export { exists } from "./_files.ts";
+export { exists, processAlive, processStart } from "./_files.ts";

@@ -16,8 +16,6 @@
  * @module
  */
 
-import { KERNEL_SOURCES } from "../../kernels/sources.ts";
-
 /** Thrown when no WebGPU adapter can be found. */
 export class NoAdapterError extends Error {
   /** Creates the error with set-up advice. */
@@ -51,13 +49,14 @@ export type ParamLayout = Readonly<Record<string, ScalarType>>;
 export type ParamValues<L extends ParamLayout> = { [K in keyof L]: number };
 
 /**
- * A compute kernel: one entry point of one WGSL file, the uniform struct it
- * reads (binding 0, always named `p` in WGSL) and its storage bindings
- * (1, 2, ... in argument order). `constants` specialise WGSL `override`s.
+ * A compute kernel: one entry point of a WGSL module, the uniform struct it
+ * reads (binding 0) and its storage bindings (1, 2, ... in argument order).
+ * `constants` specialise WGSL `override`s. The runtime knows no kernel files:
+ * each spec carries its module's text.
  */
 export interface KernelSpec<L extends ParamLayout> {
-  /** File under kernels/, e.g. "matmul.wgsl". */
-  file: keyof typeof KERNEL_SOURCES;
+  /** The WGSL module text, includes resolved (kernels/sources.ts). */
+  source: string;
   /** WGSL entry point, e.g. "matmul_forward". */
   entry: string;
   /** Uniform struct fields in declaration order. */
@@ -115,8 +114,12 @@ export class Gpu {
   /** Host readbacks since the device was opened (a training step should make none it did not ask for). */
   readbacks = 0;
 
-  readonly #modules = new Map<string, GPUShaderModule>();
-  readonly #pipelines = new Map<string, GPUComputePipeline>();
+  /** Per WGSL source text: its module and its pipelines by entry point and constants. */
+  readonly #modules = new Map<
+    string,
+    { module: GPUShaderModule; pipelines: Map<string, GPUComputePipeline> }
+  >();
+  #pipelineCount = 0;
   readonly #free = new Map<number, GPUBuffer[]>();
   readonly #staging: GPUBuffer[] = [];
   #encoder: GPUCommandEncoder | null = null;
@@ -147,33 +150,39 @@ export class Gpu {
     });
   }
 
-  /** A compiled pipeline for `spec` (compiled once per device and constants). */
+  /** A compiled pipeline for `spec` (compiled once per device, source, entry and constants). */
   pipeline(spec: KernelSpec<ParamLayout>, constants?: Record<string, number>): GPUComputePipeline {
-    const key = `${spec.file}:${spec.entry}:${constants ? JSON.stringify(constants) : ""}`;
-    let p = this.#pipelines.get(key);
-    if (p) return p;
-    let module = this.#modules.get(spec.file);
-    if (!module) {
-      const code = KERNEL_SOURCES[spec.file];
+    let compiled = this.#modules.get(spec.source);
+    if (!compiled) {
+      const label = moduleLabel(spec.source);
       this.device.pushErrorScope("validation");
-      module = this.device.createShaderModule({ label: spec.file, code });
-      this.#watch([spec.file]);
-      this.#modules.set(spec.file, module);
+      const module = this.device.createShaderModule({ label, code: spec.source });
+      this.#watch([label]);
+      compiled = { module, pipelines: new Map() };
+      this.#modules.set(spec.source, compiled);
     }
+    const key = constants ? `${spec.entry}:${JSON.stringify(constants)}` : spec.entry;
+    let p = compiled.pipelines.get(key);
+    if (p) return p;
     this.device.pushErrorScope("validation");
     p = this.device.createComputePipeline({
       label: spec.entry,
       layout: "auto",
-      compute: { module, entryPoint: spec.entry, ...(constants ? { constants } : {}) },
+      compute: {
+        module: compiled.module,
+        entryPoint: spec.entry,
+        ...(constants ? { constants } : {}),
+      },
     });
     this.#watch([spec.entry]);
-    this.#pipelines.set(key, p);
+    compiled.pipelines.set(key, p);
+    this.#pipelineCount++;
     return p;
   }
 
   /** Number of compiled pipelines (for tests of the cache). */
   get pipelineCount(): number {
-    return this.#pipelines.size;
+    return this.#pipelineCount;
   }
 
   /**
@@ -499,6 +508,11 @@ export function packParams<L extends ParamLayout>(
     else view.setFloat32(o, v, true);
     o += 4;
   }
+}
+
+/** A module's name for errors: the file its header names (`// name.wgsl — ...`), else "WGSL module". */
+export function moduleLabel(source: string): string {
+  return /^\/\/ (\S+\.wgsl)\b/.exec(source)?.[1] ?? "WGSL module";
 }
 
 function align4(n: number): number {

@@ -13,10 +13,13 @@
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { Gpu, KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+import { attentionBackwardRef, attentionRef } from "../ref/attention.ts";
+import type { OpDeclarations } from "./_op.ts";
 
 const PARAMS = {
   batch_heads: "u32",
@@ -35,13 +38,26 @@ const PARAMS = {
   scale: "f32",
 } as const;
 const FORWARD = {
-  file: "attention.wgsl",
+  source: KERNEL_SOURCES["attention.wgsl"],
   entry: "attention_forward",
   params: PARAMS,
   workgroup: [16],
 } as const satisfies KernelSpec<typeof PARAMS>;
 const BACKWARD_QUERY = { ...FORWARD, entry: "attention_backward_query" } as const;
 const BACKWARD_KEY = { ...FORWARD, entry: "attention_backward_key" } as const;
+
+/** Fused attention: kernels, f64 references and tolerances. */
+export const ATTENTION_OPS = {
+  attention: {
+    kind: "differentiable",
+    kernels: [FORWARD, BACKWARD_QUERY, BACKWARD_KEY],
+    reference: { forward: attentionRef, backward: attentionBackwardRef },
+    // Unit-scale inputs, T <= 257: a convex combination of v after dh-term dots, measured
+    // <= 2.1e-7 (forward) and 1.5e-7 (backward); large logits get a wider bound in the test.
+    tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-6, rtol: 1e-5 } },
+    test: "attention_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 /** Rows per workgroup (BLOCK in the WGSL). */
 const BLOCK = 32;

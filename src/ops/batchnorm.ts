@@ -11,10 +11,13 @@
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
+import { batchNormBackwardRef, batchNormRef } from "../ref/batchnorm.ts";
+import type { OpDeclarations } from "./_op.ts";
 
 const PARAMS = {
   n: "u32",
@@ -24,13 +27,26 @@ const PARAMS = {
   eps: "f32",
 } as const;
 const STATS = {
-  file: "batchnorm.wgsl",
+  source: KERNEL_SOURCES["batchnorm.wgsl"],
   entry: "batchnorm_stats",
   params: PARAMS,
   workgroup: [64],
 } as const satisfies KernelSpec<typeof PARAMS>;
 const FORWARD = { ...STATS, entry: "batchnorm_forward", workgroup: [256] } as const;
 const BACKWARD = { ...STATS, entry: "batchnorm_backward" } as const;
+
+/** BatchNorm1d: kernels, f64 references and tolerances. */
+export const BATCHNORM_OPS = {
+  batchNorm1d: {
+    kind: "differentiable",
+    kernels: [STATS, FORWARD, BACKWARD],
+    reference: { forward: batchNormRef, backward: batchNormBackwardRef },
+    // Like layerNorm: y and the running stats are O(1) results of N-term sums
+    // (N ~ 128); dx adds two N-term means.
+    tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: { atol: 1e-5, rtol: 1e-4 } },
+    test: "batchnorm_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 /** The running statistics a BatchNorm1d layer owns: (C) f32 tensors, updated in place. */
 export interface BatchNormState {

@@ -1,15 +1,27 @@
 /**
  * The convolution ops of the perceptual loss (SqueezeNet features): conv2d
- * (kernels/conv2d.wgsl, implicit GEMM), maxPool2d (kernels/pool.wgsl),
- * concatChannels (kernels/concat.wgsl) and sigmoid (kernels/activation.wgsl).
+ * (kernels/conv2d.wgsl, implicit GEMM), maxPool2d (kernels/max_pool2d.wgsl),
+ * concatChannels (kernels/concat_channels.wgsl) and sigmoid (kernels/sigmoid.wgsl).
  * All image tensors are NCHW f32. Derivatives are stated above each op.
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { Gpu, KernelSpec } from "../gpu/device.ts";
 import { gradOf, isRecording, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
+import {
+  concatChannelsBackwardRef,
+  concatChannelsRef,
+  conv2dBackwardRef,
+  conv2dRef,
+  maxPool2dBackwardRef,
+  maxPool2dRef,
+  sigmoidBackwardRef,
+  sigmoidRef,
+} from "../ref/conv.ts";
+import { EXACT, type OpDeclarations, POINTWISE } from "./_op.ts";
 
 const CONV_PARAMS = {
   n: "u32",
@@ -30,7 +42,7 @@ const CONV_PARAMS = {
   splits: "u32",
 } as const;
 const CONV_FORWARD = {
-  file: "conv2d.wgsl",
+  source: KERNEL_SOURCES["conv2d.wgsl"],
   entry: "conv2d_forward",
   params: CONV_PARAMS,
   workgroup: [8, 8],
@@ -236,12 +248,12 @@ const POOL_PARAMS = {
   pad: "u32",
 } as const;
 const POOL_FORWARD = {
-  file: "pool.wgsl",
-  entry: "maxpool_forward",
+  source: KERNEL_SOURCES["max_pool2d.wgsl"],
+  entry: "max_pool2d_forward",
   params: POOL_PARAMS,
   workgroup: [256],
 } as const satisfies KernelSpec<typeof POOL_PARAMS>;
-const POOL_BACKWARD = { ...POOL_FORWARD, entry: "maxpool_backward" } as const;
+const POOL_BACKWARD = { ...POOL_FORWARD, entry: "max_pool2d_backward" } as const;
 
 /** Options of {@link maxPool2d} (PyTorch's MaxPool2d defaults). */
 export interface MaxPool2dOptions {
@@ -312,12 +324,12 @@ export function maxPool2d(x: Tensor, kernel: number, options: MaxPool2dOptions =
 
 const CONCAT_PARAMS = { count: "u32", cs: "u32", ct: "u32", off: "u32", hw: "u32" } as const;
 const CONCAT_FORWARD = {
-  file: "concat.wgsl",
-  entry: "concat_forward",
+  source: KERNEL_SOURCES["concat_channels.wgsl"],
+  entry: "concat_channels_forward",
   params: CONCAT_PARAMS,
   workgroup: [256],
 } as const satisfies KernelSpec<typeof CONCAT_PARAMS>;
-const CONCAT_BACKWARD = { ...CONCAT_FORWARD, entry: "concat_backward" } as const;
+const CONCAT_BACKWARD = { ...CONCAT_FORWARD, entry: "concat_channels_backward" } as const;
 
 /**
  * Stacks a (N, Ca, H, W) and b (N, Cb, H, W) along channels → (N, Ca+Cb, H, W).
@@ -362,7 +374,7 @@ export function concatChannels(a: Tensor, b: Tensor): Tensor {
 
 const SIGMOID_PARAMS = { n: "u32" } as const;
 const SIGMOID_FORWARD = {
-  file: "activation.wgsl",
+  source: KERNEL_SOURCES["sigmoid.wgsl"],
   entry: "sigmoid_forward",
   params: SIGMOID_PARAMS,
   workgroup: [256],
@@ -389,3 +401,46 @@ export function sigmoid(x: Tensor): Tensor {
     );
   });
 }
+
+/** The perceptual loss's ops: kernels, f64 references and tolerances. */
+export const CONV_OPS = {
+  conv2d: {
+    kind: "differentiable",
+    kernels: [
+      CONV_FORWARD,
+      CONV_BACKWARD_INPUT,
+      CONV_BACKWARD_INPUT_DIRECT,
+      CONV_BACKWARD_WEIGHT,
+      CONV_WEIGHT_REDUCE,
+      CONV_BACKWARD_BIAS,
+    ],
+    reference: { forward: conv2dRef, backward: conv2dBackwardRef },
+    // Forward sums c*kh*kw (<= ~1200) products of |v| <= 1, like matmul; the
+    // weight gradient sums n*ho*wo (a few thousand in the tests) in split chunks.
+    tolerance: { forward: { atol: 1e-4, rtol: 1e-4 }, backward: { atol: 2e-4, rtol: 2e-4 } },
+    test: "conv_test.ts",
+  },
+  maxPool2d: {
+    kind: "differentiable",
+    kernels: [POOL_FORWARD, POOL_BACKWARD],
+    reference: { forward: maxPool2dRef, backward: maxPool2dBackwardRef },
+    // Selection, and at most kernel^2 copies of dy summed in a fixed order.
+    tolerance: { forward: EXACT, backward: POINTWISE },
+    test: "conv_test.ts",
+  },
+  concatChannels: {
+    kind: "differentiable",
+    kernels: [CONCAT_FORWARD, CONCAT_BACKWARD],
+    reference: { forward: concatChannelsRef, backward: concatChannelsBackwardRef },
+    tolerance: { forward: EXACT, backward: EXACT },
+    test: "conv_test.ts",
+  },
+  sigmoid: {
+    kind: "differentiable",
+    kernels: [SIGMOID_FORWARD, SIGMOID_BACKWARD],
+    reference: { forward: sigmoidRef, backward: sigmoidBackwardRef },
+    // exp in WGSL may be a few ulp off correctly rounded
+    tolerance: { forward: { atol: 1e-7, rtol: 2e-6 }, backward: { atol: 1e-7, rtol: 1e-5 } },
+    test: "conv_test.ts",
+  },
+} as const satisfies OpDeclarations;

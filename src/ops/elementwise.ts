@@ -5,64 +5,121 @@
  * @module
  */
 
-import type { Gpu, KernelSpec } from "../gpu/device.ts";
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
+import type { KernelSpec, ParamLayout, ParamValues } from "../gpu/device.ts";
+import {
+  axpbyRef,
+  biasAddBackwardRef,
+  biasAddRef,
+  dropoutRef,
+  geluBackwardRef,
+  geluRef,
+  mulRef,
+  reluBackwardRef,
+  reluRef,
+} from "../ref/elementwise.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice, sameShape } from "./_check.ts";
+import { EXACT, type OpDeclarations, POINTWISE } from "./_op.ts";
 import { sumRowsInto } from "./reduce.ts";
 
-const PARAMS = {
+const SOURCE = KERNEL_SOURCES["elementwise.wgsl"];
+const AFFINE = { n: "u32", alpha: "f32", beta: "f32" } as const;
+const COUNT = { n: "u32" } as const;
+const BIAS_ADD = { n: "u32", cols: "u32" } as const;
+const DROPOUT = {
   n: "u32",
-  cols: "u32",
-  alpha: "f32",
-  beta: "f32",
+  scale: "f32",
   seed: "u32",
   stream: "u32",
   threshold: "u32",
 } as const;
 
-/** Entry points of elementwise.wgsl; the registry checks that this list matches the file. */
-export const ELEMENTWISE_ENTRIES = [
-  "axpby_forward",
-  "axpy_backward",
-  "mul_forward",
-  "mul_backward",
-  "scale_forward",
-  "bias_add_forward",
-  "relu_forward",
-  "relu_backward",
-  "gelu_forward",
-  "gelu_backward",
-  "dropout_forward",
-  "dropout_backward",
-] as const;
-
-type Entry = typeof ELEMENTWISE_ENTRIES[number];
-
-function spec(entry: Entry): KernelSpec<typeof PARAMS> {
-  return { file: "elementwise.wgsl", entry, params: PARAMS, workgroup: [256] };
+function spec<L extends ParamLayout>(entry: string, params: L): KernelSpec<L> {
+  return { source: SOURCE, entry, params, workgroup: [256] };
 }
-const SPECS = Object.fromEntries(ELEMENTWISE_ENTRIES.map((e) => [e, spec(e)])) as Record<
-  Entry,
-  KernelSpec<typeof PARAMS>
->;
+const ADD_FORWARD = spec("add_forward", AFFINE);
+const ADD_BACKWARD = spec("add_backward", AFFINE);
+const SCALE_FORWARD = spec("scale_forward", AFFINE);
+const MUL_FORWARD = spec("mul_forward", COUNT);
+const MUL_BACKWARD = spec("mul_backward", COUNT);
+const BIAS_ADD_FORWARD = spec("bias_add_forward", BIAS_ADD);
+const RELU_FORWARD = spec("relu_forward", COUNT);
+const RELU_BACKWARD = spec("relu_backward", COUNT);
+const GELU_FORWARD = spec("gelu_forward", COUNT);
+const GELU_BACKWARD = spec("gelu_backward", COUNT);
+const DROPOUT_FORWARD = spec("dropout_forward", DROPOUT);
+const DROPOUT_BACKWARD = spec("dropout_backward", DROPOUT);
 
-type Extra = Partial<
-  { cols: number; alpha: number; beta: number; seed: number; stream: number; threshold: number }
->;
+/** The pointwise ops: kernels, f64 references and tolerances. */
+export const ELEMENTWISE_OPS = {
+  add: {
+    kind: "differentiable",
+    kernels: [ADD_FORWARD, ADD_BACKWARD, SCALE_FORWARD],
+    // add, sub and scale are one rule, alpha a + beta b; being linear, its
+    // backward is the same rule applied to dy (da = alpha dy).
+    reference: { forward: axpbyRef, backward: axpbyRef },
+    tolerance: { forward: POINTWISE, backward: POINTWISE },
+    test: "elementwise_test.ts",
+  },
+  mul: {
+    kind: "differentiable",
+    kernels: [MUL_FORWARD, MUL_BACKWARD],
+    // bilinear: da = dy * b is the forward rule applied to (dy, b)
+    reference: { forward: mulRef, backward: mulRef },
+    tolerance: { forward: POINTWISE, backward: POINTWISE },
+    test: "elementwise_test.ts",
+  },
+  biasAdd: {
+    kind: "differentiable",
+    kernels: [BIAS_ADD_FORWARD], // backward: add_backward and reduce's column sums
+    reference: { forward: biasAddRef, backward: biasAddBackwardRef },
+    tolerance: { forward: POINTWISE, backward: { atol: 1e-5, rtol: 1e-5 } },
+    test: "elementwise_test.ts",
+  },
+  relu: {
+    kind: "differentiable",
+    kernels: [RELU_FORWARD, RELU_BACKWARD],
+    reference: { forward: reluRef, backward: reluBackwardRef },
+    tolerance: { forward: EXACT, backward: EXACT },
+    test: "elementwise_test.ts",
+  },
+  gelu: {
+    kind: "differentiable",
+    kernels: [GELU_FORWARD, GELU_BACKWARD],
+    reference: { forward: geluRef, backward: geluBackwardRef },
+    // tanh in WGSL is allowed a few ulp more than correctly rounded
+    tolerance: { forward: { atol: 2e-6, rtol: 2e-5 }, backward: { atol: 5e-6, rtol: 5e-5 } },
+    test: "elementwise_test.ts",
+  },
+  dropout: {
+    kind: "differentiable",
+    kernels: [DROPOUT_FORWARD, DROPOUT_BACKWARD],
+    // Linear in x with the same mask: dx = dropout(dy) under the same key. The
+    // mask is integer arithmetic and must agree exactly; kept values are x / (1 - p).
+    reference: { forward: dropoutRef, backward: dropoutRef },
+    tolerance: { forward: POINTWISE, backward: POINTWISE },
+    test: "elementwise_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
-function launch(gpu: Gpu, entry: Entry, n: number, bindings: Tensor[], extra: Extra = {}): void {
-  gpu.dispatch(
-    SPECS[entry],
-    { n, cols: 1, alpha: 1, beta: 0, seed: 0, stream: 0, threshold: 0, ...extra },
+function launch<L extends ParamLayout>(
+  spec: KernelSpec<L>,
+  params: ParamValues<L>,
+  bindings: Tensor[],
+): void {
+  bindings[0].gpu.dispatch(
+    spec,
+    params,
     bindings.map((t) => t.binding),
-    grid1d(Math.ceil(n / 1024)), // 4 elements per thread, 256 threads
+    grid1d(Math.ceil(params.n / 1024)), // 4 elements per thread, 256 threads
   );
 }
 
 /** dst += alpha * src (same size): how backward passes accumulate gradients. */
 export function accumulate(dst: Tensor, src: Tensor, alpha = 1): void {
-  launch(dst.gpu, "axpy_backward", dst.size, [src, dst], { alpha });
+  launch(ADD_BACKWARD, { n: dst.size, alpha, beta: 0 }, [src, dst]);
 }
 
 function binaryArgs(op: string, a: Tensor, b: Tensor): void {
@@ -75,7 +132,7 @@ function binaryArgs(op: string, a: Tensor, b: Tensor): void {
 function axpby(op: string, a: Tensor, b: Tensor, alpha: number, beta: number): Tensor {
   binaryArgs(op, a, b);
   const out = empty(a.gpu, a.shape);
-  launch(a.gpu, "axpby_forward", a.size, [a, b, out], { alpha, beta });
+  launch(ADD_FORWARD, { n: a.size, alpha, beta }, [a, b, out]);
   // d/da = alpha, d/db = beta; saves nothing
   return record(op, out, [a, b], (g) => {
     if (a.requiresGrad) accumulate(gradOf(a), g, alpha);
@@ -97,10 +154,11 @@ export function sub(a: Tensor, b: Tensor): Tensor {
 export function mul(a: Tensor, b: Tensor): Tensor {
   binaryArgs("mul", a, b);
   const out = empty(a.gpu, a.shape);
-  launch(a.gpu, "mul_forward", a.size, [a, b, out]);
+  const n = a.size;
+  launch(MUL_FORWARD, { n }, [a, b, out]);
   return record("mul", out, [a, b], (g) => {
-    if (a.requiresGrad) launch(a.gpu, "mul_backward", a.size, [g, b, gradOf(a)]);
-    if (b.requiresGrad) launch(a.gpu, "mul_backward", a.size, [g, a, gradOf(b)]);
+    if (a.requiresGrad) launch(MUL_BACKWARD, { n }, [g, b, gradOf(a)]);
+    if (b.requiresGrad) launch(MUL_BACKWARD, { n }, [g, a, gradOf(b)]);
   });
 }
 
@@ -109,7 +167,7 @@ export function scale(x: Tensor, alpha: number): Tensor {
   sameDevice("scale", x);
   dtypeIs("scale", x, "f32");
   const out = empty(x.gpu, x.shape);
-  launch(x.gpu, "scale_forward", x.size, [x, out], { alpha });
+  launch(SCALE_FORWARD, { n: x.size, alpha, beta: 0 }, [x, out]);
   return record("scale", out, [x], (g) => accumulate(gradOf(x), g, alpha));
 }
 
@@ -129,7 +187,7 @@ export function biasAdd(x: Tensor, bias: Tensor): Tensor {
     );
   }
   const out = empty(x.gpu, x.shape);
-  launch(x.gpu, "bias_add_forward", x.size, [x, bias, out], { cols: n });
+  launch(BIAS_ADD_FORWARD, { n: x.size, cols: n }, [x, bias, out]);
   return record("biasAdd", out, [x, bias], (g) => {
     if (x.requiresGrad) accumulate(gradOf(x), g);
     if (bias.requiresGrad) sumRowsInto(x.gpu, g, gradOf(bias), n);
@@ -145,8 +203,8 @@ function unary(op: string, x: Tensor): void {
 export function relu(x: Tensor): Tensor {
   unary("relu", x);
   const out = empty(x.gpu, x.shape);
-  launch(x.gpu, "relu_forward", x.size, [x, out]);
-  return record("relu", out, [x], (g) => launch(x.gpu, "relu_backward", x.size, [x, g, gradOf(x)]));
+  launch(RELU_FORWARD, { n: x.size }, [x, out]);
+  return record("relu", out, [x], (g) => launch(RELU_BACKWARD, { n: x.size }, [x, g, gradOf(x)]));
 }
 
 /**
@@ -156,8 +214,8 @@ export function relu(x: Tensor): Tensor {
 export function gelu(x: Tensor): Tensor {
   unary("gelu", x);
   const out = empty(x.gpu, x.shape);
-  launch(x.gpu, "gelu_forward", x.size, [x, out]);
-  return record("gelu", out, [x], (g) => launch(x.gpu, "gelu_backward", x.size, [x, g, gradOf(x)]));
+  launch(GELU_FORWARD, { n: x.size }, [x, out]);
+  return record("gelu", out, [x], (g) => launch(GELU_BACKWARD, { n: x.size }, [x, g, gradOf(x)]));
 }
 
 /** Key of a dropout mask: replaying the same key gives the same mask. */
@@ -182,18 +240,14 @@ export function dropout(x: Tensor, rate: number, key: DropoutKey): Tensor {
   unary("dropout", x);
   if (!(rate >= 0 && rate < 1)) throw new OpError("dropout", `rate ${rate} must be in [0, 1)`);
   if (rate === 0) return x;
-  const extra = {
-    alpha: 1 / (1 - rate),
+  const params = {
+    n: x.size,
+    scale: 1 / (1 - rate),
     seed: key.seed >>> 0,
     stream: key.stream >>> 0,
     threshold: dropoutThreshold(rate),
   };
   const out = empty(x.gpu, x.shape);
-  launch(x.gpu, "dropout_forward", x.size, [x, out], extra);
-  return record(
-    "dropout",
-    out,
-    [x],
-    (g) => launch(x.gpu, "dropout_backward", x.size, [g, gradOf(x)], extra),
-  );
+  launch(DROPOUT_FORWARD, params, [x, out]);
+  return record("dropout", out, [x], (g) => launch(DROPOUT_BACKWARD, params, [g, gradOf(x)]));
 }

@@ -6,19 +6,41 @@
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { KernelSpec } from "../gpu/device.ts";
 import type { ParamStore } from "../params.ts";
+import { centerUpdateRef, emaUpdateRef } from "../ref/ema.ts";
 import type { Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
+import { type OpDeclarations, POINTWISE } from "./_op.ts";
 
 const PARAMS = { n: "u32", cols: "u32", momentum: "f32" } as const;
 const EMA = {
-  file: "ema.wgsl",
+  source: KERNEL_SOURCES["ema.wgsl"],
   entry: "ema_update",
   params: PARAMS,
   workgroup: [256],
 } as const satisfies KernelSpec<typeof PARAMS>;
 const CENTER = { ...EMA, entry: "center_update", workgroup: [64] } as const;
+
+/** The two moving averages: updates without a backward. */
+export const EMA_OPS = {
+  emaUpdate: {
+    kind: "update",
+    kernels: [EMA],
+    reference: { update: emaUpdateRef },
+    tolerance: { update: POINTWISE },
+    test: "dino_ops_test.ts",
+  },
+  centerUpdate: {
+    kind: "update",
+    kernels: [CENTER],
+    reference: { update: centerUpdateRef },
+    // an EMA of a rows-term batch mean
+    tolerance: { update: { atol: 1e-6, rtol: 1e-5 } },
+    test: "dino_ops_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 function checkMomentum(op: string, m: number): void {
   if (!(m >= 0 && m <= 1)) throw new OpError(op, `momentum ${m} must be in [0, 1]`);

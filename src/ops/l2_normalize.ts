@@ -8,19 +8,34 @@
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+import { l2NormalizeBackwardRef, l2NormalizeRef } from "../ref/l2_normalize.ts";
+import type { OpDeclarations } from "./_op.ts";
 
 const PARAMS = { rows: "u32", cols: "u32", eps: "f32" } as const;
 const FORWARD = {
-  file: "l2_normalize.wgsl",
+  source: KERNEL_SOURCES["l2_normalize.wgsl"],
   entry: "l2_normalize_forward",
   params: PARAMS,
   workgroup: [64],
 } as const satisfies KernelSpec<typeof PARAMS>;
 const BACKWARD = { ...FORWARD, entry: "l2_normalize_backward" } as const;
+
+/** L2 normalisation: kernels, f64 references and tolerances. */
+export const L2_NORMALIZE_OPS = {
+  l2Normalize: {
+    kind: "differentiable",
+    kernels: [FORWARD, BACKWARD],
+    reference: { forward: l2NormalizeRef, backward: l2NormalizeBackwardRef },
+    // y is O(1) after a cols-term sum of squares and a sqrt; dx adds a cols-term dot.
+    tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-5, rtol: 1e-4 } },
+    test: "dino_ops_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 /** Each row of `x` (any rank >= 1, rows along the last axis) scaled to unit norm. */
 export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {

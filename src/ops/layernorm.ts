@@ -12,10 +12,13 @@
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+import { layerNormBackwardRef, layerNormRef } from "../ref/layernorm.ts";
+import type { OpDeclarations } from "./_op.ts";
 
 const PARAMS = {
   rows: "u32",
@@ -25,7 +28,7 @@ const PARAMS = {
   eps: "f32",
 } as const;
 const FORWARD = {
-  file: "layernorm.wgsl",
+  source: KERNEL_SOURCES["layernorm.wgsl"],
   entry: "layernorm_forward",
   params: PARAMS,
   workgroup: [64],
@@ -36,6 +39,20 @@ const BACKWARD_PARAMS = {
   entry: "layernorm_backward_params",
   workgroup: [256],
 } as const;
+
+/** LayerNorm: kernels, f64 references and tolerances. */
+export const LAYERNORM_OPS = {
+  layerNorm: {
+    kind: "differentiable",
+    kernels: [FORWARD, BACKWARD, BACKWARD_PARAMS],
+    reference: { forward: layerNormRef, backward: layerNormBackwardRef },
+    // y is O(1) whatever the input scale: mean/var sums of ~256 terms plus
+    // inverseSqrt (2 ulp) give ~1e-6 relative; dweight/dbias sum up to ~33k rows
+    // of O(1) terms (error ~ sqrt(rows) eps |sum|), hence the looser backward atol.
+    tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: { atol: 1e-4, rtol: 1e-4 } },
+    test: "layernorm_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 /**
  * Rows per backward block: at least 16 (so a block amortises its partial

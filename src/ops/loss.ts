@@ -5,15 +5,25 @@
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice, sameShape } from "./_check.ts";
 import { meanAll } from "./reduce.ts";
+import {
+  crossEntropyRowsBackwardRef,
+  crossEntropyRowsRef,
+  mseBackwardRef,
+  mseRef,
+  softCrossEntropyBackwardRef,
+  softCrossEntropyRef,
+} from "../ref/loss.ts";
+import type { OpDeclarations } from "./_op.ts";
 
 const CE_PARAMS = { rows: "u32", cols: "u32" } as const;
 const CE_FORWARD = {
-  file: "cross_entropy.wgsl",
+  source: KERNEL_SOURCES["cross_entropy.wgsl"],
   entry: "cross_entropy_forward",
   params: CE_PARAMS,
   workgroup: [64],
@@ -68,7 +78,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
 
 const MSE_PARAMS = { rows: "u32", cols: "u32", has_mask: "u32", sign: "f32" } as const;
 const MSE_FORWARD = {
-  file: "mse.wgsl",
+  source: KERNEL_SOURCES["mse.wgsl"],
   entry: "mse_forward",
   params: MSE_PARAMS,
   workgroup: [256],
@@ -126,7 +136,7 @@ export function mse(pred: Tensor, target: Tensor, mask?: Tensor): Tensor {
 
 const SCE_PARAMS = { rows: "u32", cols: "u32", inv_t: "f32" } as const;
 const SCE_FORWARD = {
-  file: "soft_cross_entropy.wgsl",
+  source: KERNEL_SOURCES["soft_cross_entropy.wgsl"],
   entry: "soft_cross_entropy_forward",
   params: SCE_PARAMS,
   workgroup: [64],
@@ -136,6 +146,33 @@ const SCE_BACKWARD = {
   entry: "soft_cross_entropy_backward",
   workgroup: [256],
 } as const;
+
+/** The losses: kernels, f64 references and tolerances. */
+export const LOSS_OPS = {
+  crossEntropy: {
+    kind: "differentiable",
+    kernels: [CE_FORWARD, CE_BACKWARD],
+    reference: { forward: crossEntropyRowsRef, backward: crossEntropyRowsBackwardRef },
+    tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: { atol: 1e-6, rtol: 1e-4 } },
+    test: "loss_test.ts",
+  },
+  mse: {
+    kind: "differentiable",
+    kernels: [MSE_FORWARD, MSE_BACKWARD],
+    reference: { forward: mseRef, backward: mseBackwardRef },
+    tolerance: { forward: { atol: 1e-6, rtol: 1e-5 }, backward: { atol: 1e-7, rtol: 1e-5 } },
+    test: "loss_test.ts",
+  },
+  softCrossEntropy: {
+    kind: "differentiable",
+    kernels: [SCE_FORWARD, SCE_BACKWARD],
+    reference: { forward: softCrossEntropyRef, backward: softCrossEntropyBackwardRef },
+    // Like crossEntropy, plus a cols-term weighted sum (cols up to ~1024) and
+    // the 1/t scale (t down to 0.02 multiplies the backward by 50).
+    tolerance: { forward: { atol: 2e-5, rtol: 2e-5 }, backward: { atol: 1e-5, rtol: 1e-4 } },
+    test: "dino_ops_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 /**
  * Per-row cross-entropy of `logits / temperature` (rows, cols) against the

@@ -10,14 +10,17 @@
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { Gpu, KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, OpError, sameDevice } from "./_check.ts";
 import { sumRowsInto } from "./reduce.ts";
+import { matmulBackwardRef, matmulRef } from "../ref/matmul.ts";
+import type { OpDeclarations } from "./_op.ts";
 
 const MATMUL = {
-  file: "matmul.wgsl",
+  source: KERNEL_SOURCES["matmul.wgsl"],
   entry: "matmul_forward",
   params: {
     batch: "u32",
@@ -36,6 +39,18 @@ const MATMUL = {
 
 /** The vec4 entry point of the same file: 16x16 output blocks, one per invocation. */
 const MATMUL_VEC4 = { ...MATMUL, entry: "matmul_vec4", workgroup: [64] } as const;
+
+/** matmul: kernels, f64 references and tolerances. */
+export const MATMUL_OPS = {
+  matmul: {
+    kind: "differentiable",
+    kernels: [MATMUL, MATMUL_VEC4],
+    reference: { forward: matmulRef, backward: matmulBackwardRef },
+    // k up to ~1000 terms of |x| <= 1: sum error ~ sqrt(k) * 6e-8 * k
+    tolerance: { forward: { atol: 1e-4, rtol: 1e-4 }, backward: { atol: 2e-4, rtol: 1e-4 } },
+    test: "matmul_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 /** llvmpipe ends a shader loop after 65535 iterations; matmul_vec4 loops ceil(k / 4) times. */
 const VEC4_MAX_K = 4 * 65535;

@@ -18,65 +18,123 @@
  * @module
  */
 
-import type { Gpu, KernelSpec } from "../gpu/device.ts";
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
+import type { Gpu, KernelSpec, ParamLayout } from "../gpu/device.ts";
+import {
+  gatherTokensBackwardRef,
+  gatherTokensRef,
+  maskFromBooleanRef,
+  patchifyRef,
+  randomMaskingRef,
+  unpatchifyRef,
+  unshuffleTokensBackwardRef,
+  unshuffleTokensRef,
+} from "../ref/patch.ts";
 import type { Rng } from "../rng.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
+import { EXACT, type OpDeclarations } from "./_op.ts";
 
-const PARAMS = {
+/** Uniform structs of kernels/patch.wgsl, one per family of entry points. */
+const PATCH_GEOMETRY = {
   batch: "u32",
   channels: "u32",
   height: "u32",
   width: "u32",
   psize: "u32", // the patch side ("patch" is a reserved word in WGSL)
   tokens: "u32",
-  keep: "u32",
   dim: "u32",
 } as const;
-type Sizes = { [K in keyof typeof PARAMS]: number };
+const MASKING = { tokens: "u32", keep: "u32" } as const;
+const TOKEN_MOVE = { batch: "u32", tokens: "u32", keep: "u32", dim: "u32" } as const;
+type Geometry = { [K in keyof typeof PATCH_GEOMETRY]: number };
 
-function spec(entry: string, workgroup = 256): KernelSpec<typeof PARAMS> {
-  return { file: "patch.wgsl", entry, params: PARAMS, workgroup: [workgroup] };
+function spec<L extends ParamLayout>(entry: string, params: L, workgroup = 256): KernelSpec<L> {
+  return { source: KERNEL_SOURCES["patch.wgsl"], entry, params, workgroup: [workgroup] };
 }
-const PATCHIFY_FORWARD = spec("patchify_forward");
-const PATCHIFY_BACKWARD = spec("patchify_backward");
-const UNPATCHIFY_FORWARD = spec("unpatchify_forward");
-const UNPATCHIFY_BACKWARD = spec("unpatchify_backward");
-const RANDOM_MASKING = spec("random_masking_forward");
-const MASK_FROM_BOOLEAN = spec("mask_from_boolean_forward");
-const GATHER_FORWARD = spec("gather_tokens_forward");
-const GATHER_BACKWARD = spec("gather_tokens_backward");
-const UNSHUFFLE_FORWARD = spec("unshuffle_tokens_forward");
-const UNSHUFFLE_BACKWARD = spec("unshuffle_tokens_backward");
-const UNSHUFFLE_BACKWARD_TOKEN = spec("unshuffle_tokens_backward_token", 64);
+const PATCHIFY_FORWARD = spec("patchify_forward", PATCH_GEOMETRY);
+const PATCHIFY_BACKWARD = spec("patchify_backward", PATCH_GEOMETRY);
+const UNPATCHIFY_FORWARD = spec("unpatchify_forward", PATCH_GEOMETRY);
+const UNPATCHIFY_BACKWARD = spec("unpatchify_backward", PATCH_GEOMETRY);
+const RANDOM_MASKING = spec("random_masking_forward", MASKING);
+const MASK_FROM_BOOLEAN = spec("mask_from_boolean_forward", MASKING);
+const GATHER_FORWARD = spec("gather_tokens_forward", TOKEN_MOVE);
+const GATHER_BACKWARD = spec("gather_tokens_backward", TOKEN_MOVE);
+const UNSHUFFLE_FORWARD = spec("unshuffle_tokens_forward", TOKEN_MOVE);
+const UNSHUFFLE_BACKWARD = spec("unshuffle_tokens_backward", TOKEN_MOVE);
+const UNSHUFFLE_BACKWARD_TOKEN = spec("unshuffle_tokens_backward_token", TOKEN_MOVE, 64);
+
+/**
+ * Patches and the patch shuffle move values without arithmetic: results must
+ * be bit-exact, except the mask token's gradient, a sum over masked positions.
+ */
+export const PATCH_OPS = {
+  patchify: {
+    kind: "differentiable",
+    kernels: [PATCHIFY_FORWARD, PATCHIFY_BACKWARD],
+    // The derivative of a permutation is its inverse: the backward is unpatchify of dy.
+    reference: { forward: patchifyRef, backward: unpatchifyRef },
+    tolerance: { forward: EXACT, backward: EXACT },
+    test: "patch_test.ts",
+  },
+  unpatchify: {
+    kind: "differentiable",
+    kernels: [UNPATCHIFY_FORWARD, UNPATCHIFY_BACKWARD],
+    reference: { forward: unpatchifyRef, backward: patchifyRef },
+    tolerance: { forward: EXACT, backward: EXACT },
+    test: "patch_test.ts",
+  },
+  randomMasking: {
+    kind: "forward", // indices carry no gradient
+    kernels: [RANDOM_MASKING],
+    reference: { forward: randomMaskingRef },
+    tolerance: { forward: EXACT },
+    test: "patch_test.ts",
+  },
+  maskFromBoolean: {
+    kind: "forward",
+    kernels: [MASK_FROM_BOOLEAN],
+    reference: { forward: maskFromBooleanRef },
+    tolerance: { forward: EXACT },
+    test: "patch_test.ts",
+  },
+  gatherTokens: {
+    kind: "differentiable",
+    kernels: [GATHER_FORWARD, GATHER_BACKWARD],
+    reference: { forward: gatherTokensRef, backward: gatherTokensBackwardRef },
+    tolerance: { forward: EXACT, backward: EXACT },
+    test: "patch_test.ts",
+  },
+  unshuffleTokens: {
+    kind: "differentiable",
+    kernels: [UNSHUFFLE_FORWARD, UNSHUFFLE_BACKWARD, UNSHUFFLE_BACKWARD_TOKEN],
+    reference: { forward: unshuffleTokensRef, backward: unshuffleTokensBackwardRef },
+    // dmaskToken sums up to B (T - K) ~ 25k terms of |dy| <= 1.
+    tolerance: { forward: EXACT, backward: { atol: 1e-4, rtol: 1e-5 } },
+    test: "patch_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 /** llvmpipe stops shader loops after 65535 trips; the token-gradient pass strides by 64. */
 const MAX_TOKEN_ROWS = 64 * 65535;
-
-function sizes(s: Partial<Sizes>): Sizes {
-  return {
-    batch: 0,
-    channels: 0,
-    height: 0,
-    width: 0,
-    psize: 0,
-    tokens: 0,
-    keep: 0,
-    dim: 0,
-    ...s,
-  };
-}
 
 function elementwise(n: number): [number, number] {
   return grid1d(Math.ceil(n / 256));
 }
 
-function patchSizes(op: string, batch: number, c: number, h: number, w: number, p: number): Sizes {
+function patchSizes(
+  op: string,
+  batch: number,
+  c: number,
+  h: number,
+  w: number,
+  p: number,
+): Geometry {
   if (!Number.isInteger(p) || p < 1 || h % p !== 0 || w % p !== 0) {
     throw new OpError(op, `patch size ${p} must divide the image size ${h}x${w}`);
   }
-  return sizes({
+  return {
     batch,
     channels: c,
     height: h,
@@ -84,7 +142,7 @@ function patchSizes(op: string, batch: number, c: number, h: number, w: number, 
     psize: p,
     tokens: (h / p) * (w / p),
     dim: p * p * c,
-  });
+  };
 }
 
 /** (B, C, H, W) images -> (B, (H/p)(W/p), p p C) patches, patch vectors in (py, px, c) order. */
@@ -184,7 +242,7 @@ export function randomMasking(noise: Tensor, ratio: number): Masking {
   const out = maskingOutputs(noise.gpu, B, T, keep);
   noise.gpu.dispatch(
     RANDOM_MASKING,
-    sizes({ batch: B, tokens: T, keep }),
+    { tokens: T, keep },
     [noise.binding, out.idsKeep.binding, out.idsRestore.binding, out.mask.binding],
     [Math.ceil(T / 256), B],
   );
@@ -207,7 +265,7 @@ export function maskFromBoolean(mask: Tensor, keep: number): Masking {
   const out = maskingOutputs(mask.gpu, B, T, keep);
   mask.gpu.dispatch(
     MASK_FROM_BOOLEAN,
-    sizes({ batch: B, tokens: T, keep }),
+    { tokens: T, keep },
     [mask.binding, out.idsKeep.binding, out.idsRestore.binding, out.mask.binding],
     [Math.ceil(T / 256), B],
   );
@@ -231,7 +289,7 @@ export function gatherTokens(x: Tensor, idsKeep: Tensor): Tensor {
     throw new OpError(op, `ids ${idsKeep.describe()} do not index tokens of ${x.describe()}`);
   }
   const K = idsKeep.shape[1];
-  const s = sizes({ batch: B, tokens: T, keep: K, dim: D });
+  const s = { batch: B, tokens: T, keep: K, dim: D };
   const gpu = x.gpu;
   const out = empty(gpu, [B, K, D]);
   gpu.dispatch(GATHER_FORWARD, s, [x.binding, idsKeep.binding, out.binding], elementwise(out.size));
@@ -273,7 +331,7 @@ export function unshuffleTokens(encoded: Tensor, maskToken: Tensor, idsRestore: 
   if (B * T > MAX_TOKEN_ROWS) {
     throw new OpError(op, `${idsRestore.describe()}: at most ${MAX_TOKEN_ROWS} tokens per call`);
   }
-  const s = sizes({ batch: B, tokens: T, keep: K, dim: D });
+  const s = { batch: B, tokens: T, keep: K, dim: D };
   const gpu = encoded.gpu;
   const out = empty(gpu, [B, T, D]);
   gpu.dispatch(

@@ -7,20 +7,34 @@
  * @module
  */
 
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import type { Gpu, KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+import { sumAxisBackwardRef, sumAxisRef } from "../ref/reduce.ts";
+import { type OpDeclarations, POINTWISE } from "./_op.ts";
 
 const PARAMS = { outer: "u32", axis: "u32", inner: "u32", scale: "f32", beta: "f32" } as const;
 const FORWARD = {
-  file: "reduce.wgsl",
+  source: KERNEL_SOURCES["reduce.wgsl"],
   entry: "sum_axis_forward",
   params: PARAMS,
   workgroup: [256],
 } as const satisfies KernelSpec<typeof PARAMS>;
 const WIDE = { ...FORWARD, entry: "sum_axis_wide_forward" } as const;
 const BACKWARD = { ...FORWARD, entry: "sum_axis_backward" } as const;
+
+/** Sum over an axis (mean is the same kernels with scale 1 / n). */
+export const REDUCE_OPS = {
+  sum: {
+    kind: "differentiable",
+    kernels: [FORWARD, WIDE, BACKWARD],
+    reference: { forward: sumAxisRef, backward: sumAxisBackwardRef },
+    tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: POINTWISE },
+    test: "reduce_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 /** Axes longer than this use one workgroup per output (see reduce.wgsl). */
 const WIDE_AXIS = 1024;

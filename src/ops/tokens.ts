@@ -8,12 +8,23 @@
  * @module
  */
 
-import type { KernelSpec } from "../gpu/device.ts";
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
+import type { KernelSpec, ParamLayout } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, rankIs, sameDevice } from "./_check.ts";
+import {
+  appendTokenBackwardRef,
+  appendTokenRef,
+  concatTokensBackwardRef,
+  concatTokensRef,
+  sliceTokensBackwardRef,
+  sliceTokensRef,
+} from "../ref/tokens.ts";
+import { EXACT, type OpDeclarations } from "./_op.ts";
 
-const PARAMS = {
+const APPEND_PARAMS = { batch: "u32", tokens: "u32", dim: "u32" } as const;
+const SLICE_PARAMS = {
   batch: "u32",
   tokens: "u32",
   dim: "u32",
@@ -21,18 +32,43 @@ const PARAMS = {
   len: "u32",
   accumulate: "u32",
 } as const;
-const spec = (entry: string): KernelSpec<typeof PARAMS> => ({
-  file: "tokens.wgsl",
-  entry,
-  params: PARAMS,
-  workgroup: [256],
-});
-const APPEND = spec("append_token_forward");
-const APPEND_BACK = spec("append_token_backward");
-const APPEND_BACK_TOKEN = spec("append_token_backward_token");
-const SLICE = spec("slice_tokens_forward");
-const SLICE_BACK = spec("slice_tokens_backward");
-const CONCAT = spec("concat_tokens_forward");
+const CONCAT_PARAMS = { batch: "u32", tokens: "u32", dim: "u32", len: "u32" } as const;
+function spec<L extends ParamLayout>(entry: string, params: L): KernelSpec<L> {
+  return { source: KERNEL_SOURCES["tokens.wgsl"], entry, params, workgroup: [256] };
+}
+const APPEND = spec("append_token_forward", APPEND_PARAMS);
+const APPEND_BACK = spec("append_token_backward", APPEND_PARAMS);
+const APPEND_BACK_TOKEN = spec("append_token_backward_token", APPEND_PARAMS);
+const SLICE = spec("slice_tokens_forward", SLICE_PARAMS);
+const SLICE_BACK = spec("slice_tokens_backward", SLICE_PARAMS);
+const CONCAT = spec("concat_tokens_forward", CONCAT_PARAMS);
+
+/** The token moves: kernels, f64 references and tolerances. */
+export const TOKENS_OPS = {
+  appendToken: {
+    kind: "differentiable",
+    kernels: [APPEND, APPEND_BACK, APPEND_BACK_TOKEN],
+    reference: { forward: appendTokenRef, backward: appendTokenBackwardRef },
+    // pure copies, and a batch-length sum for the token's gradient
+    tolerance: { forward: EXACT, backward: { atol: 1e-6, rtol: 1e-6 } },
+    test: "tokens_test.ts",
+  },
+  sliceTokens: {
+    kind: "differentiable",
+    kernels: [SLICE, SLICE_BACK],
+    reference: { forward: sliceTokensRef, backward: sliceTokensBackwardRef },
+    tolerance: { forward: EXACT, backward: EXACT },
+    test: "tokens_test.ts",
+  },
+  concatTokens: {
+    kind: "differentiable",
+    // backward: accumulating slices (slice_tokens_forward, owned by sliceTokens)
+    kernels: [CONCAT],
+    reference: { forward: concatTokensRef, backward: concatTokensBackwardRef },
+    tolerance: { forward: EXACT, backward: EXACT },
+    test: "tokens_test.ts",
+  },
+} as const satisfies OpDeclarations;
 
 const groups = (n: number) => grid1d(Math.ceil(n / 256));
 
@@ -48,7 +84,7 @@ export function appendToken(x: Tensor, token: Tensor): Tensor {
     throw new OpError(op, `token ${token.describe()} must have ${dim} values for ${x.describe()}`);
   }
   const gpu = x.gpu;
-  const p = { batch, tokens, dim, start: 0, len: 0, accumulate: 0 };
+  const p = { batch, tokens, dim };
   const out = empty(gpu, [batch, tokens + 1, dim]);
   gpu.dispatch(APPEND, p, [x.binding, token.binding, out.binding], groups(out.size));
   // saves: nothing
@@ -109,7 +145,7 @@ export function concatTokens(a: Tensor, b: Tensor): Tensor {
   const len = b.shape[1];
   const gpu = a.gpu;
   const out = empty(gpu, [batch, tokens + len, dim]);
-  const p = { batch, tokens, dim, start: 0, len, accumulate: 0 };
+  const p = { batch, tokens, dim, len };
   gpu.dispatch(CONCAT, p, [a.binding, b.binding, out.binding], groups(out.size));
   // saves: nothing
   return record(op, out, [a, b], (g) => {

@@ -1,5 +1,7 @@
 /**
- * Plain f64 references for the losses.
+ * Plain f64 references for the losses (src/ops/loss.ts): cross-entropy with
+ * integer labels, mean-squared error, and DINO's soft-target cross-entropy
+ * with a temperature. Written from the definitions, not from the WGSL.
  * @module
  */
 
@@ -79,4 +81,52 @@ export function mseBackwardRef(
     out[i] = g * m * 2 * (p[i] - t[i]) / (cols * den);
   }
   return out;
+}
+
+/** Per row: -sum_c q_c log softmax(x / t)_c, x and q (rows, cols). */
+export function softCrossEntropyRef(
+  x: ArrayLike<number>,
+  q: ArrayLike<number>,
+  cols: number,
+  t: number,
+): Float64Array {
+  const rows = x.length / cols;
+  const out = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity;
+    for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c] / t);
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c] / t - m);
+    const lse = m + Math.log(s);
+    let loss = 0;
+    for (let c = 0; c < cols; c++) loss -= q[r * cols + c] * (x[r * cols + c] / t - lse);
+    out[r] = loss;
+  }
+  return out;
+}
+
+/** dx of {@link softCrossEntropyRef} for per-row upstream gradients dloss (rows). */
+export function softCrossEntropyBackwardRef(
+  x: ArrayLike<number>,
+  q: ArrayLike<number>,
+  dloss: ArrayLike<number>,
+  cols: number,
+  t: number,
+): Float64Array {
+  const rows = x.length / cols;
+  const dx = new Float64Array(x.length);
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity, qs = 0;
+    for (let c = 0; c < cols; c++) {
+      m = Math.max(m, x[r * cols + c] / t);
+      qs += q[r * cols + c];
+    }
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c] / t - m);
+    for (let c = 0; c < cols; c++) {
+      const p = Math.exp(x[r * cols + c] / t - m) / s;
+      dx[r * cols + c] = dloss[r] * (p * qs - q[r * cols + c]) / t;
+    }
+  }
+  return dx;
 }

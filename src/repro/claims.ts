@@ -1,7 +1,12 @@
 /**
  * Claims (repro/claims/<study>.yaml) and their verdicts. A value claim
  * compares one experiment's metric with the paper's number (tolerance) or a
- * bound (min/max); an ordering claim compares two experiments (margin). With
+ * bound (min/max); an ordering claim compares two experiments (margin), by
+ * their difference or, with `combine: ratio`, their quotient; a best-of
+ * claim compares one experiment with the best of a set (`bestOf`, margin):
+ * per seed, its value minus the largest value of the set. A `timing` claim
+ * is asserted only on a hardware adapter: measured on a software one, whose
+ * timings say nothing about the paper's GPUs. With
  * several seeds a verdict needs the 95% interval to agree: `pass` when it
  * clears the bound, `fail` when it misses it entirely, `inconclusive` between.
  * A claim with a negative control is also evaluated on the control, which
@@ -12,6 +17,7 @@
 import { ConfigError, parseYaml } from "../train/config.ts";
 import { summarize, type Summary } from "./stats.ts";
 import type { ProfileName } from "./profiles.ts";
+import { isSoftwareAdapter } from "../gpu/device.ts";
 
 /** What a profile asserts about a claim. */
 export interface Check {
@@ -31,16 +37,26 @@ export interface Claim {
   metric: string;
   /** The paper's number (in `metric`'s unit), or null for CI-scale claims. */
   paper: number | null;
-  /** Value claims: the experiment. Ordering claims use greater/lesser. */
+  /** Value and best-of claims: the experiment. Ordering claims use greater/lesser. */
   experiment?: string;
   greater?: string;
   lesser?: string;
+  /** Ordering claims: greater - lesser (default) or greater / lesser, per seed. */
+  combine?: "difference" | "ratio";
+  /** Best-of claims: `experiment` minus the largest of these (per seed), against a margin. */
+  bestOf?: string[];
   /** Path of the metric in an experiment's results, e.g. "eval.accuracy". */
   value: string;
   /** Multiplier from the metric to the claim's unit (100 for percent). */
   scale?: number;
   /** Negative control: an experiment that replaces `experiment` (or `greater`) and must fail. */
   control?: string;
+  /**
+   * The value compares wall-clock timings: on a software adapter (the GPU
+   * emulated on CPU cores shared with whatever else runs) it is reported
+   * (`measured`), never asserted.
+   */
+  timing?: boolean;
   profiles: Partial<Record<ProfileName, Check>>;
 }
 
@@ -108,6 +124,18 @@ export async function loadStudy(study: string): Promise<Study> {
     if (!c.experiment === !(c.greater && c.lesser)) {
       bad("needs either experiment or greater + lesser");
     }
+    if (c.bestOf !== undefined) {
+      if (!c.experiment || !Array.isArray(c.bestOf) || c.bestOf.length === 0) {
+        bad("bestOf needs experiment and a non-empty list of experiments");
+      }
+    }
+    if (c.combine !== undefined && (!c.greater || !["difference", "ratio"].includes(c.combine))) {
+      bad("combine is difference or ratio, on ordering claims only");
+    }
+    const compared = Boolean(c.greater) || c.bestOf !== undefined;
+    if (c.timing !== undefined && typeof c.timing !== "boolean") {
+      bad("timing must be true or false");
+    }
     for (const [p, check] of Object.entries(c.profiles ?? {})) {
       const keys = Object.keys(check ?? {});
       if (
@@ -118,8 +146,8 @@ export async function loadStudy(study: string): Promise<Study> {
       if (keys[0] === "measure" && (check as Check).measure !== true) {
         bad(`profile ${p}: measure must be true`);
       }
-      if (keys[0] !== "measure" && (keys[0] === "margin") !== Boolean(c.greater)) {
-        bad(`profile ${p}: margin goes with ordering claims only`);
+      if (keys[0] !== "measure" && (keys[0] === "margin") !== compared) {
+        bad(`profile ${p}: margin goes with ordering and best-of claims only`);
       }
       if (keys[0] === "tolerance" && c.paper === null) {
         bad(`profile ${p}: a tolerance needs the paper's number`);
@@ -137,7 +165,9 @@ export function experimentsOf(study: Study, profile?: ProfileName): string[] {
     if (profile && !check) continue;
     // A value that is only reported needs no negative control.
     const control = check?.measure ? undefined : c.control;
-    for (const id of [c.experiment, c.greater, c.lesser, control]) if (id) ids.add(id);
+    for (const id of [c.experiment, c.greater, c.lesser, control, ...(c.bestOf ?? [])]) {
+      if (id) ids.add(id);
+    }
   }
   return [...ids];
 }
@@ -153,7 +183,26 @@ function values(results: Results, id: string, path: string, scale: number): numb
   const r = results.get(id);
   if (!r) return `experiment ${id} was not run in this shard`;
   if ("notrun" in r) return `${id}: ${r.notrun}`;
-  return r.metrics.map((m) => metric(m, path) * scale);
+  try {
+    return r.metrics.map((m) => metric(m, path) * scale);
+  } catch (e) {
+    // e.g. a run cached before the trainer recorded this metric (rerun with --fresh)
+    return `${id}: ${(e as Error).message}`;
+  }
+}
+
+/** The software adapters among the runs of `ids` (summary field `adapter`), by description. */
+function softwareAdapters(results: Results, ids: string[]): string[] {
+  const found = new Set<string>();
+  for (const id of ids) {
+    const r = results.get(id);
+    if (!r || "notrun" in r) continue;
+    for (const m of r.metrics) {
+      const a = m.adapter;
+      if (typeof a === "string" && isSoftwareAdapter({ description: a })) found.add(a);
+    }
+  }
+  return [...found];
 }
 
 function describe(check: Check): string {
@@ -197,10 +246,31 @@ function evaluateWith(
   if (c.lesser) {
     const b = values(results, c.lesser, c.value, scale);
     if (typeof b === "string") return { ours: null, verdict: "not run", reason: b };
-    xs = a.map((v, i) => v - b[i]); // paired by seed
+    xs = c.combine === "ratio"
+      ? a.map((v, i) => v / b[i]) // paired by seed
+      : a.map((v, i) => v - b[i]);
+  }
+  let reason = "";
+  if (c.bestOf) {
+    const sets: number[][] = [];
+    for (const id of c.bestOf) {
+      const b = values(results, id, c.value, scale);
+      if (typeof b === "string") return { ours: null, verdict: "not run", reason: b };
+      sets.push(b);
+    }
+    const best = a.map((_, i) => Math.max(...sets.map((b) => b[i]))); // per seed
+    xs = a.map((v, i) => v - best[i]);
+    const means = sets.map((b) => b.reduce((x, y) => x + y, 0) / b.length);
+    reason = `best of the set (mean over seeds): ${c.bestOf[means.indexOf(Math.max(...means))]}`;
   }
   const ours = summarize(xs);
-  return { ours, verdict: judge(ours, check, c.paper), reason: "" };
+  return { ours, verdict: judge(ours, check, c.paper), reason };
+}
+
+/** Where the results were measured. */
+export interface RunContext {
+  /** The adapter is a software rasterizer: timing claims are reported, not asserted. */
+  softwareAdapter?: boolean;
 }
 
 /** Evaluates every claim of `study` for `profile` on `results`. */
@@ -208,9 +278,21 @@ export function evaluateClaims(
   study: Study,
   profile: ProfileName,
   results: Results,
+  context: RunContext = {},
 ): ClaimResult[] {
   return study.claims.map((c) => {
-    const check = c.profiles?.[profile] ?? null;
+    const asserted = c.profiles?.[profile] ?? null;
+    // Timings from a software adapter (this run's, or any run a merged report holds) are reported only.
+    const demoted = Boolean(
+      c.timing && asserted && !asserted.measure &&
+        (context.softwareAdapter ||
+          softwareAdapters(
+              results,
+              [c.experiment, c.greater, c.lesser, ...(c.bestOf ?? [])]
+                .filter((x): x is string => Boolean(x)),
+            ).length > 0),
+    );
+    const check: Check | null = demoted ? { measure: true } : asserted;
     const base = {
       id: c.id,
       wording: c.wording,
@@ -231,6 +313,11 @@ export function evaluateClaims(
     }
     const main = c.experiment ?? c.greater!;
     const r: ClaimResult = { ...base, ...evaluateWith(c, check, results, main) };
+    if (demoted && r.verdict === "measured") {
+      r.tolerance = `${describe(asserted!)} (not asserted)`;
+      r.reason = "a timing on a software adapter, whose CPU cores other work shares: " +
+        "reported, not asserted";
+    }
     if (c.control && !check.measure && r.verdict !== "not run") {
       const ctl = evaluateWith(c, check, results, c.control);
       r.control = { id: c.control, ours: ctl.ours, verdict: ctl.verdict };

@@ -1,7 +1,10 @@
 /**
  * The experiments behind the claims: each id says which profile stage it
  * trains, what it changes, and which other experiment's checkpoint it starts
- * from. Claims name experiments by id (repro/claims/*.yaml).
+ * from. Claims name experiments by id (repro/claims/*.yaml). What an
+ * experiment changes is plain data (an overlay), merged with the seed and
+ * checkpoints onto the stage as the profile wrote it and validated once
+ * ({@link experimentConfig}); no checked config is edited afterwards.
  *
  * SMAE ids: `pretrain-smae[1]-(random|block)` (alpha 0.5, or 1.0 with the
  * `1`; random 75% or block 50% masking), each with its `finetune-` and
@@ -11,8 +14,9 @@
  * @module
  */
 
-import type { TrainConfig } from "../train/config.ts";
-import type { Profile, Stage } from "./profiles.ts";
+import { configFromLayers, type ConfigOverlay, type TrainConfig } from "../train/config.ts";
+import { experimentsOf, type Study } from "./claims.ts";
+import { type Profile, type Stage, stageFile } from "./profiles.ts";
 
 /** How to produce one experiment's metrics. */
 export type Plan =
@@ -25,8 +29,8 @@ export type Plan =
     init?: string;
     /** Experiment whose checkpoint is the frozen SMAE critic. */
     critic?: string;
-    /** Changes to the stage's config. */
-    edit?: (c: TrainConfig) => void;
+    /** Changes to the stage's config, merged onto the stage as written before validation. */
+    overlay?: ConfigOverlay;
   }
   | {
     kind: "timing";
@@ -60,12 +64,27 @@ function smaePretrain(alpha1: boolean, masking: "random" | "block"): Plan {
     stage: "smae",
     data: "tin",
     critic: "train-critic",
-    edit: (c) => {
-      c.smae.alpha = alpha1 ? 1 : 0.5;
-      c.model.masking = masking;
-      c.model.maskRatio = masking === "block" ? 0.5 : 0.75;
+    overlay: {
+      smae: { alpha: alpha1 ? 1 : 0.5 },
+      model: { masking, maskRatio: masking === "block" ? 0.5 : 0.75 },
     },
   };
+}
+
+/**
+ * The learning-rate-0 controls: one epoch of training that changes nothing,
+ * so the checkpoint is the seeded random init (no warm-up: it would outlast
+ * the one epoch).
+ */
+const UNTRAINED: ConfigOverlay = { optim: { lr: 0, minLr: 0, epochs: 1, warmupEpochs: 0 } };
+
+/**
+ * DINO's collapse control: the teacher as soft as the student (the profile's
+ * dino stage's student temperature) throughout, no sharpening.
+ */
+function unsharpened(p: Profile): ConfigOverlay {
+  const t = p.stages.dino?.dino.studentTemp;
+  return t === undefined ? {} : { dino: { warmupTeacherTemp: t, teacherTemp: t } };
 }
 
 /** Builds the plan for experiment `id` under profile `p`, or throws naming the id. */
@@ -76,21 +95,10 @@ export function planFor(id: string, p: Profile): Plan {
       kind: "train",
       stage: "pretrain",
       data: "tin",
-      edit: (c) => {
-        c.model.masking = "block";
-        c.model.maskRatio = 0.5;
-      },
+      overlay: { model: { masking: "block", maskRatio: 0.5 } },
     },
     // Negative control: the same MAE with learning rate 0 is its random init.
-    "pretrain-mae-untrained": {
-      kind: "train",
-      stage: "pretrain",
-      data: "tin",
-      edit: (c) => {
-        c.optim.lr = 0;
-        c.optim.epochs = 1;
-      },
-    },
+    "pretrain-mae-untrained": { kind: "train", stage: "pretrain", data: "tin", overlay: UNTRAINED },
     "probe-mae-random": { kind: "train", stage: "probe", data: "tin", init: "pretrain-mae-random" },
     "probe-random-init": {
       kind: "train",
@@ -103,9 +111,7 @@ export function planFor(id: string, p: Profile): Plan {
       stage: "probe",
       data: "tin",
       init: "pretrain-mae-random",
-      edit: (c) => {
-        c.data.shuffleLabels = true;
-      },
+      overlay: { data: { shuffleLabels: true } },
     },
     "finetune-mae-random": {
       kind: "train",
@@ -119,9 +125,7 @@ export function planFor(id: string, p: Profile): Plan {
       stage: "finetune",
       data: "tin",
       init: "pretrain-mae-random",
-      edit: (c) => {
-        c.data.shuffleLabels = true;
-      },
+      overlay: { data: { shuffleLabels: true } },
     },
     "finetune-mae-block": {
       kind: "train",
@@ -142,12 +146,8 @@ export function planFor(id: string, p: Profile): Plan {
       data: "cub",
       init: "pretrain-mae-block",
     },
-    "transfer-scratch": {
-      kind: "train",
-      stage: "transfer",
-      data: "cub",
-      init: "pretrain-mae-untrained",
-    },
+    // Table 1's CUB "supervised from scratch": the authors' CUB scratch recipe.
+    "transfer-scratch": { kind: "train", stage: "cubScratch", data: "cub" },
     "timing": { kind: "timing", stage: "timing" },
     "timing-smae": { kind: "timing", stage: "timing", smae: true },
     // The SMAE critic: SqueezeNet 1.1 trained as a classifier from scratch.
@@ -157,9 +157,7 @@ export function planFor(id: string, p: Profile): Plan {
       kind: "train",
       stage: "critic",
       data: "tin",
-      edit: (c) => {
-        c.data.shuffleLabels = true;
-      },
+      overlay: { data: { shuffleLabels: true } },
     },
     // Negative control: SMAE with learning rate 0 is its random init.
     "pretrain-smae-untrained": {
@@ -167,10 +165,7 @@ export function planFor(id: string, p: Profile): Plan {
       stage: "smae",
       data: "tin",
       critic: "train-critic",
-      edit: (c) => {
-        c.optim.lr = 0;
-        c.optim.epochs = 1;
-      },
+      overlay: UNTRAINED,
     },
     // --- DINO (issue 8): the baseline of Table 1, fine-tuned from the teacher's encoder ---
     "pretrain-dino": { kind: "train", stage: "dino", data: "tin" },
@@ -180,10 +175,7 @@ export function planFor(id: string, p: Profile): Plan {
       kind: "train",
       stage: "dino",
       data: "tin",
-      edit: (c) => {
-        c.dino.warmupTeacherTemp = c.dino.studentTemp;
-        c.dino.teacherTemp = c.dino.studentTemp;
-      },
+      overlay: unsharpened(p),
     },
     "finetune-dino": { kind: "train", stage: "finetune", data: "tin", init: "pretrain-dino" },
     "transfer-dino": { kind: "train", stage: "transfer", data: "cub", init: "pretrain-dino" },
@@ -206,12 +198,10 @@ export function planFor(id: string, p: Profile): Plan {
     if (!SWEEP_RATIOS.includes(ratio)) {
       throw new Error(`unknown masking ratio in experiment '${id}'`);
     }
-    const edit = (c: TrainConfig) => {
-      c.model.maskRatio = ratio / 100;
-    };
+    const overlay: ConfigOverlay = { model: { maskRatio: ratio / 100 } };
     return withStage(
       sweep[1] === "pretrain"
-        ? { kind: "train", stage: "sweep", data: "tin", edit }
+        ? { kind: "train", stage: "sweep", data: "tin", overlay }
         : { kind: "train", stage: "probe", data: "tin", init: `pretrain-mae-r${ratio}` },
       p,
       id,
@@ -221,13 +211,10 @@ export function planFor(id: string, p: Profile): Plan {
   if (grid) {
     const cell = TABLE5_GRID.find(([lr, wd]) => gridId(lr, wd) === grid[2]);
     if (!cell) throw new Error(`unknown Table 5 cell in experiment '${id}'`);
-    const edit = (c: TrainConfig) => {
-      c.optim.lr = cell[0];
-      c.optim.weightDecay = cell[1];
-    };
+    const overlay: ConfigOverlay = { optim: { lr: cell[0], weightDecay: cell[1] } };
     return withStage(
       grid[1] === "pretrain"
-        ? { kind: "train", stage: "sweep", data: "tin", edit }
+        ? { kind: "train", stage: "sweep", data: "tin", overlay }
         : { kind: "train", stage: "probe", data: "tin", init: `pretrain-hp-${grid[2]}` },
       p,
       id,
@@ -254,4 +241,73 @@ export function withDependencies(ids: string[], p: Profile): string[] {
   };
   ids.forEach(visit);
   return order;
+}
+
+/** Where a dependency's checkpoint lies (the runner's cache), by experiment id and role. */
+export type CheckpointOf = (dep: string, role: "init" | "critic") => string;
+
+/**
+ * The final, validated config of experiment `id` for one seed: the profile's
+ * stage as written, then the experiment's overlay, then the seed and the
+ * checkpoints of the experiments it starts from, validated once. An error
+ * names the profile file, the stage, the experiment, the field and the layer
+ * that set it. Throws for an experiment that does not run in this profile.
+ */
+export function experimentConfig(
+  p: Profile,
+  id: string,
+  seed: number,
+  checkpointOf: CheckpointOf,
+): TrainConfig {
+  const plan = planFor(id, p);
+  if (plan.kind === "notrun") throw new Error(`${id} does not run: ${plan.reason}`);
+  const runner: ConfigOverlay = { seed };
+  if (plan.kind === "train" && plan.init) runner.init = checkpointOf(plan.init, "init");
+  if (plan.kind === "train" && plan.critic) runner.critic = checkpointOf(plan.critic, "critic");
+  return configFromLayers(
+    [
+      { from: "", value: p.raw[plan.stage] },
+      { from: `experiment ${id}`, value: plan.kind === "train" ? plan.overlay : undefined },
+      { from: `the runner for ${id}`, value: runner },
+    ],
+    `${stageFile(p.file, plan.stage)}, experiment ${id}`,
+  );
+}
+
+/** A stand-in for a checkpoint that does not exist yet: the experiment that writes it. */
+export const checkpointPlaceholder: CheckpointOf = (dep) => `<checkpoint of ${dep}>`;
+
+/** One experiment's entry in {@link experimentConfigs}. */
+export type ExperimentConfig = TrainConfig | { notrun: string };
+
+/**
+ * Every experiment of `ids` and its dependencies (dependencies first), as its
+ * final validated config for `seed`, with checkpoints named by the
+ * experiment that writes them; an experiment the profile does not run maps
+ * to `{ notrun: reason }`. Building this validates every config, so it is
+ * also the check that no run will be refused for its config once work has
+ * started. Plain JSON (what `--print-config` prints).
+ */
+export function experimentConfigs(
+  ids: string[],
+  p: Profile,
+  seed: number,
+): Record<string, ExperimentConfig> {
+  const out: Record<string, ExperimentConfig> = {};
+  for (const id of withDependencies(ids, p)) {
+    const plan = planFor(id, p);
+    out[id] = plan.kind === "notrun"
+      ? { notrun: plan.reason }
+      : experimentConfig(p, id, seed, checkpointPlaceholder);
+  }
+  return out;
+}
+
+/** {@link experimentConfigs} for every experiment a study's claims need in profile `p`. */
+export function studyConfigs(
+  study: Study,
+  p: Profile,
+  seed: number,
+): Record<string, ExperimentConfig> {
+  return experimentConfigs(experimentsOf(study, p.name), p, seed);
 }

@@ -6,6 +6,7 @@
  */
 
 import { parse } from "yaml";
+import { CUB_TRAIN_AUGMENT, FINETUNE_AUGMENT } from "../data/augment.ts";
 import type { Pooling } from "../models/classifier.ts";
 import { MAE_DECODER, type MaeConfig } from "../models/mae.ts";
 import { SMAE_DEFAULTS, type SmaeConfig } from "../models/smae.ts";
@@ -186,27 +187,72 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
 }
 
-/** Deep-merges `over` into `base`, rejecting keys that `base` does not have. */
+/**
+ * Keys a config may set that have no default, by the section they belong to
+ * ("" is the top level); any other key must be one of the defaults' keys.
+ */
+const OPTIONAL_KEYS: Record<string, string[]> = {
+  "": ["mode", "init", "critic"],
+  data: ["root"],
+};
+
+/** A part of a config as plain data: any fields, at any depth, none required. */
+export type ConfigOverlay = {
+  [K in keyof TrainConfig]?: TrainConfig[K] extends unknown[] ? TrainConfig[K]
+    : TrainConfig[K] extends object ? Partial<TrainConfig[K]>
+    : TrainConfig[K];
+};
+
+/**
+ * One layer of a config: a parsed YAML value or a plain-data overlay, named
+ * by where it comes from (a profile stage, an experiment, the runner).
+ */
+export interface ConfigLayer {
+  from: string;
+  value: unknown;
+}
+
+/**
+ * Deep-merges `over` into `base`, rejecting keys that `base` does not have
+ * (at every depth), and records in `setBy` which layer set each leaf.
+ */
 function merge(
   file: string,
   base: Record<string, unknown>,
   over: unknown,
   path: string,
+  layer: string,
+  setBy: Map<string, string>,
 ): Record<string, unknown> {
   if (over === undefined || over === null) return base;
-  if (!isObject(over)) throw new ConfigError(file, `${path || "the file"} must be a mapping`);
+  if (!isObject(over)) {
+    throw new ConfigError(file, `${path || "the config"} must be a mapping${by(layer)}`);
+  }
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue; // an overlay's unset field (YAML has no undefined)
     const here = path ? `${path}.${k}` : k;
-    if (!(k in base) && !["root", "init", "critic", "mode"].includes(k)) {
+    if (!(k in base) && !(OPTIONAL_KEYS[path] ?? []).includes(k)) {
+      const known = [...Object.keys(base), ...(OPTIONAL_KEYS[path] ?? [])];
       throw new ConfigError(
         file,
-        `unknown field '${here}' (known: ${Object.keys(base).join(", ")})`,
+        `unknown field '${here}'${by(layer)} (known: ${[...new Set(known)].join(", ")})`,
       );
     }
-    out[k] = isObject(base[k]) ? merge(file, base[k] as Record<string, unknown>, v, here) : v;
+    if (isObject(base[k])) {
+      out[k] = merge(file, base[k] as Record<string, unknown>, v, here, layer, setBy);
+    } else {
+      // A mapping is cloned so that no layer shares (or later sees edits to) another's objects.
+      out[k] = structuredClone(v);
+      setBy.set(here, layer);
+    }
   }
   return out;
+}
+
+/** " (set by <layer>)", or nothing for the config file itself. */
+function by(layer: string): string {
+  return layer ? ` (set by ${layer})` : "";
 }
 
 /** Parses YAML text (merge keys `<<` allowed), naming the file on a syntax error. */
@@ -220,10 +266,35 @@ export function parseYaml(text: string, file = "<inline>"): unknown {
 
 /** Builds a validated config from parsed YAML (defaults filled in). */
 export function toConfig(raw: unknown, file = "<inline>", requireInit = true): TrainConfig {
-  const defaults = structuredClone(DEFAULTS) as unknown as Record<string, unknown>;
-  const c = merge(file, defaults, raw, "") as unknown as TrainConfig;
-  validate(c, file, requireInit);
-  return c;
+  return configFromLayers([{ from: "", value: raw }], file, requireInit);
+}
+
+/**
+ * Merges `layers` in order onto the defaults and validates the result once,
+ * so a config is checked on its final values. An error names `file`, the
+ * field and, when a later layer set it, that layer (`from`; "" for the file
+ * itself). Layers are not modified.
+ *
+ * @example
+ * ```ts
+ * import { configFromLayers } from "./config.ts";
+ * const c = configFromLayers([
+ *   { from: "", value: { mode: "pretrain", model: { maskRatio: 0.75 } } },
+ *   { from: "experiment block", value: { model: { masking: "block", maskRatio: 0.5 } } },
+ * ], "stage.yaml");
+ * if (c.model.maskRatio !== 0.5 || c.model.masking !== "block") throw new Error("not merged");
+ * ```
+ */
+export function configFromLayers(
+  layers: ConfigLayer[],
+  file = "<inline>",
+  requireInit = true,
+): TrainConfig {
+  let c = structuredClone(DEFAULTS) as unknown as Record<string, unknown>;
+  const setBy = new Map<string, string>();
+  for (const l of layers) c = merge(file, c, l.value, "", l.from, setBy);
+  validate(c as unknown as TrainConfig, file, requireInit, setBy);
+  return c as unknown as TrainConfig;
 }
 
 /** Parses and validates a config from YAML text. */
@@ -231,20 +302,31 @@ export function parseConfig(text: string, file = "<inline>"): TrainConfig {
   return toConfig(parseYaml(text, file), file);
 }
 
-/** Reads, parses and validates a YAML config file. */
-export async function loadConfig(path: string): Promise<TrainConfig> {
+/**
+ * Reads and parses a YAML config file and validates it with `overlays`
+ * (command-line settings, say) merged on top.
+ */
+export async function loadConfig(path: string, overlays: ConfigLayer[] = []): Promise<TrainConfig> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
     throw new ConfigError(path, `cannot read the config (${(e as Error).message})`);
   }
-  return parseConfig(text, path);
+  return configFromLayers([{ from: "", value: parseYaml(text, path) }, ...overlays], path);
 }
 
-function validate(c: TrainConfig, file: string, requireInit: boolean): void {
+function validate(
+  c: TrainConfig,
+  file: string,
+  requireInit: boolean,
+  setBy: Map<string, string>,
+): void {
   const bad = (field: string, why: string): never => {
-    throw new ConfigError(file, `${field} ${why}`);
+    throw new ConfigError(
+      file,
+      `${field} ${why}${by(setBy.get(field.replace(/\[\d+\]$/, "")) ?? "")}`,
+    );
   };
   const num = (field: string, v: unknown, lo: number, hi = Infinity, int = false) => {
     if (typeof v !== "number" || !(v >= lo && v <= hi) || (int && !Number.isInteger(v))) {
@@ -258,6 +340,14 @@ function validate(c: TrainConfig, file: string, requireInit: boolean): void {
     bad("mode", `must be one of ${MODE.join(", ")}, got ${JSON.stringify(c.mode)}`);
   }
   num("seed", c.seed, 0, 2 ** 32 - 1, true);
+  for (const k of ["init", "critic"] as const) {
+    if (c[k] !== undefined && (typeof c[k] !== "string" || c[k] === "")) {
+      bad(k, `must be a checkpoint path, got ${JSON.stringify(c[k])}`);
+    }
+  }
+  if (c.data.root !== undefined && (typeof c.data.root !== "string" || c.data.root === "")) {
+    bad("data.root", `must be a directory, got ${JSON.stringify(c.data.root)}`);
+  }
   if (!DATASETS.includes(c.data.dataset)) {
     bad("data.dataset", `must be one of ${DATASETS.join(", ")}`);
   }
@@ -299,17 +389,40 @@ function validate(c: TrainConfig, file: string, requireInit: boolean): void {
   num("model.dropout", m.dropout, 0, 0.99);
   num("model.maskRatio", m.maskRatio, 0, 1);
   if (!["random", "block"].includes(m.masking)) bad("model.masking", "must be random or block");
+  // The MAE masks exactly round(ratio * tokens) patches (src/ops/patch.ts keptTokens):
+  // none masked leaves no loss, none kept leaves the encoder nothing to read.
+  const tokens = (m.imageSize / m.patch) ** 2;
+  const masked = Math.round(m.maskRatio * tokens);
+  if (masked < 1 || masked > tokens - 1) {
+    bad(
+      "model.maskRatio",
+      `${m.maskRatio} masks ${masked} of the ${tokens} patches of a ${m.imageSize / m.patch}x${
+        m.imageSize / m.patch
+      } grid (${m.masking} masking); at least one must be masked and one visible`,
+    );
+  }
+  validateData(c, bad);
   if (!["cls", "mean", "flat"].includes(m.pool)) bad("model.pool", "must be cls, mean or flat");
   const o = c.optim;
   if (!["adamw", "adam"].includes(o.name)) bad("optim.name", "must be adamw or adam");
   num("optim.lr", o.lr, 0, 10);
   num("optim.minLr", o.minLr, 0, 10);
+  if (o.minLr > o.lr) {
+    bad("optim.minLr", `${o.minLr} is above optim.lr ${o.lr} (the schedule decays lr to minLr)`);
+  }
   num("optim.weightDecay", o.weightDecay, 0, 10);
   if (!Array.isArray(o.betas) || o.betas.length !== 2) bad("optim.betas", "must be [beta1, beta2]");
   num("optim.betas[0]", o.betas[0], 0, 0.999999);
   num("optim.betas[1]", o.betas[1], 0, 0.999999);
   num("optim.epochs", o.epochs, 1, 100000, true);
-  num("optim.warmupEpochs", o.warmupEpochs, 0, o.epochs);
+  num("optim.warmupEpochs", o.warmupEpochs, 0, 100000);
+  if (o.warmupEpochs > o.epochs) {
+    const epochsBy = setBy.get("optim.epochs");
+    bad(
+      "optim.warmupEpochs",
+      `${o.warmupEpochs} is more than optim.epochs ${o.epochs}${epochsBy ? by(epochsBy) : ""}`,
+    );
+  }
   num("optim.batchSize", o.batchSize, 1, 65535, true);
   if (!["epoch", "step"].includes(o.stepping)) bad("optim.stepping", "must be epoch or step");
   num("checkpointEvery", c.checkpointEvery, 1, Infinity, true);
@@ -323,6 +436,81 @@ function validate(c: TrainConfig, file: string, requireInit: boolean): void {
   num("smae.calibrationSteps", c.smae.calibrationSteps, 1, 100000, true);
   if (requireInit && c.mode === "smae" && !c.critic) {
     bad("critic", "is required for mode smae (a checkpoint written by mode critic)");
+  }
+  // Other modes would silently ignore them, training from scratch or without the critic.
+  if (c.init !== undefined && c.mode !== "probe" && c.mode !== "finetune") {
+    bad("init", `is read only by modes probe and finetune, not ${c.mode}`);
+  }
+  if (c.critic !== undefined && c.mode !== "smae") {
+    bad("critic", `is read only by mode smae, not ${c.mode}`);
+  }
+}
+
+/** Native side of each dataset's images before fitting (CUB is read at the model's size). */
+const NATIVE_SIZE: Record<DatasetName, number | null> = {
+  "fashion-mnist": 28,
+  "tiny-imagenet": 64,
+  "cub": null,
+};
+
+/** Side of the crops of the finetune and cub augmentations, which do not follow the model. */
+const AUGMENT_CROP = {
+  finetune: FINETUNE_AUGMENT.randomResizedCrop!.size,
+  cub: CUB_TRAIN_AUGMENT.randomResizedCrop!.size,
+};
+
+/**
+ * Smallest image side the whole SqueezeNet 1.1 (mode critic) takes: its third
+ * 3x3 stride-2 max pool needs a 3x3 map (25 -> conv 12 -> pool 6 -> pool 3 ->
+ * pool 1); at 24 that pool gets 2x2 and the first step fails. (SMAE's
+ * perceptual loss reads only features[:5], which need 7.)
+ */
+export const SQUEEZENET_MIN_SIZE = 25;
+
+/**
+ * The dataset against the model's input: channels, the fit, the fixed
+ * statistics and augmentations that need RGB or a given size. Each of these
+ * otherwise fails only once the data is loaded.
+ */
+function validateData(c: TrainConfig, bad: (field: string, why: string) => never): void {
+  const { data: d, model: m } = c;
+  if (m.channels !== 1 && m.channels !== 3) {
+    bad("model.channels", `must be 1 (gray) or 3 (RGB), got ${m.channels}`);
+  }
+  if (d.dataset !== "fashion-mnist" && m.channels !== 3) {
+    // Gray images can be replicated into RGB, but not RGB reduced to gray.
+    bad("model.channels", `must be 3 for data.dataset ${d.dataset} (RGB images), got 1`);
+  }
+  if ((d.normalize === "imagenet" || d.normalize === "cub") && m.channels !== 3) {
+    bad(
+      "data.normalize",
+      `${d.normalize} uses per-channel RGB statistics and needs model.channels 3, got 1`,
+    );
+  }
+  if (d.augment === "finetune" && m.channels !== 3) {
+    bad("data.augment", `finetune (RandAugment) needs model.channels 3, got 1`);
+  }
+  if (d.augment === "finetune" || d.augment === "cub") {
+    const crop = AUGMENT_CROP[d.augment];
+    if (m.imageSize !== crop) {
+      bad(
+        "data.augment",
+        `${d.augment} crops to ${crop}x${crop} and needs model.imageSize ${crop}, got ${m.imageSize}`,
+      );
+    }
+  }
+  if (c.mode === "critic" && m.imageSize < SQUEEZENET_MIN_SIZE) {
+    bad(
+      "model.imageSize",
+      `${m.imageSize} is below ${SQUEEZENET_MIN_SIZE}, the smallest input of SqueezeNet (mode critic)`,
+    );
+  }
+  const native = NATIVE_SIZE[d.dataset];
+  if (d.fit === "pad" && native !== null && m.imageSize < native) {
+    bad(
+      "data.fit",
+      `pad cannot fit ${d.dataset}'s ${native}x${native} images into model.imageSize ${m.imageSize} (use resize)`,
+    );
   }
 }
 

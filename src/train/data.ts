@@ -5,9 +5,13 @@
  */
 
 import {
+  type AugmentSpec,
   BatchLoader,
+  CUB_TRAIN_AUGMENT,
+  FINETUNE_AUGMENT,
   fitDataset,
   type ImageDataset,
+  imageOffsets,
   loadCub,
   loadMnistIdx,
   loadTinyImageNet,
@@ -21,14 +25,18 @@ export function subset(ds: ImageDataset, n: number, seed: number): ImageDataset 
   const pick = Array.from(
     new Rng(seed).fork(`subset:${ds.split}`).permutation(ds.count).subarray(0, n),
   ).sort((a, b) => a - b);
-  const size = ds.height * ds.width * ds.channels;
-  const images = new Uint8Array(n * size);
+  const off = imageOffsets(ds);
+  const images = new Uint8Array(pick.reduce((a, src) => a + off[src + 1] - off[src], 0));
   const labels = new Int32Array(n);
+  const sizes = ds.sizes ? new Uint16Array(2 * n) : undefined;
+  let o = 0;
   pick.forEach((src, i) => {
-    images.set(ds.images.subarray(src * size, (src + 1) * size), i * size);
+    images.set(ds.images.subarray(off[src], off[src + 1]), o);
+    o += off[src + 1] - off[src];
     labels[i] = ds.labels[src];
+    if (sizes) sizes.set(ds.sizes!.subarray(2 * src, 2 * src + 2), 2 * i);
   });
-  return { ...ds, count: n, images, labels };
+  return { ...ds, count: n, images, labels, ...(sizes ? { sizes } : {}) };
 }
 
 /** Training and evaluation splits of a config, at the model's size and channels. */
@@ -56,13 +64,19 @@ export async function loadSplits(
     case "cub":
       [train, evalSet] = await Promise.all(
         ["train", "test"].map((s) =>
-          loadCub(s as "train" | "test", { ...(dir ? { root: dir } : {}), size })
+          loadCub(s as "train" | "test", {
+            ...(dir ? { root: dir } : {}),
+            size,
+            // Training crops come from the whole photo (src/data/cub.ts).
+            whole: s === "train" && c.data.augment === "cub",
+          })
         ),
       );
       break;
   }
+  // Variable-size images are brought to `size` by the augmentation's crop.
   const fit = (ds: ImageDataset) =>
-    ds.height === size && ds.width === size && ds.channels === channels
+    ds.sizes || (ds.height === size && ds.width === size && ds.channels === channels)
       ? ds
       : fitDataset(ds, { size, mode: c.data.fit, channels });
   return {
@@ -85,4 +99,13 @@ export function evalLoader(c: TrainConfig, ds: ImageDataset): BatchLoader {
     shuffle: false,
     normalize: c.data.normalize,
   });
+}
+
+/** The training augmentation `data.augment` names (none: null; dino: its own task builds it). */
+export function augmentFor(c: TrainConfig): AugmentSpec | null {
+  return c.data.augment === "finetune"
+    ? FINETUNE_AUGMENT
+    : c.data.augment === "cub"
+    ? CUB_TRAIN_AUGMENT
+    : null;
 }

@@ -1,4 +1,11 @@
-import { createGpu, isSoftwareAdapter, KernelError, poolSize } from "../../src/gpu/device.ts";
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
+import {
+  createGpu,
+  isSoftwareAdapter,
+  KernelError,
+  moduleLabel,
+  poolSize,
+} from "../../src/gpu/device.ts";
 import { add } from "../../src/ops/elementwise.ts";
 import { matmul } from "../../src/ops/matmul.ts";
 import { tensor, tidy } from "../../src/tensor.ts";
@@ -64,10 +71,50 @@ gpuTest("each kernel pipeline is compiled once per device and set of overrides",
   await gpu.sync();
 });
 
+gpuTest(
+  "pipelines are cached by WGSL source and entry: equal entry names in two sources stay apart",
+  async (gpu) => {
+    const fill = (v: number) =>
+      `// fill_${v}.wgsl — writes ${v} to out[0..n)
+struct Params { n: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(64)
+fn fill(@builtin(global_invocation_id) i: vec3u) { if (i.x < p.n) { out[i.x] = ${v}.0; } }
+`;
+    const spec = (v: number) => ({
+      source: fill(v),
+      entry: "fill",
+      params: { n: "u32" },
+      workgroup: [64],
+    } as const);
+    const t = tensor(gpu, [0, 0, 0], [3]);
+    const before = gpu.pipelineCount;
+    for (const v of [1, 2]) {
+      gpu.dispatch(spec(v), { n: 3 }, [t.binding], [1]);
+      assert.deepEqual([...(await t.read())], [v, v, v], `source writing ${v}`);
+    }
+    gpu.dispatch(spec(1), { n: 3 }, [t.binding], [1]); // equal text, another string
+    assert.deepEqual([...(await t.read())], [1, 1, 1]);
+    assert.equal(gpu.pipelineCount, before + 2, "one pipeline per (source, entry)");
+    t.dispose();
+  },
+);
+
+Deno.test("moduleLabel() names a WGSL module by the file its header names", () => {
+  assert.equal(moduleLabel("// patch.wgsl — patchify ...\nstruct P {}"), "patch.wgsl");
+  assert.equal(moduleLabel("struct P {}"), "WGSL module");
+});
+
 gpuTest("a WebGPU validation error surfaces as an exception naming the kernel", async (gpu) => {
   const t = tensor(gpu, [1, 2, 3, 4], [4]);
   gpu.dispatch(
-    { file: "reduce.wgsl", entry: "no_such_entry", params: { n: "u32" }, workgroup: [1] },
+    {
+      source: KERNEL_SOURCES["reduce.wgsl"],
+      entry: "no_such_entry",
+      params: { n: "u32" },
+      workgroup: [1],
+    },
     { n: 1 },
     [t.binding],
     [1],

@@ -30,13 +30,13 @@ gpuTest(
         const before = gpu.dispatches;
         emaUpdate(t, s, m);
         assert.equal(gpu.dispatches - before, 1, "one dispatch for every parameter");
-        want = OPS.ema.reference.forward(want, flat(s), m);
+        want = OPS.emaUpdate.reference.update(want, flat(s), m);
       }
       const got = await t.read();
       assertClose(
         t.specs.flatMap((x) => [...got.get(x.name)!]),
         want,
-        OPS.ema.tolerance.forward,
+        OPS.emaUpdate.tolerance.update,
         `ema ${JSON.stringify(sizes)}`,
       );
       t.destroy();
@@ -63,8 +63,8 @@ gpuTest(
       centerUpdate(c, tensor(gpu, X, [rows, cols]), 0.9);
       assertClose(
         await c.read(),
-        OPS.ema.reference.backward(C0, X, cols, 0.9),
-        OPS.ema.tolerance.backward,
+        OPS.centerUpdate.reference.update(C0, X, cols, 0.9),
+        OPS.centerUpdate.tolerance.update,
         `centre ${rows}x${cols}`,
       );
       c.dispose();
@@ -190,7 +190,7 @@ gpuTest(
 gpuTest(
   "GradClipper clips a store's gradient to the global norm on the GPU, as the f64 reference",
   async (gpu) => {
-    const { forward: ref } = OPS.clipGradNorm.reference;
+    const { update: ref } = OPS.clipGradNorm.reference;
     const tol = OPS.clipGradNorm.tolerance;
     for (
       const [sizes, scale, maxNorm] of [
@@ -212,9 +212,9 @@ gpuTest(
       const parts: Float32Array[] = [];
       for (const s of store.specs) parts.push(await store.get(s.name).grad!.read() as Float32Array);
       const got = parts.flatMap((g) => [...g]);
-      assertClose(got, want.grad, tol.forward, `clipped grads ${JSON.stringify(sizes)}`);
+      assertClose(got, want.grad, tol.update, `clipped grads ${JSON.stringify(sizes)}`);
       const st = await clipper.read();
-      assertClose([st.norm, st.factor], [want.norm, want.factor], tol.forward, "norm and factor");
+      assertClose([st.norm, st.factor], [want.norm, want.factor], tol.update, "norm and factor");
       clipper.destroy();
       store.destroy();
     }

@@ -271,7 +271,7 @@ gpuTest(
         for (let i = K; i < T; i++) M[b * T + order[i]] = 1;
       }
       const m = maskFromBoolean(tensor(gpu, M, [B, T]), K);
-      const want = OPS.randomMasking.reference.backward(M, B, T);
+      const want = OPS.maskFromBoolean.reference.forward(M, B, T);
       assert.deepEqual(await m.idsKeep.read(), want.idsKeep, `idsKeep ${B}x${T}`);
       assert.deepEqual(await m.idsRestore.read(), want.idsRestore, `idsRestore ${B}x${T}`);
       assert.deepEqual(await m.mask.read(), want.mask, `mask ${B}x${T}`);

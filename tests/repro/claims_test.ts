@@ -6,7 +6,12 @@ import {
   type Results,
   type Study,
 } from "../../src/repro/claims.ts";
-import { planFor, withDependencies } from "../../src/repro/experiments.ts";
+import {
+  checkpointPlaceholder,
+  experimentConfig,
+  planFor,
+  withDependencies,
+} from "../../src/repro/experiments.ts";
 import { loadProfile, PROFILES } from "../../src/repro/profiles.ts";
 import { summarize } from "../../src/repro/stats.ts";
 import { assert } from "../_assert.ts";
@@ -211,16 +216,18 @@ Deno.test("the DINO experiments train in every profile: Table 1's rows fine-tune
       assert.ok(tr.kind === "train" && tr.data === "cub" && tr.init === "pretrain-dino", p);
     } else assert.equal(tr.kind, "notrun");
     // The control differs from DINO only in the teacher's temperature.
-    const ctl = planFor("pretrain-dino-unsharpened", profile);
-    assert.ok(ctl.kind === "train" && ctl.edit);
-    const c = structuredClone(profile.stages.dino!);
-    ctl.edit(c);
+    const c = experimentConfig(profile, "pretrain-dino-unsharpened", 1, checkpointPlaceholder);
+    const dino = experimentConfig(profile, "pretrain-dino", 1, checkpointPlaceholder);
     assert.equal(c.dino.teacherTemp, c.dino.studentTemp);
     assert.equal(c.dino.warmupTeacherTemp, c.dino.studentTemp);
+    assert.ok(dino.dino.teacherTemp < dino.dino.studentTemp, `${p}: DINO sharpens`);
+    const { teacherTemp, warmupTeacherTemp } = dino.dino;
+    assert.deepEqual({ ...c, dino: { ...c.dino, teacherTemp, warmupTeacherTemp } }, dino);
   }
   const paperProfile = await loadProfile("paper");
   const paper = paperProfile.stages.dino!;
-  assert.equal(paper.optim.lr, 1e-4);
+  // Table 3's base lr 1e-4 times DINO's linear scaling rule, 128 / 256.
+  assert.equal(paper.optim.lr, 1e-4 * 128 / 256);
   assert.equal(paper.optim.minLr, 1e-6);
   assert.equal(paper.optim.epochs, 100);
   assert.equal(paper.optim.warmupEpochs, 10);
@@ -230,4 +237,98 @@ Deno.test("the DINO experiments train in every profile: Table 1's rows fine-tune
     [1024, 512, 128, 0],
   );
   assert.throws(() => planFor("pretrain-dino-nonsense", paperProfile), /unknown experiment/);
+});
+
+Deno.test("a best-of claim compares one experiment with the best of a set, per seed, and fails beyond the margin", () => {
+  const s = study([{
+    experiment: "r75",
+    bestOf: ["r50", "r65", "r75"],
+    scale: 100,
+    profiles: { paper: { margin: -0.3 } },
+  }]);
+  // 65% is best by 0.28 pp: within 0.3.
+  const near = evaluateClaims(s, "paper", results({ r50: [0.3132], r65: [0.3232], r75: [0.3204] }));
+  assert.equal(near[0].verdict, "pass");
+  assert.ok(Math.abs(near[0].ours!.mean + 0.28) < 1e-9);
+  assert.match(near[0].reason, /best of the set .*: r65/);
+  // 65% better by 1 pp: the old check against 65% alone with a 1 pp margin passed this.
+  const far = evaluateClaims(s, "paper", results({ r50: [0.31], r65: [0.33], r75: [0.32] }));
+  assert.equal(far[0].verdict, "fail");
+  // The best can be a ratio other than 65%: 50% best by 0.5 pp fails too.
+  const other = evaluateClaims(s, "paper", results({ r50: [0.325], r65: [0.31], r75: [0.32] }));
+  assert.equal(other[0].verdict, "fail");
+  assert.match(other[0].reason, /: r50/);
+  // Seeds: the best is taken per seed; a straddling interval is inconclusive.
+  const seeds = evaluateClaims(
+    s,
+    "paper",
+    results({ r50: [0.30, 0.30, 0.30], r65: [0.321, 0.325, 0.320], r75: [0.320, 0.320, 0.3205] }),
+  );
+  assert.ok(Math.abs(seeds[0].ours!.mean - (-0.1 - 0.5 + 0) / 3) < 1e-9); // seed 3: 75% is best
+  assert.equal(seeds[0].verdict, "inconclusive");
+  assert.deepEqual(experimentsOf(s, "paper").sort(), ["r50", "r65", "r75"]);
+});
+
+Deno.test("a ratio claim divides paired seeds, and a timing claim is only measured on a software adapter", () => {
+  const timed = (sec: number[], adapter: string) => ({
+    seeds: sec.map((_, i) => i + 1),
+    metrics: sec.map((v) => ({ epochSecondsMedian: v, adapter })),
+  });
+  const s = study([{
+    greater: "r50",
+    lesser: "r75",
+    combine: "ratio",
+    value: "epochSecondsMedian",
+    timing: true,
+    paper: 1.2,
+    profiles: { paper: { margin: 1.0 } },
+  }]);
+  const hw = "NVIDIA H200 (vulkan)";
+  const faster: Results = new Map([["r75", timed([1000], hw)], ["r50", timed([1200], hw)]]);
+  const r = evaluateClaims(s, "paper", faster);
+  assert.equal(r[0].verdict, "pass");
+  assert.ok(Math.abs(r[0].ours!.mean - 1.2) < 1e-12);
+  const slower: Results = new Map([["r75", timed([1000], hw)], ["r50", timed([900], hw)]]);
+  assert.equal(evaluateClaims(s, "paper", slower)[0].verdict, "fail");
+  const sw = "llvmpipe (LLVM 15.0.6, 256 bits)";
+  const soft: Results = new Map([["r75", timed([1000], sw)], ["r50", timed([900], sw)]]);
+  const m = evaluateClaims(s, "paper", soft)[0];
+  assert.equal(m.verdict, "measured");
+  assert.match(m.reason, /software adapter \(llvmpipe/);
+  assert.ok(Math.abs(m.ours!.mean - 0.9) < 1e-12);
+  // A run cached before the metric existed reports not run, naming it.
+  const old: Results = new Map<string, { seeds: number[]; metrics: Record<string, unknown>[] }>([
+    ["r75", { seeds: [1], metrics: [{ adapter: hw }] }],
+    ["r50", timed([900], hw)],
+  ]);
+  const nr = evaluateClaims(s, "paper", old)[0];
+  assert.equal(nr.verdict, "not run");
+  assert.match(nr.reason, /r75: metric 'epochSecondsMedian' is missing/);
+});
+
+Deno.test("a claims file with a best-of claim without an experiment, or a margin on a value claim, is refused", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  const head = "study: x\ntitle: x\nclaims:\n";
+  await Deno.writeTextFile(
+    file,
+    head +
+      "  - { id: b, wording: w, source: s, metric: m, paper: 1, greater: g, lesser: l, bestOf: [a], value: v, profiles: {} }\n",
+  );
+  await assertRejectsMessage(() => loadStudy(file), /claim b: bestOf needs experiment/);
+  await Deno.writeTextFile(
+    file,
+    head +
+      "  - { id: v, wording: w, source: s, metric: m, paper: 1, experiment: e, value: v, profiles: { paper: { margin: 0 } } }\n",
+  );
+  await assertRejectsMessage(
+    () => loadStudy(file),
+    /claim v: profile paper: margin goes with ordering/,
+  );
+  await Deno.writeTextFile(
+    file,
+    head +
+      "  - { id: r, wording: w, source: s, metric: m, paper: 1, experiment: e, combine: ratio, value: v, profiles: {} }\n",
+  );
+  await assertRejectsMessage(() => loadStudy(file), /claim r: combine is difference or ratio/);
+  await Deno.remove(file);
 });

@@ -1,10 +1,14 @@
 import { loadTinyImageNet } from "../../src/data/mod.ts";
 import { Classifier } from "../../src/models/classifier.ts";
+import { Dino, LAST_LAYER } from "../../src/models/dino.ts";
+import { adamwRef } from "../../src/ref/adamw.ts";
 import { ConfigError, dinoLocalSize, parseConfig } from "../../src/train/config.ts";
-import { cosineSchedule, detectCollapse, teacherTemperature } from "../../src/train/dino.ts";
+import { cosineSchedule, detectCollapse, teacherTemperature } from "../../src/train/tasks/dino.ts";
 import { decodeSafetensors } from "../../src/train/safetensors.ts";
-import { train } from "../../src/train/trainer.ts";
-import { assert, assertThrows } from "../_assert.ts";
+import { learningRate } from "../../src/train/schedule.ts";
+import { NonFiniteLossError, train } from "../../src/train/trainer.ts";
+import { assertClose } from "../../src/audit.ts";
+import { assert, assertRejects, assertThrows } from "../_assert.ts";
 import { gpuTest } from "../_helpers.ts";
 
 const ROOT = new URL("../../fixtures/tiny-imagenet-200", import.meta.url).pathname;
@@ -236,5 +240,91 @@ logEvery: 5
       ckpt.get(name)!.data,
       "finetune starts from the teacher",
     );
+  },
+);
+
+gpuTest(
+  "a DINO run with optim.name adam takes Adam steps: the frozen last layer keeps its values, where adamw decays them",
+  async (gpu) => {
+    const [trainDs, val] = await Promise.all([
+      loadTinyImageNet("train", { root: ROOT, cacheDir: null }),
+      loadTinyImageNet("val", { root: ROOT, cacheDir: null }),
+    ]);
+    const splits = { train: trainDs, eval: val };
+    // The student's initial values: the model is a function of the seed.
+    const c0 = dinoConfig();
+    const init = new Dino(gpu, c0.model, c0.dino, c0.seed, c0.dino.teacherInit);
+    const spec = init.student.specs.find((s) => s.name === LAST_LAYER)!;
+    assert.ok(spec.decay, `${LAST_LAYER} takes weight decay under AdamW`);
+    const p0 = (await init.student.read()).get(LAST_LAYER)!;
+    const e0 = (await init.student.read()).get("encoder.embed.w")!;
+    init.destroy();
+    for (const name of ["adam", "adamw"] as const) {
+      const c = dinoConfig();
+      c.optim.name = name;
+      c.optim.warmupEpochs = 0;
+      c.optim.epochs = 2;
+      assert.equal(c.dino.freezeLastLayerEpochs, 1, "the last layer's gradient is zero in epoch 0");
+      const out = await Deno.makeTempDir();
+      await train(c, { out, gpu, quiet: true, splits, stopAfterSteps: 1 });
+      const ckpt = decodeSafetensors(await Deno.readFile(`${out}/checkpoint.safetensors`)).tensors;
+      // One step of the f64 reference on a zero gradient: Adam moves nothing,
+      // AdamW scales by 1 - lr * wd (DINO's decay schedule at step 0).
+      const lr = learningRate(c.optim, 0, 0, 5);
+      const wd = name === "adam"
+        ? 0
+        : cosineSchedule(c.optim.weightDecay, c.dino.weightDecayEnd, 0, 10);
+      const zero = new Float64Array(p0.length);
+      const ref = adamwRef(p0, zero, zero, zero, new Array(p0.length).fill(true), 1, {
+        lr,
+        beta1: c.optim.betas[0],
+        beta2: c.optim.betas[1],
+        eps: 1e-8,
+        weightDecay: wd,
+      });
+      const got = ckpt.get(`student.${LAST_LAYER}`)!.data;
+      assertClose(got, ref.param, { atol: 0, rtol: 1e-6 }, `${name}: ${LAST_LAYER} after one step`);
+      if (name === "adam") {
+        assert.deepEqual(got, p0, "Adam leaves a zero-gradient parameter as it was");
+      } else assert.notDeepEqual(got, p0, "AdamW decays it");
+      assert.notDeepEqual(ckpt.get("student.encoder.embed.w")!.data, e0, "the step did train");
+    }
+  },
+);
+
+gpuTest(
+  "a non-finite DINO loss stops the run naming the step and the op, with the state before it saved",
+  async (gpu) => {
+    const [trainDs, val] = await Promise.all([
+      loadTinyImageNet("train", { root: ROOT, cacheDir: null }),
+      loadTinyImageNet("val", { root: ROOT, cacheDir: null }),
+    ]);
+    const splits = { train: trainDs, eval: val };
+    const out = await Deno.makeTempDir();
+    const c = dinoConfig();
+    c.optim.epochs = 2;
+    c.optim.lr = 1e30; // the first update sends the student's weights to inf
+    c.optim.warmupEpochs = 0;
+    let err: NonFiniteLossError | null = null;
+    await assertRejects(async () => {
+      try {
+        await train(c, { out, gpu, quiet: true, splits });
+      } catch (e) {
+        err = e as NonFiniteLossError;
+        throw e;
+      }
+    }, "loss became non-finite at step");
+    const e = err! as NonFiniteLossError;
+    assert.ok(e instanceof NonFiniteLossError);
+    assert.ok(e.step >= 1, `step ${e.step}`);
+    assert.ok(e.op && e.op.length > 0, "an op is named");
+    const saved = decodeSafetensors(await Deno.readFile(e.checkpoint), e.checkpoint);
+    assert.equal(Number(saved.metadata.step), e.step);
+    for (const name of ["encoder.embed.w", "student.encoder.embed.w", "dino.centre"]) {
+      assert.ok(
+        saved.tensors.get(name)!.data.every(Number.isFinite),
+        `saved ${name} is from before the blow-up`,
+      );
+    }
   },
 );

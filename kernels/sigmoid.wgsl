@@ -1,4 +1,4 @@
-// activation.wgsl — logistic sigmoid and its backward.
+// sigmoid.wgsl — logistic sigmoid and its backward.
 //
 // x, y, dy, dx are flat f32 arrays of n elements.
 //   sigmoid_forward:  y = 1 / (1 + exp(-x)), evaluated as e / (1 + e), e = exp(-|x|),

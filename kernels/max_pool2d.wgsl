@@ -1,16 +1,16 @@
-// pool.wgsl — 2-D max pooling over NCHW planes (PyTorch semantics, ceil_mode aware), and its backward.
+// max_pool2d.wgsl — 2-D max pooling over NCHW planes (PyTorch semantics, ceil_mode aware), and its backward.
 //
 // x (planes = n * c, h, w), y and arg (planes, ho, wo), f32 / u32 row-major.
 // The window of output (oy, ox) covers rows oy * stride - pad .. + kernel - 1
 // (columns likewise), clipped to the input, so padding never wins; the host
 // computes ho / wo (ceil mode lets the last window overhang the far edge, but
 // it always starts inside the input or the near padding).
-//   maxpool_forward:  y = max over the window; arg = iy * w + ix of the first
-//                     maximum in row-major window order (ties → first, as PyTorch)
-//   maxpool_backward: dx[plane, iy, ix] += sum of dy over the outputs whose arg
-//                     is (iy, ix). One thread per *input* element gathers from
-//                     the few windows covering it, so overlapping windows need
-//                     no atomics and the sum order is fixed.
+//   max_pool2d_forward:  y = max over the window; arg = iy * w + ix of the first
+//                        maximum in row-major window order (ties → first, as PyTorch)
+//   max_pool2d_backward: dx[plane, iy, ix] += sum of dy over the outputs whose arg
+//                        is (iy, ix). One thread per *input* element gathers from
+//                        the few windows covering it, so overlapping windows need
+//                        no atomics and the sum order is fixed.
 // Workgroup 256 threads, one element each (forward: outputs; backward: inputs);
 // grid (x, y) with x * y * 256 >= count and x <= 65535.
 
@@ -39,7 +39,7 @@ fn index(wid: vec3u, g: vec3u, lid: vec3u) -> u32 {
 }
 
 @compute @workgroup_size(256)
-fn maxpool_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn max_pool2d_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let o = index(wid, g, lid);
   if (o >= p.count) { return; }
   let hw_out = p.ho * p.wo;
@@ -68,7 +68,7 @@ fn maxpool_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g
 }
 
 @compute @workgroup_size(256)
-fn maxpool_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn max_pool2d_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = index(wid, g, lid);
   if (i >= p.count) { return; }
   let hw_in = p.h * p.w;

@@ -1,8 +1,8 @@
-// concat.wgsl — channel concatenation of NCHW tensors: copy one input into its channel slice, and back.
+// concat_channels.wgsl — channel concatenation of NCHW tensors: copy one input into its channel slice, and back.
 //
 // src (n, cs, hw) is channels off .. off + cs - 1 of out (n, ct, hw); f32 row-major.
-//   concat_forward:  out[n, off + c, q] = src[n, c, q]
-//   concat_backward: dsrc[n, c, q] += dout[n, off + c, q]
+//   concat_channels_forward:  out[n, off + c, q] = src[n, c, q]
+//   concat_channels_backward: dsrc[n, c, q] += dout[n, off + c, q]
 // concatChannels(a, b) launches each entry once per input (off = 0, then ca).
 // Workgroup 256 threads, one src element each; grid (x, y) with
 // x * y * 256 >= n * cs * hw and x <= 65535.
@@ -29,14 +29,14 @@ fn slot(i: u32) -> u32 {
 }
 
 @compute @workgroup_size(256)
-fn concat_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn concat_channels_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = (wid.y * g.x + wid.x) * 256u + lid.x;
   if (i >= p.count) { return; }
   out[slot(i)] = src[i];
 }
 
 @compute @workgroup_size(256)
-fn concat_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn concat_channels_backward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = (wid.y * g.x + wid.x) * 256u + lid.x;
   if (i >= p.count) { return; }
   dsrc[i] = dsrc[i] + dout[slot(i)];

@@ -1,0 +1,127 @@
+import type { Gpu } from "../../src/gpu/device.ts";
+import { loadStudy } from "../../src/repro/claims.ts";
+import {
+  checkpointPlaceholder,
+  experimentConfig,
+  experimentConfigs,
+  planFor,
+  studyConfigs,
+} from "../../src/repro/experiments.ts";
+import { loadProfile, type Profile, PROFILES } from "../../src/repro/profiles.ts";
+import { runExperiments } from "../../src/repro/runner.ts";
+import { toConfig, type TrainConfig } from "../../src/train/config.ts";
+import { assert } from "../_assert.ts";
+
+Deno.test("the paper profile's printed configs carry each experiment's overlay on its stage", async () => {
+  const paper = await loadProfile("paper");
+  const tin = studyConfigs(await loadStudy("tin"), paper, 7);
+  const sweep = studyConfigs(await loadStudy("sweep"), paper, 7);
+  // Plain JSON: printing and reading back gives the same value.
+  assert.deepEqual(JSON.parse(JSON.stringify(sweep)), sweep);
+  const block = tin["pretrain-mae-block"] as TrainConfig;
+  assert.deepEqual([block.model.masking, block.model.maskRatio, block.seed], ["block", 0.5, 7]);
+  const random = tin["pretrain-mae-random"] as TrainConfig;
+  assert.deepEqual([random.model.masking, random.model.maskRatio], ["random", 0.75]);
+  const r60 = sweep["pretrain-mae-r60"] as TrainConfig;
+  assert.equal(r60.model.maskRatio, 0.6);
+  assert.equal(r60.optim.epochs, 200, "the sweep stage's epochs");
+  const probe = sweep["probe-mae-r60"] as TrainConfig;
+  assert.equal(probe.mode, "probe");
+  assert.equal(probe.init, "<checkpoint of pretrain-mae-r60>");
+  const hp = sweep["pretrain-hp-lr1e-3-wd0.05"] as TrainConfig;
+  assert.deepEqual([hp.optim.lr, hp.optim.weightDecay], [1e-3, 0.05]);
+  // The lr-0 control is its stage with the learning rate, epochs and warm-up changed, nothing else.
+  const untrained = tin["pretrain-mae-untrained"] as TrainConfig;
+  assert.deepEqual(untrained, {
+    ...random,
+    optim: { ...random.optim, lr: 0, minLr: 0, epochs: 1, warmupEpochs: 0 },
+  });
+  // A stage's copy checked at load is not touched by building an experiment's config.
+  assert.equal(paper.stages.sweep!.model.maskRatio, 0.75);
+  assert.equal(paper.stages.pretrain!.seed, 42);
+});
+
+Deno.test("every experiment of every study validates in every profile, dependencies first", async () => {
+  for (const name of PROFILES) {
+    const p = await loadProfile(name);
+    for (const study of ["tin", "cub", "sweep"]) {
+      const configs = studyConfigs(await loadStudy(study), p, 1);
+      const ids = Object.keys(configs);
+      for (const [id, c] of Object.entries(configs)) {
+        const plan = planFor(id, p);
+        if ("notrun" in c) {
+          assert.equal(plan.kind, "notrun", `${name}/${id}`);
+          continue;
+        }
+        assert.equal(c.seed, 1);
+        if (plan.kind === "train" && plan.init) {
+          assert.equal(c.init, `<checkpoint of ${plan.init}>`);
+          assert.ok(ids.indexOf(plan.init) < ids.indexOf(id), `${name}/${id} after its init`);
+        }
+      }
+    }
+  }
+});
+
+/** The smoke profile with its pretrain stage on a 2x2 patch grid (fixture-sized, no file). */
+async function tinyGridProfile(): Promise<Profile> {
+  const smoke = await loadProfile("smoke");
+  const raw = structuredClone(smoke.raw.pretrain) as { model: Record<string, unknown> };
+  raw.model = { ...raw.model, patch: 32, maskRatio: 0.5 };
+  return {
+    ...smoke,
+    raw: { ...smoke.raw, pretrain: raw },
+    stages: { ...smoke.stages, pretrain: toConfig(raw, "tiny", false) },
+  };
+}
+
+Deno.test("an overlay that is invalid for its stage fails naming the experiment and the field", async () => {
+  const p = await tinyGridProfile();
+  // Block masking at 0.5 keeps 2 of the 4 patches: valid.
+  assert.equal(experimentConfig(p, "pretrain-mae-block", 1, checkpointPlaceholder).model.patch, 32);
+  const sweepy: Profile = {
+    ...p,
+    raw: { ...p.raw, sweep: p.raw.pretrain },
+    stages: { ...p.stages, sweep: p.stages.pretrain },
+  };
+  // pretrain-mae-r90 masks round(0.9 * 4) = 4 of 4 patches.
+  assert.throws(
+    () => experimentConfig(sweepy, "pretrain-mae-r90", 1, checkpointPlaceholder),
+    (e: Error) =>
+      e.message.startsWith(`${p.file} (stage sweep), experiment pretrain-mae-r90: `) &&
+      /model\.maskRatio 0\.9 masks 4 of the 4 patches.*\(set by experiment pretrain-mae-r90\)$/
+        .test(e.message),
+  );
+  assert.throws(() => experimentConfigs(["probe-mae-r90"], sweepy, 1), /pretrain-mae-r90/);
+});
+
+Deno.test("the runner refuses a bad config before it reads data or writes anything", async () => {
+  const p = await tinyGridProfile();
+  const bad: Profile = {
+    ...p,
+    raw: { ...p.raw, sweep: p.raw.pretrain },
+    stages: { ...p.stages, sweep: p.stages.pretrain },
+  };
+  const cache = await Deno.makeTempDir();
+  const logged: string[] = [];
+  let msg = "";
+  try {
+    // pretrain-mae-random (valid) comes first in the run order, the bad sweep run after it.
+    await runExperiments(["probe-mae-random", "probe-mae-r90"], {
+      profile: bad,
+      seeds: [1],
+      // Never touched: the configs are checked before any run starts.
+      gpu: undefined as unknown as Gpu,
+      cacheDir: cache,
+      fresh: false,
+      roots: {},
+      log: (l) => logged.push(l),
+    });
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  assert.match(msg, /experiment pretrain-mae-r90: model\.maskRatio/);
+  assert.deepEqual(logged, []);
+  assert.deepEqual([...Deno.readDirSync(cache)], []);
+  await Deno.remove(cache);
+});
