@@ -18,10 +18,11 @@ import {
   measureStepRate,
   shapeKey,
   SOFTWARE_CALIBRATION_BATCH,
+  stageCopy,
 } from "../repro/calibrate.ts";
 import { deriveRates, flopsPerImage, formatDuration } from "../repro/estimate.ts";
 import { loadPlan, type PlanJson, planJson } from "../repro/planner.ts";
-import { loadProfile, type ProfileName, PROFILES, stageConfig } from "../repro/profiles.ts";
+import { loadProfile, type ProfileName, PROFILES } from "../repro/profiles.ts";
 import type { TrainConfig } from "../train/config.ts";
 import { loadSplits } from "../train/data.ts";
 
@@ -224,7 +225,7 @@ async function runEpoch(
   batch: number | null,
   profile: ProfileName,
 ): Promise<GpuCheckReport["epoch"]> {
-  const c: TrainConfig = stageConfig(await loadProfile(profile), "pretrain");
+  const c: TrainConfig = stageCopy(await loadProfile(profile), "pretrain");
   if (batch) c.optim.batchSize = batch;
   const tin = Deno.env.get("TIN_DIR") ?? defaultTinDir();
   const fixtures = !(await exists(`${tin}/wnids.txt`));
@@ -467,7 +468,7 @@ if (import.meta.main) {
 
   // The measurements that feed the projections, each with the FLOPs per image of what it ran.
   const short = await loadProfile("short");
-  const epochCfg = stageConfig(short, "pretrain");
+  const epochCfg = stageCopy(short, "pretrain");
   const measured = [{
     key: epoch.shape,
     rate: epoch.imagesPerSecond,
@@ -484,7 +485,7 @@ if (import.meta.main) {
     });
   }
   if (bench?.trainSteps.finetune) {
-    const ft = stageConfig(short, "finetune");
+    const ft = stageCopy(short, "finetune");
     ft.optim.batchSize = trainBatch;
     ft.data.augment = "none";
     measured.push({

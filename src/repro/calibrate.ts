@@ -22,8 +22,8 @@ import {
   stepsPerEpoch,
   type Workload,
 } from "./estimate.ts";
-import { type Plan, planFor } from "./experiments.ts";
-import { type Profile, stageConfig } from "./profiles.ts";
+import { checkpointPlaceholder, experimentConfig, type Plan, planFor } from "./experiments.ts";
+import type { Profile, Stage } from "./profiles.ts";
 
 /** The calibration key of a config: what changes a training step's cost, masking ratio aside. */
 export function shapeKey(c: TrainConfig): string {
@@ -82,12 +82,19 @@ export async function imagesOf(
   return { train: pick(c.data.trainLimit, size.train), eval: pick(c.data.evalLimit, size.eval) };
 }
 
-/** The stage config an experiment trains (the stage's config with the experiment's edit). */
+/** A copy of a profile stage's validated config; throws naming the profile file and stage. */
+export function stageCopy(p: Profile, stage: Stage): TrainConfig {
+  const c = p.stages[stage];
+  if (!c) throw new Error(`${p.file}: profile ${p.name} has no stage '${stage}'`);
+  return structuredClone(c);
+}
+
+/** The config an experiment trains (its stage, its overlay, checkpoints as placeholders). */
 function configOf(id: string, p: Profile): { config: TrainConfig; data: "tin" | "cub" } | null {
   const plan = planFor(id, p);
   if (plan.kind === "notrun") return null;
-  const config = stageConfig(p, plan.stage);
-  if (plan.kind === "train") plan.edit?.(config);
+  const seed = stageCopy(p, plan.stage).seed;
+  const config = experimentConfig(p, id, seed, checkpointPlaceholder);
   return { config, data: plan.kind === "train" ? plan.data : "tin" };
 }
 
@@ -117,7 +124,7 @@ export async function workloadsOf(
     }
     const { config: c, data } = got;
     const plan = planFor(n.id, p) as Exclude<Plan, { kind: "notrun" }>;
-    const base = stageConfig(p, plan.stage);
+    const base = stageCopy(p, plan.stage);
     const images = await imagesOf(c, p.roots[data]);
     const kind = kindOf(c.mode);
     const flops = flopsPerImage(kind, c.model);
@@ -280,8 +287,8 @@ export async function calibrate(
   const cache = await readCache(cacheFile);
   // The stage config of each shape (experiments' edits do not change shapes).
   const shapes = new Map<string, TrainConfig>();
-  for (const stage of Object.keys(p.stages) as (keyof Profile["stages"])[]) {
-    const c = stageConfig(p, stage);
+  for (const stage of Object.keys(p.stages) as Stage[]) {
+    const c = stageCopy(p, stage);
     const key = shapeKey(c);
     if ([...work.values()].some((w) => w.rateKey === key) && !shapes.has(key)) shapes.set(key, c);
   }
