@@ -6,7 +6,8 @@
 // buffer three times with in_stride = 3D and offsets 0, D, 2D; separate
 // (B, T, D) tensors use in_stride = D and offsets 0. o, do are (B, T, D),
 // head h at columns h*dh..; dq, dk, dv share q, k, v's layout (grad_stride,
-// gradient offsets). stats is (B, H, T, 2): [logsumexp of the scaled scores
+// gradient offsets; when dk and dv are one buffer, dv_in_dk = 1 writes dv
+// through the dk binding). stats is (B, H, T, 2): [logsumexp of the scaled scores
 // of row t, D_t = sum_c dO[t, c] O[t, c]].
 //   attention_forward:        o = P V with P = softmax_row(scale q k^T); stats[.., 0] = lse.
 //   attention_backward_query: stats[.., 1] = D; dq += scale * dS k,
@@ -41,6 +42,7 @@ struct Params {
   dk_off: u32,
   dv_off: u32,
   scale: f32,
+  dv_in_dk: u32, // 1: dv lives in the dk binding (at dv_off); the dv binding is a placeholder
 }
 
 const BLOCK = 32u;
@@ -323,7 +325,9 @@ fn add_dkv_row(
         let ak = grad_index(wk, j, p.dk_off, c);
         dk[ak] += p.scale * (*dkj)[c4][e];
         let av = grad_index(wk, j, p.dv_off, c);
-        dv[av] += (*dvj)[c4][e];
+        // One buffer holding dk and dv (a packed qkv, or k and v the same tensor) is
+        // bound once: WebGPU forbids two writable bindings of one buffer range.
+        if (p.dv_in_dk == 1u) { dk[av] += (*dvj)[c4][e]; } else { dv[av] += (*dvj)[c4][e]; }
       }
     }
   }

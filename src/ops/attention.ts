@@ -36,6 +36,7 @@ const PARAMS = {
   dk_off: "u32",
   dv_off: "u32",
   scale: "f32",
+  dv_in_dk: "u32",
 } as const;
 const FORWARD = {
   source: KERNEL_SOURCES["attention.wgsl"],
@@ -159,6 +160,7 @@ function launch(op: string, gpu: Gpu, L: Layout, q: Tensor, k: Tensor, v: Tensor
     v_off: L.vOff,
     out_stride: D,
     scale: 1 / Math.sqrt(dh),
+    dv_in_dk: 0,
   };
   const forwardParams = { ...base, grad_stride: 0, dq_off: 0, dk_off: 0, dv_off: 0 };
   if (out.size > 0) {
@@ -199,11 +201,15 @@ function launch(op: string, gpu: Gpu, L: Layout, q: Tensor, k: Tensor, v: Tensor
     );
     if (k.requiresGrad || v.requiresGrad) {
       const [dk, dv] = [sink(k), sink(v)];
+      // A packed qkv (or k and v one tensor) has one gradient for both: it is bound
+      // once and dv goes through the dk binding; the dv slot gets a placeholder.
+      const shared = dk === dv;
+      const dvBinding = shared ? (scratch.push(empty(gpu, [1])), scratch.at(-1)!) : dv;
       // Runs after the query pass (same encoder), which filled stats[.., 1] = D.
       gpu.dispatch(
         BACKWARD_KEY,
-        grads,
-        [q.binding, k.binding, v.binding, g.binding, stats.binding, dk.binding, dv.binding],
+        { ...grads, dv_in_dk: shared ? 1 : 0 },
+        [q.binding, k.binding, v.binding, g.binding, stats.binding, dk.binding, dvBinding.binding],
         groups,
         constants,
       );
