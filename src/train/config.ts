@@ -189,8 +189,19 @@ export type TrainConfig =
   | CriticConfig
   | DinoRunConfig;
 
-/** The config of mode `M`. */
-export type ConfigOf<M extends Mode> = Extract<TrainConfig, { mode: M }>;
+/** The config of mode `M` (probe and finetune share one shape, narrowed to `M`). */
+export type ConfigOf<M extends Mode> = M extends Mode
+  ? TrainConfig extends infer T ? T extends { mode: infer X } ? M extends X ? T & { mode: M }
+      : never
+    : never
+  : never
+  : never;
+
+/** `c` narrowed to mode `mode`; throws naming both modes when it is another. */
+export function ofMode<M extends Mode>(c: TrainConfig, mode: M): ConfigOf<M> {
+  if (c.mode !== mode) throw new Error(`a config of mode ${mode} is needed, got ${c.mode}`);
+  return c as ConfigOf<M>;
+}
 
 /** The configs that train a classifier from a ViT encoder (probe, finetune, scratch). */
 export type ClassifierConfig = InitClassifierConfig | ScratchConfig;

@@ -187,7 +187,8 @@ for (const scaling of ["paper", "code"] as const) {
         critic: await writeCritic(dir, values),
         smae: { alpha: 0.5, scaling, calibrationSteps: 2 },
         data: { dataset: "tiny-imagenet", root: FIXTURES, fit: "resize", normalize: "batch" },
-        model: { ...ENC, imageSize: 16, ...MAE, maskRatio: 0.75 },
+        encoder: { ...ENC, imageSize: 16 },
+        mae: { ...MAE, maskRatio: 0.75 },
         logEvery: 1,
         optim: {
           name: "adamw",
@@ -242,7 +243,8 @@ gpuTest(
       mode: "smae",
       critic: path,
       data: { dataset: "tiny-imagenet", root: FIXTURES, fit: "resize" },
-      model: { ...ENC, imageSize: 16, ...MAE },
+      encoder: { ...ENC, imageSize: 16 },
+      mae: MAE,
       optim: { epochs: 1, warmupEpochs: 0, batchSize: 10 },
     }, "x.yaml");
     await assertRejects(

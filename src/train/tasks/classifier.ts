@@ -57,7 +57,9 @@ export async function evaluateAccuracy(
 /** The classifier of a config: fresh (scratch) or on the encoder of `init` (probe, finetune). */
 async function buildClassifier(
   c: ClassifierConfig,
-  gpu: Gpu, classes: number): Promise<Classifier> {
+  gpu: Gpu,
+  classes: number,
+): Promise<Classifier> {
   if (c.mode === "scratch") {
     return new Classifier(gpu, c.encoder, classes, c.seed, undefined, c.encoder.pool);
   }
