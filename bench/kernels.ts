@@ -10,7 +10,7 @@
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags, usageExit } from "../src/cli/_args.ts";
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
 import { add } from "../src/ops/elementwise.ts";
 import { matmul } from "../src/ops/matmul.ts";
@@ -212,38 +212,35 @@ function formatRow(r: BenchRow): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      json: { type: "boolean", default: false },
-      only: { type: "string" },
-      quick: { type: "boolean", default: false },
-      "train-batch": { type: "string", default: "128" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    console.log(`usage: deno task bench [--json] [--only NAME[,NAME]] [--quick] [--train-batch N]
+  const help = `usage: deno task bench [--json] [--only NAME[,NAME]] [--quick] [--train-batch N]
 
 Measures each kernel and the same work in TensorFlow.js's WebGPU backend on
 the same adapter (ratio = ours / tfjs), the data loader, and one MAE and one
 fine-tuning step of ViT-Lite-7/4 (images/s, and achieved FLOP/s over our
 1024^3 matmul's). Names: ${NAMES.join(", ")}.
 --json          one JSON object per line: {name, shape, ours, peer, unit, ratio}
+--only NAMES    only these cases (comma-separated)
 --quick         shorter timing windows (noisier)
---train-batch   batch of the training-step rows (default 128, the paper's)`);
-    Deno.exit(0);
-  }
+--train-batch   batch of the training-step rows (default 128, the paper's)
+-h, --help      this text`;
+  const { values } = parseFlags("bench", Deno.args, {
+    json: { type: "boolean", default: false },
+    only: { type: "string" },
+    quick: { type: "boolean", default: false },
+    "train-batch": { type: "string", default: "128" },
+  }, help);
   const only: string[] | null = values.only?.split(",") ?? null;
   const unknown = only?.filter((n: string) => !NAMES.includes(n)) ?? [];
   if (unknown.length) {
-    console.error(`bench: unknown case ${unknown.join(", ")}; known: ${NAMES.join(", ")}`);
-    Deno.exit(2);
+    usageExit("bench", `unknown case ${unknown.join(", ")}; known: ${NAMES.join(", ")}`, help);
   }
-  const trainBatch = Number(values["train-batch"]);
-  if (!Number.isInteger(trainBatch) || trainBatch < 1) {
-    console.error(`bench: --train-batch must be a positive integer`);
-    Deno.exit(2);
+  const trainBatch = /^\d+$/.test(values["train-batch"]) ? Number(values["train-batch"]) : NaN;
+  if (!(trainBatch >= 1)) {
+    usageExit(
+      "bench",
+      `--train-batch must be an integer >= 1, got '${values["train-batch"]}'`,
+      help,
+    );
   }
   const opts: QueuedTimingOptions = values.quick ? { minMs: 400, minIters: 2, stepMs: 100 } : {};
   if (!values.json) {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags, usageExit } from "../src/cli/_args.ts";
 import { evaluateClaims, loadStudy, type Results } from "../src/repro/claims.ts";
 import type { ProfileName } from "../src/repro/profiles.ts";
 import { claimsTable, type RunReport, verdictCounts, writeReport } from "../src/repro/report.ts";
@@ -14,18 +14,23 @@ const HELP = `usage: deno task repro:merge [--out DIR] SHARD_DIR...
 
 Reads SHARD_DIR/claims.json from each shard of one study and profile (as
 written by deno task repro:<study> --shard i/n) and writes the merged
-claims.json and report.md to --out (default runs/repro-<study>-<profile>-merged).`;
+claims.json and report.md to --out (default runs/repro-<study>-<profile>-merged).
+
+options:
+  --out DIR       merged report directory
+  -h, --help      this text
+
+exit: 0 all checked claims pass, 1 a claim fails, 2 bad usage or unreadable shards.`;
 
 if (import.meta.main) {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: { out: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
-  });
-  if (values.help || positionals.length === 0) {
-    console.log(HELP);
-    Deno.exit(values.help ? 0 : 2);
-  }
+  const { values, positionals } = parseFlags(
+    "repro:merge",
+    Deno.args,
+    { out: { type: "string" } },
+    HELP,
+    true,
+  );
+  if (positionals.length === 0) usageExit("repro:merge", "name at least one shard directory", HELP);
   const parts: RunReport[] = [];
   for (const dir of positionals) {
     try {
@@ -56,7 +61,9 @@ if (import.meta.main) {
     }
   }
   const study = await loadStudy(first.study);
-  const claims = evaluateClaims(study, first.profile as ProfileName, results);
+  const claims = evaluateClaims(study, first.profile as ProfileName, results, {
+    softwareAdapter: parts.some((p) => p.adapter.software),
+  });
   const out = values.out ?? `runs/repro-${first.study}-${first.profile}-merged`;
   await writeReport(out, {
     ...first,

@@ -5,13 +5,14 @@
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags } from "../src/cli/_args.ts";
 import { defaultTinDir, exists } from "../src/data/mod.ts";
 import { openGpu } from "../src/gpu/device.ts";
 import { evaluateClaims, experimentsOf, loadStudy } from "../src/repro/claims.ts";
 import { loadProfile, type ProfileName, PROFILES } from "../src/repro/profiles.ts";
 import { claimsTable, verdictCounts, writeReport } from "../src/repro/report.ts";
-import { runExperiments } from "../src/repro/runner.ts";
+import { families, runExperiments } from "../src/repro/runner.ts";
+import { lockDir, LockedError } from "../src/repro/lock.ts";
 import { renderFigures } from "../src/repro/figures_report.ts";
 
 const HELP = `usage: deno task repro:<study> [options]     studies: tin, cub, sweep
@@ -22,19 +23,27 @@ repro/claims/<study>.yaml against its tolerance for the chosen profile.
 options:
   --profile P     smoke | ci | short | paper (default: paper when a Tiny ImageNet
                   copy is found and the adapter is a hardware GPU, else smoke)
-  --seeds N       run every experiment with seeds 1..N (default: the profile's seed, once)
+  --seeds N       run every experiment with seeds 1..N, N >= 1 (default: the
+                  profile's seed, once)
   --shard i/n     run slice i of n (1-based) of the experiment families;
                   join the slices with deno task repro:merge
+  --only IDS      run only these experiments (comma-separated ids, plus what they
+                  start from); claims on other experiments read "not run"
   --data DIR      root of the main dataset: Tiny ImageNet (default: $TIN_DIR, else
-                  data/tiny-imagenet-200), or the Fashion-MNIST IDX folder in the ci profile
+                  data/tiny-imagenet-200), or the Fashion-MNIST IDX folder in the ci
+                  profile; the smoke profile reads fixtures/ and refuses --data/--cub
   --cub DIR       CUB-200-2011 root (default: $CUB_DIR, else data/CUB_200_2011)
   --out DIR       report directory (default runs/repro-<study>-<profile>)
   --cache DIR     experiment cache (default .cache/repro)
-  --fresh         ignore cached experiment results
+  --fresh         retrain every experiment (a cached entry is replaced only once
+                  its retraining completes)
   --force         run the paper/short profile on a software adapter anyway
   -h, --help      this text
 
-writes: OUT/claims.json, OUT/report.md, OUT/*.svg, OUT/figure2.png; prints the claims table.`;
+writes: OUT/claims.json, OUT/report.md, OUT/*.svg, OUT/figure2.png; prints the claims table.
+The cache and OUT are locked while a run uses them: a second run on either
+stops, naming the pid that holds it.
+exit: 0 all checked claims pass, 1 a claim fails (or a run fails), 2 bad usage.`;
 
 /** Rough CPU-adapter hours of a profile, for the --force warning. */
 const CPU_ESTIMATE_HOURS: Record<ProfileName, number> = {
@@ -58,31 +67,46 @@ async function commitId(): Promise<string> {
 
 if (import.meta.main) {
   const t0 = performance.now();
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
+  const fail = (msg: string): never => {
+    console.error(`repro: ${msg}`);
+    Deno.exit(2);
+  };
+  const { values, positionals } = parseFlags(
+    "repro",
+    Deno.args,
+    {
       profile: { type: "string" },
       seeds: { type: "string" },
       shard: { type: "string" },
+      only: { type: "string" },
       data: { type: "string" },
       cub: { type: "string" },
       out: { type: "string" },
       cache: { type: "string", default: ".cache/repro" },
       fresh: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
     },
-  });
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
-  const fail = (msg: string): never => {
-    console.error(`repro: ${msg}`);
-    Deno.exit(2);
-  };
+    HELP,
+    true,
+  );
   const studyName = positionals[0] ?? fail(`name a study (tin, cub, sweep)\n\n${HELP}`);
+  if (positionals.length > 1) fail(`one study at a time, got '${positionals.join(" ")}'`);
+  let nSeeds = 0;
+  if (values.seeds !== undefined) {
+    nSeeds = /^\d+$/.test(values.seeds) ? Number(values.seeds) : NaN;
+    if (!(nSeeds >= 1)) fail(`--seeds must be an integer >= 1 (seeds 1..N), got '${values.seeds}'`);
+  }
+  let shard: { index: number; count: number } | undefined;
+  if (values.shard !== undefined) {
+    const m = /^(\d+)\/(\d+)$/.exec(values.shard);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) {
+      fail(`--shard must be i/n with 1 <= i <= n, like 1/4; got '${values.shard}'`);
+    }
+    shard = { index: Number(m![1]) - 1, count: Number(m![2]) };
+  }
+  if (values.profile !== undefined && !PROFILES.includes(values.profile as ProfileName)) {
+    fail(`unknown profile '${values.profile}' (${PROFILES.join(", ")})`);
+  }
   const study = await loadStudy(studyName).catch((e) => fail(e.message));
   const gpu = await openGpu().catch((e) => fail(e.message));
   const tinRoot = values.data ?? Deno.env.get("TIN_DIR") ?? defaultTinDir();
@@ -90,9 +114,6 @@ if (import.meta.main) {
   let profileName: ProfileName;
   let why: string;
   if (values.profile) {
-    if (!PROFILES.includes(values.profile as ProfileName)) {
-      fail(`unknown profile '${values.profile}' (${PROFILES.join(", ")})`);
-    }
     profileName = values.profile as ProfileName;
     why = "chosen with --profile";
   } else if (haveTin && !gpu.adapter.software) {
@@ -118,25 +139,54 @@ if (import.meta.main) {
     );
   }
   const profile = await loadProfile(profileName);
-  const nSeeds = values.seeds === undefined ? 0 : Number(values.seeds);
-  if (!Number.isInteger(nSeeds) || nSeeds < 0) {
-    fail(`--seeds must be a positive integer, got '${values.seeds}'`);
+  for (const [flag, key] of [["--data", "tin"], ["--cub", "cub"]] as const) {
+    const fixed = profile.roots[key];
+    if (values[flag.slice(2) as "data" | "cub"] !== undefined && fixed) {
+      fail(
+        `${flag}: the ${profileName} profile reads its fixed data (${fixed}) and would ignore ` +
+          `${flag}; drop ${flag}, or choose a profile that reads it with --profile ci|short|paper`,
+      );
+    }
+  }
+  let ids = experimentsOf(study, profileName);
+  if (values.only !== undefined) {
+    const only: string[] = values.only.split(",").map((x: string) => x.trim()).filter((x: string) =>
+      x
+    );
+    const unknown = only.filter((x: string) => !ids.includes(x));
+    if (only.length === 0 || unknown.length > 0) {
+      fail(
+        `--only: ${unknown.length ? `'${unknown.join(",")}' not` : "no experiment"} among the ` +
+          `${studyName} study's experiments in profile ${profileName}: ${ids.join(", ")}`,
+      );
+    }
+    ids = only;
+  }
+  if (shard) {
+    const nFam = families(ids, profile).length;
+    if (shard.index >= nFam) {
+      fail(
+        `--shard ${shard.index + 1}/${shard.count} is empty: the ${studyName} study has ` +
+          `${nFam} experiment families in profile ${profileName}, so use at most ${nFam} shards`,
+      );
+    }
   }
   const baseSeed = profile.stages.pretrain?.seed ?? 42;
   const seeds = nSeeds > 0 ? Array.from({ length: nSeeds }, (_, i) => i + 1) : [baseSeed];
-  let shard: { index: number; count: number } | undefined;
-  if (values.shard) {
-    const m = /^(\d+)\/(\d+)$/.exec(values.shard);
-    if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) {
-      fail(`--shard must look like 1/4, got '${values.shard}'`);
-    }
-    shard = { index: Number(m![1]) - 1, count: Number(m![2]) };
-  }
   const out = values.out ??
     `runs/repro-${studyName}-${profileName}${
       shard ? `-shard${shard.index + 1}of${shard.count}` : ""
     }`;
-  const { results, runs } = await runExperiments(experimentsOf(study, profileName), {
+  const outLock = await lockDir(
+    out,
+    `repro ${studyName} --out`,
+    (l) => console.error(`repro: ${l}`),
+  )
+    .catch((e) => {
+      if (e instanceof LockedError) fail(e.message);
+      throw e;
+    });
+  const { results, runs } = await runExperiments(ids, {
     profile,
     seeds,
     gpu,
@@ -151,9 +201,12 @@ if (import.meta.main) {
   }).catch((e) => {
     // One line naming the file or setting at fault (missing dataset, bad layout, bad config).
     console.error(`repro: ${(e as Error).message}`);
-    Deno.exit(1);
+    outLock.release();
+    Deno.exit(e instanceof LockedError ? 2 : 1);
   });
-  const claims = evaluateClaims(study, profileName, results);
+  const claims = evaluateClaims(study, profileName, results, {
+    softwareAdapter: gpu.adapter.software,
+  });
   const figures = await renderFigures(out, results, profile, gpu).catch((e) => {
     console.error(`repro: figures skipped: ${(e as Error).message}`);
     return [] as string[];
@@ -174,6 +227,7 @@ if (import.meta.main) {
     runs,
     figures,
   });
+  outLock.release();
   console.log(claimsTable(claims));
   const counts = verdictCounts(claims);
   console.log(

@@ -3,7 +3,7 @@
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags, usageExit } from "./_args.ts";
 import { ConfigError, loadConfig } from "../train/config.ts";
 import { NonFiniteLossError, train } from "../train/trainer.ts";
 
@@ -48,45 +48,31 @@ async function runFiles(dir: string): Promise<string[]> {
 }
 
 if (import.meta.main) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: Deno.args,
-      options: {
-        config: { type: "string" },
-        data: { type: "string" },
-        seed: { type: "string" },
-        epochs: { type: "string" },
-        out: { type: "string" },
-        resume: { type: "boolean", default: false },
-        overwrite: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`train: ${(e as Error).message}\n\n${HELP}`);
-    Deno.exit(2);
-  }
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
-  if (!values.config) {
-    console.error(`train: --config is required\n\n${HELP}`);
-    Deno.exit(2);
-  }
+  const { values } = parseFlags("train", Deno.args, {
+    config: { type: "string" },
+    data: { type: "string" },
+    seed: { type: "string" },
+    epochs: { type: "string" },
+    out: { type: "string" },
+    resume: { type: "boolean", default: false },
+    overwrite: { type: "boolean", default: false },
+  }, HELP);
+  if (!values.config) usageExit("train", "--config is required", HELP);
   const int = (name: string, v: string | undefined) => {
     if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) {
-      console.error(`train: --${name} must be a non-negative integer, got '${v}'`);
-      Deno.exit(2);
+    const n = /^\d+$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || (name === "epochs" && n < 1)) {
+      usageExit(
+        "train",
+        `--${name} must be an integer >= ${name === "epochs" ? 1 : 0}, got '${v}'`,
+        HELP,
+      );
     }
     return n;
   };
+  const seed = int("seed", values.seed);
+  const epochs = int("epochs", values.epochs);
   try {
-    const seed = int("seed", values.seed);
-    const epochs = int("epochs", values.epochs);
     const config = await loadConfig(values.config, [
       { from: "the command line", value: { seed, optim: { epochs } } },
     ]);

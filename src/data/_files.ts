@@ -133,3 +133,32 @@ export async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * The start time of process `pid` (clock ticks since boot, from
+ * /proc/<pid>/stat), or null when no such process runs. With the pid it
+ * names one process even after the pid is reused. Where /proc is absent
+ * (not Linux) every pid reads as running, with start time "unknown".
+ */
+export function processStart(pid: number): string | null {
+  try {
+    Deno.statSync("/proc/self");
+  } catch {
+    return "unknown";
+  }
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return rest[19] ?? "unknown"; // field 22 of stat, the 20th after the name
+  } catch {
+    return null;
+  }
+}
+
+/** True when process `pid` runs and, if `start` is given, is the one started then. */
+export function processAlive(pid: number, start?: string): boolean {
+  const now = processStart(pid);
+  if (now === null) return false;
+  return start === undefined || start === "unknown" || now === "unknown" || now === start;
+}

@@ -7,17 +7,34 @@
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags, usageExit } from "../cli/_args.ts";
 import { loadCub } from "./cub.ts";
 import { CUB_ARCHIVE, fetchDataset, resolveSpec, TIN_ARCHIVE } from "./download.ts";
 import { loadTinyImageNet } from "./tiny_imagenet.ts";
 
+const HELP = `usage: deno task data:tin | data:cub [options]
+
+Downloads a dataset archive, verifies its checksum, unpacks it, and caches
+its decoded splits.
+
+options:
+  --data-dir DIR    where the dataset folder goes (default: the parent of
+                    $TIN_DIR / $CUB_DIR, else data/)
+  --cache-dir DIR   decoded-split cache (default .cache/)
+  --url URL         archive URL (default: the dataset's official mirror)
+  --md5 HEX         expected MD5 of the archive
+  --sha256 HEX      expected SHA-256 of the archive
+  --no-cache        unpack only; do not decode and cache the splits
+  -h, --help        this text
+
+exit: 0 done, 1 a download or verification failed, 2 bad usage.`;
+
 /** Runs the CLI on `args`; returns the dataset folder. */
 export async function fetchCli(args: string[]): Promise<string> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags(
+    "data",
     args,
-    allowPositionals: true,
-    options: {
+    {
       "data-dir": { type: "string" },
       "cache-dir": { type: "string" },
       url: { type: "string" },
@@ -25,13 +42,14 @@ export async function fetchCli(args: string[]): Promise<string> {
       sha256: { type: "string" },
       "no-cache": { type: "boolean" },
     },
-  });
+    HELP,
+    true,
+  );
   const which = positionals[0];
   if (which !== "tin" && which !== "cub") {
-    throw new Error(
-      `usage: fetch_cli.ts tin|cub [--data-dir DIR] [--url URL] [--md5 HEX] [--sha256 HEX]`,
-    );
+    usageExit("data", `name a dataset, tin or cub (got '${positionals.join(" ")}')`, HELP);
   }
+  if (positionals.length > 1) usageExit("data", `one dataset at a time`, HELP);
   const spec = resolveSpec(which === "tin" ? TIN_ARCHIVE : CUB_ARCHIVE, {
     url: values.url,
     md5: values.md5,

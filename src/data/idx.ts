@@ -34,14 +34,60 @@ export interface IdxArray {
   data: Uint8Array;
 }
 
+let crcTable: Uint32Array | null = null;
+
+/** CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as gzip's trailer records it. */
+export function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * Gunzips a single-member gzip file and checks its trailer: the CRC-32 and
+ * the length (mod 2^32) of the output (fflate checks neither, so a flipped
+ * byte in a stored or still-decodable block would pass as data).
+ */
+export function gunzipChecked(bytes: Uint8Array, path: string): Uint8Array {
+  let out: Uint8Array;
+  try {
+    out = gunzipSync(bytes);
+  } catch (e) {
+    throw new Error(`${path}: corrupt gzip stream (${(e as Error).message})`);
+  }
+  if (bytes.length < 18) throw new Error(`${path}: gzip file too short for its trailer`);
+  const trailer = new DataView(bytes.buffer, bytes.byteOffset + bytes.length - 8, 8);
+  const wantCrc = trailer.getUint32(0, true), wantSize = trailer.getUint32(4, true);
+  const size = out.length % 2 ** 32;
+  if (size !== wantSize) {
+    throw new Error(
+      `${path}: gzip length check failed: ${out.length} bytes decompressed, trailer says ${wantSize} (mod 2^32); truncated or corrupt file`,
+    );
+  }
+  const crc = crc32(out);
+  if (crc !== wantCrc) {
+    const hex = (x: number) => "0x" + x.toString(16).padStart(8, "0");
+    throw new Error(
+      `${path}: gzip CRC-32 mismatch: data has ${hex(crc)}, trailer says ${
+        hex(wantCrc)
+      }; the file is corrupt, fetch it again`,
+    );
+  }
+  return out;
+}
+
 /** Parses IDX bytes (gunzipping first if they start with the gzip magic); `path` names errors. */
 export function parseIdx(bytes: Uint8Array, path: string): IdxArray {
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    try {
-      bytes = gunzipSync(bytes);
-    } catch (e) {
-      throw new Error(`${path}: corrupt gzip stream (${(e as Error).message})`);
-    }
+    bytes = gunzipChecked(bytes, path);
   }
   if (bytes.length < 4) {
     throw new Error(`${path}: too short for an IDX header (${bytes.length} bytes)`);

@@ -106,4 +106,4 @@ export {
   verifyArchive,
 } from "./download.ts";
 export { extractTar, extractTgz, extractZip, tarBytes } from "./archive.ts";
-export { exists } from "./_files.ts";
+export { exists, processAlive, processStart } from "./_files.ts";

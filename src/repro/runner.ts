@@ -3,17 +3,24 @@
  * keyed by (config, seed, init, data checksum): a pretrained encoder is
  * trained once and reused by its probe, fine-tune and transfer runs, and a
  * second invocation only evaluates. `--fresh` ignores the cache.
+ *
+ * A cache entry `<cache>/<key>/` is complete only when its `complete.json`,
+ * written last, names the SHA-256 of its checkpoint and the checkpoint still
+ * has it. An entry is trained in `<key>.tmp-<pid>/` and renamed into place
+ * once complete, so a run killed at any point leaves the old entry (or none),
+ * never a mix. The cache directory is locked while a run uses it.
  * @module
  */
 
 import { createHash } from "node:crypto";
-import type { ImageDataset } from "../data/mod.ts";
+import { type ImageDataset, writeFileAtomic } from "../data/mod.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { TrainConfig } from "../train/config.ts";
 import { loadSplits } from "../train/data.ts";
 import { inferenceTimes, smaeTimes } from "../train/timing.ts";
 import { train, type TrainSummary } from "../train/trainer.ts";
 import type { Results } from "./claims.ts";
+import { lockDir } from "./lock.ts";
 import { experimentConfig, experimentConfigs, planFor, withDependencies } from "./experiments.ts";
 import type { Profile } from "./profiles.ts";
 
@@ -51,6 +58,129 @@ function sha256Hex(parts: Uint8Array[]): string {
   return h.digest("hex");
 }
 
+/** SHA-256 of a file, read in chunks (hex). */
+export async function fileSha256(path: string): Promise<string> {
+  const h = createHash("sha256");
+  const f = await Deno.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(1 << 20);
+    for (;;) {
+      const n = await f.read(buf);
+      if (n === null) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    f.close();
+  }
+  return h.digest("hex");
+}
+
+/** What `complete.json` holds: the entry's key and its checkpoint's checksum. */
+export interface CompletionRecord {
+  key: string;
+  checkpointSha256: string;
+  finished: string;
+}
+
+/**
+ * The summary of a complete cache entry, or null (with a message naming
+ * what is wrong) when `dir` is missing, has no completion record, or its
+ * checkpoint no longer matches the recorded checksum.
+ */
+export async function readEntry(
+  dir: string,
+  key: string,
+  log: (line: string) => void,
+): Promise<TrainSummary | null> {
+  try {
+    await Deno.stat(dir);
+  } catch {
+    return null;
+  }
+  let record: CompletionRecord;
+  try {
+    record = JSON.parse(await Deno.readTextFile(`${dir}/complete.json`));
+  } catch {
+    log(`${dir}: no completion record (an interrupted or older run); rebuilding`);
+    return null;
+  }
+  const ckpt = `${dir}/checkpoint.safetensors`;
+  const sha = await fileSha256(ckpt).catch(() => "missing");
+  if (record.key !== key || sha !== record.checkpointSha256) {
+    log(
+      `${ckpt}: fails its checksum (sha256 ${sha.slice(0, 16)}, recorded ${
+        String(record.checkpointSha256).slice(0, 16)
+      }); rebuilding`,
+    );
+    return null;
+  }
+  try {
+    return JSON.parse(await Deno.readTextFile(`${dir}/summary.json`));
+  } catch {
+    log(`${dir}/summary.json: unreadable; rebuilding`);
+    return null;
+  }
+}
+
+/**
+ * Test hook: when REPRO_PAUSE_AT names `point`, says so on stderr and
+ * waits forever, so a test can kill this process by pid at that point.
+ */
+async function pausePoint(point: string): Promise<void> {
+  if (Deno.env.get("REPRO_PAUSE_AT") !== point) return;
+  console.error(`repro: paused at ${point} (pid ${Deno.pid})`);
+  await new Promise(() => setInterval(() => {}, 1 << 30));
+}
+
+/**
+ * Removes what killed runs left in the (locked) cache: `<key>.tmp-<pid>`
+ * training folders and `<key>.old-<pid>` entries set aside for replacement.
+ */
+async function sweepCache(cacheDir: string, log: (line: string) => void): Promise<void> {
+  for await (const e of Deno.readDir(cacheDir)) {
+    if (!e.isDirectory || !/\.(tmp|old)-\d+$/.test(e.name)) continue;
+    log(`${cacheDir}/${e.name}: removing what an interrupted run left`);
+    await Deno.remove(`${cacheDir}/${e.name}`, { recursive: true });
+  }
+}
+
+/**
+ * Trains one entry in `<dir>.tmp-<pid>`, records its completion and renames
+ * it to `dir`, replacing an old entry only then.
+ */
+async function trainEntry(
+  id: string,
+  key: string,
+  dir: string,
+  build: (out: string) => Promise<TrainSummary>,
+): Promise<TrainSummary> {
+  const tmp = `${dir}.tmp-${Deno.pid}`;
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  const summary = await build(tmp);
+  // The trainer names its own output folder; the entry's checkpoint lives at `dir`.
+  summary.checkpoint = `${dir}/checkpoint.safetensors`;
+  const enc = new TextEncoder();
+  await writeFileAtomic(`${tmp}/summary.json`, enc.encode(JSON.stringify(summary, null, 2) + "\n"));
+  await pausePoint(`${id}:trained`);
+  const record: CompletionRecord = {
+    key,
+    checkpointSha256: await fileSha256(`${tmp}/checkpoint.safetensors`),
+    finished: new Date().toISOString(),
+  };
+  await writeFileAtomic(`${tmp}/complete.json`, enc.encode(JSON.stringify(record, null, 2) + "\n"));
+  await pausePoint(`${id}:complete`);
+  const old = `${dir}.old-${Deno.pid}`;
+  let hadOld = true;
+  await Deno.rename(dir, old).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    hadOld = false;
+  });
+  await pausePoint(`${id}:swap`);
+  await Deno.rename(tmp, dir);
+  if (hadOld) await Deno.remove(old, { recursive: true });
+  return summary;
+}
+
 /** The experiment families (an experiment plus those initialised from it), for sharding. */
 export function families(ids: string[], p: Profile): string[][] {
   // An SMAE run joins its critic's family: the critic must run in its shard.
@@ -70,6 +200,19 @@ export function families(ids: string[], p: Profile): string[][] {
 
 /** Runs `ids` (and their dependencies) for every seed; returns metrics per experiment. */
 export async function runExperiments(
+  ids: string[],
+  o: RunnerOptions,
+): Promise<{ results: Results; runs: RunRecord[] }> {
+  const lock = await lockDir(o.cacheDir, "repro (experiment cache)", o.log);
+  try {
+    await sweepCache(o.cacheDir, o.log);
+    return await runLocked(ids, o);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runLocked(
   ids: string[],
   o: RunnerOptions,
 ): Promise<{ results: Results; runs: RunRecord[] }> {
@@ -163,21 +306,18 @@ export async function runExperiments(
       ])).slice(0, 20);
       keys.set(`${id}@${seed}`, key);
       const dir = `${o.cacheDir}/${key}`;
-      let summary: TrainSummary | null = null;
-      if (!o.fresh) {
-        try {
-          summary = JSON.parse(await Deno.readTextFile(`${dir}/summary.json`));
-          await Deno.stat(`${dir}/checkpoint.safetensors`);
-        } catch {
-          summary = null;
-        }
-      }
+      let summary = o.fresh ? null : await readEntry(dir, key, o.log);
       const cached = summary !== null;
       if (!summary) {
         o.log(
           `${id} (seed ${seed}): training ${c.mode}, ${c.optim.epochs} epochs on ${splits.train.count} images`,
         );
-        summary = await train(c, { out: dir, gpu: o.gpu, splits, quiet: false });
+        summary = await trainEntry(
+          id,
+          key,
+          dir,
+          (out) => train(c, { out, gpu: o.gpu, splits, quiet: false }),
+        );
       } else {
         o.log(`${id} (seed ${seed}): cached (${dir})`);
       }

@@ -27,6 +27,8 @@ export interface InferenceTimes {
   recon_over_classify: number;
   images: number;
   batch: number;
+  /** Timed repetitions (times are medians over them; ratios medians of per-repetition ratios). */
+  repetitions: number;
 }
 
 /** The split's batches, in order, as the evaluation reads them. */
@@ -37,32 +39,75 @@ async function batchesOf(c: TrainConfig, ds: ImageDataset): Promise<Batch[]> {
   return batches;
 }
 
+/** How many timed repetitions {@link timeTasks} runs. */
+export interface Repetitions {
+  /** At least this many (default 6); the count is rounded up to whole rotations of the tasks. */
+  min: number;
+  /** And until every task has run this many seconds in all (default 0.5)... */
+  seconds: number;
+  /** ...but at most this many (default 40). */
+  max: number;
+}
+
+const REPEATS: Repetitions = { min: 6, seconds: 0.5, max: 40 };
+
+/** The median of `xs` (mean of the middle two for an even count). */
+export function median(xs: number[]): number {
+  if (xs.length === 0) throw new Error("median of no values");
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Per task, the seconds of each timed repetition over the whole split. */
+export type TaskSamples<K extends string> = Record<K, number[]>;
+
 /**
- * Seconds for each task over all batches without gradients, after one
- * untimed pass per task (pipeline compilation, pool warm-up); the passes
- * alternate so that a slow phase of a noisy machine hits both tasks.
+ * Times each task over all batches without gradients, after one untimed
+ * pass per task (pipeline compilation, pool warm-up). Within a repetition
+ * the tasks take turns batch by batch, starting with a different task each
+ * repetition, so a slow phase of a busy machine falls on all tasks alike;
+ * callers report medians over repetitions, which one stalled repetition
+ * does not move.
  */
-async function timeTasks<K extends string>(
+export async function timeTasks<K extends string>(
   gpu: Gpu,
   batches: Batch[],
   tasks: Record<K, (images: Tensor, i: number) => void>,
-  repeats = 1,
-): Promise<Record<K, number>> {
+  reps: Repetitions = REPEATS,
+): Promise<TaskSamples<K>> {
   const names = Object.keys(tasks) as K[];
-  const total = Object.fromEntries(names.map((k) => [k, 0])) as Record<K, number>;
-  for (let r = -1; r < repeats; r++) {
-    for (const k of names) {
-      const t0 = performance.now();
-      await noGradAsync(async () => {
-        for (const [i, b] of batches.entries()) {
-          tidy(() => tasks[k](tensor(gpu, b.images, b.shape), i));
-        }
-        await gpu.sync();
-      });
-      if (r >= 0) total[k] += (performance.now() - t0) / 1000 / repeats;
+  const samples = Object.fromEntries(names.map((k) => [k, [] as number[]])) as TaskSamples<K>;
+  // The upload is timed with the task, as when a split is evaluated.
+  const run = async (k: K, i: number) => {
+    await noGradAsync(async () => {
+      tidy(() => tasks[k](tensor(gpu, batches[i].images, batches[i].shape), i));
+      await gpu.sync();
+    });
+  };
+  for (const k of names) for (let i = 0; i < batches.length; i++) await run(k, i);
+  const spent = () => Math.min(...names.map((k) => samples[k].reduce((a, x) => a + x, 0)));
+  // Whole rounds of the rotation, so that every task leads (and follows each other) equally often.
+  const more = (r: number) =>
+    r % names.length !== 0 || (r < reps.max && (r < reps.min || spent() < reps.seconds));
+  for (let r = 0; more(r); r++) {
+    const order = names.map((_, j) => names[(j + r) % names.length]);
+    const took = new Map<K, number>(names.map((k) => [k, 0]));
+    for (let i = 0; i < batches.length; i++) {
+      for (const k of order) {
+        const t0 = performance.now();
+        await run(k, i);
+        took.set(k, took.get(k)! + (performance.now() - t0) / 1000);
+      }
     }
+    for (const k of names) samples[k].push(took.get(k)!);
   }
-  return total;
+  return samples;
+}
+
+/** The median over repetitions of a / b, each repetition's pair taken together. */
+export function medianRatio(a: number[], b: number[]): number {
+  return median(a.map((x, i) => x / b[i]));
 }
 
 /** The timing stage as an MAE config: its encoder, decoder and masking are what is timed. */
@@ -88,15 +133,15 @@ export async function inferenceTimes(
     classify: (images) => clf.forward(images, drop),
     reconstruct: (images, i) => mae.forward(images, masking(i, images.shape[0]), drop),
   });
-  const classify_s = t.classify, reconstruct_s = t.reconstruct;
   clf.destroy();
   mae.destroy();
   return {
-    classify_s,
-    reconstruct_s,
-    recon_over_classify: reconstruct_s / classify_s,
+    classify_s: median(t.classify),
+    reconstruct_s: median(t.reconstruct),
+    recon_over_classify: medianRatio(t.reconstruct, t.classify),
     images: ds.count,
     batch: c.optim.batchSize,
+    repetitions: t.classify.length,
   };
 }
 
@@ -112,6 +157,8 @@ export interface SmaeTimes {
   smae_loss_over_mae_loss: number;
   images: number;
   batch: number;
+  /** Timed repetitions (times are medians over them; ratios medians of per-repetition ratios). */
+  repetitions: number;
 }
 
 /**
@@ -140,25 +187,32 @@ export async function smaeTimes(
     const patches = imagePatches(c.encoder, images);
     return { patches, pred: mae.reconstruct(patches, masking(i, images.shape[0]), drop) };
   };
-  const t = await timeTasks(gpu, await batchesOf(c, ds), {
-    mae_reconstruct: (images, i) => reconstruct(images, i),
-    smae_reconstruct: (images, i) => reconstruct(images, i),
-    mae_loss: (images, i) => mae.forward(images, masking(i, images.shape[0]), drop),
-    smae_loss: (images, i) => {
-      const { patches, pred } = reconstruct(images, i);
-      smaeTerms(critic, c.encoder, images, pred, mae.target(patches));
-    },
-  }, 2);
+  // Each compared pair is timed on its own, so neither side runs after the critic more often.
+  const batches = await batchesOf(c, ds);
+  const t = {
+    ...await timeTasks(gpu, batches, {
+      mae_reconstruct: (images, i) => reconstruct(images, i),
+      smae_reconstruct: (images, i) => reconstruct(images, i),
+    }),
+    ...await timeTasks(gpu, batches, {
+      mae_loss: (images, i) => mae.forward(images, masking(i, images.shape[0]), drop),
+      smae_loss: (images, i) => {
+        const { patches, pred } = reconstruct(images, i);
+        smaeTerms(critic, c.encoder, images, pred, mae.target(patches));
+      },
+    }),
+  };
   critic.destroy();
   mae.destroy();
   return {
-    mae_reconstruct_s: t.mae_reconstruct,
-    smae_reconstruct_s: t.smae_reconstruct,
-    smae_over_mae: t.smae_reconstruct / t.mae_reconstruct,
-    mae_loss_s: t.mae_loss,
-    smae_loss_s: t.smae_loss,
-    smae_loss_over_mae_loss: t.smae_loss / t.mae_loss,
+    mae_reconstruct_s: median(t.mae_reconstruct),
+    smae_reconstruct_s: median(t.smae_reconstruct),
+    smae_over_mae: medianRatio(t.smae_reconstruct, t.mae_reconstruct),
+    mae_loss_s: median(t.mae_loss),
+    smae_loss_s: median(t.smae_loss),
+    smae_loss_over_mae_loss: medianRatio(t.smae_loss, t.mae_loss),
     images: ds.count,
     batch: c.optim.batchSize,
+    repetitions: t.mae_reconstruct.length,
   };
 }

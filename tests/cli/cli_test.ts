@@ -1,0 +1,93 @@
+import { assert } from "../_assert.ts";
+
+const root = (p: string) => new URL(`../../${p}`, import.meta.url).pathname;
+
+async function cli(
+  script: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", root(script), ...args],
+    cwd: root(""),
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Asserts exit 2, a message naming the problem, no stack trace, and (`usage`) the usage text. */
+function assertUsage(r: { code: number; stderr: string }, fragment: string, usage = false): void {
+  assert.equal(r.code, 2, r.stderr);
+  assert.ok(r.stderr.includes(fragment), r.stderr);
+  if (usage) assert.match(r.stderr, /usage:/);
+  assert.doesNotMatch(r.stderr, /TypeError|\n\s+at /);
+}
+
+const CLIS: [script: string, args: string[], options: string[]][] = [
+  ["repro/run.ts", ["tin"], ["--profile", "--seeds", "--shard", "--only", "--fresh"]],
+  ["repro/merge.ts", [], ["--out"]],
+  ["src/data/fetch_cli.ts", ["tin"], ["--data-dir", "--url", "--sha256", "--no-cache"]],
+  ["src/cli/train.ts", [], ["--config", "--seed", "--epochs", "--resume"]],
+  ["bench/kernels.ts", [], ["--json", "--only", "--quick", "--train-batch"]],
+];
+
+for (const [script, args, options] of CLIS) {
+  Deno.test(`${script} --help lists its options and exits 0`, async () => {
+    const r = await cli(script, [...args, "--help"]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const o of [...options, "--help"]) assert.ok(r.stdout.includes(o), `${o} in\n${r.stdout}`);
+  });
+  Deno.test(`${script} refuses an unknown flag with its usage and exit 2`, async () => {
+    assertUsage(await cli(script, [...args, "--bogus"]), "unknown option '--bogus'", true);
+  });
+}
+
+Deno.test("repro --seeds -1 and --seeds 0 are usage errors, not seed 42 or a TypeError", async () => {
+  assertUsage(await cli("repro/run.ts", ["tin", "--seeds", "-1"]), "--seeds needs a value");
+  assertUsage(await cli("repro/run.ts", ["tin", "--seeds=-1"]), "--seeds must be an integer >= 1");
+  assertUsage(
+    await cli("repro/run.ts", ["tin", "--seeds", "0"]),
+    "--seeds must be an integer >= 1",
+  );
+  assertUsage(await cli("repro/run.ts", ["tin", "--seeds", "2.5"]), "got '2.5'");
+});
+
+Deno.test({
+  name: "repro refuses a shard past the study's families and --data under the smoke profile",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const a = await cli("repro/run.ts", ["tin", "--profile", "smoke", "--shard", "9/9"]);
+    assert.equal(a.code, 2, a.stderr);
+    assert.match(a.stderr, /--shard 9\/9 is empty: the tin study has \d+ experiment families/);
+    const b = await cli("repro/run.ts", ["tin", "--profile", "smoke", "--data", "/elsewhere"]);
+    assert.equal(b.code, 2, b.stderr);
+    assert.match(b.stderr, /--data: the smoke profile reads its fixed data .*fixtures/);
+    const c = await cli("repro/run.ts", ["tin", "--profile", "smoke", "--only", "no-such-run"]);
+    assert.equal(c.code, 2, c.stderr);
+    assert.match(c.stderr, /--only: 'no-such-run' not among the tin study's experiments/);
+    assertUsage(await cli("repro/run.ts", ["tin", "--shard", "0/2"]), "--shard must be i/n");
+  },
+});
+
+Deno.test("repro:merge without shard directories is a usage error", async () => {
+  assertUsage(await cli("repro/merge.ts", []), "name at least one shard directory");
+});
+
+Deno.test("train --epochs 0 and --seed x are usage errors", async () => {
+  assertUsage(await cli("src/cli/train.ts", ["--config", "c.yaml", "--epochs", "0"]), "--epochs");
+  assertUsage(await cli("src/cli/train.ts", ["--config", "c.yaml", "--seed", "x"]), "--seed");
+  assertUsage(await cli("src/cli/train.ts", []), "--config is required");
+});
+
+Deno.test("data fetch without a dataset name, or a flag without its value, is a usage error", async () => {
+  assertUsage(await cli("src/data/fetch_cli.ts", []), "name a dataset, tin or cub");
+  assertUsage(await cli("src/data/fetch_cli.ts", ["tin", "--md5"]), "--md5 needs a value");
+});
+
+Deno.test("bench refuses an unknown case and a bad --train-batch", async () => {
+  assertUsage(await cli("bench/kernels.ts", ["--only", "nope"]), "unknown case nope");
+  assertUsage(await cli("bench/kernels.ts", ["--train-batch", "0"]), "--train-batch");
+});
