@@ -10,6 +10,7 @@ import { defaultTinDir, exists } from "../src/data/mod.ts";
 import { openGpu } from "../src/gpu/device.ts";
 import { evaluateClaims, experimentsOf, loadStudy } from "../src/repro/claims.ts";
 import { loadProfile, type ProfileName, PROFILES } from "../src/repro/profiles.ts";
+import { studyConfigs } from "../src/repro/experiments.ts";
 import { claimsTable, verdictCounts, writeReport } from "../src/repro/report.ts";
 import { families, runExperiments } from "../src/repro/runner.ts";
 import { lockDir, LockedError } from "../src/repro/lock.ts";
@@ -38,6 +39,9 @@ options:
   --fresh         retrain every experiment (a cached entry is replaced only once
                   its retraining completes)
   --force         run the paper/short profile on a software adapter anyway
+  --print-config  print every experiment's final config (profile stage, then the
+                  experiment's changes, then seed and checkpoints, validated once)
+                  as JSON and exit; --profile defaults to paper here
   -h, --help      this text
 
 writes: OUT/claims.json, OUT/report.md, OUT/*.svg, OUT/figure2.png; prints the claims table.
@@ -85,6 +89,7 @@ if (import.meta.main) {
       cache: { type: "string", default: ".cache/repro" },
       fresh: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
+      "print-config": { type: "boolean", default: false },
     },
     HELP,
     true,
@@ -108,6 +113,15 @@ if (import.meta.main) {
     fail(`unknown profile '${values.profile}' (${PROFILES.join(", ")})`);
   }
   const study = await loadStudy(studyName).catch((e) => fail(e.message));
+  if (values["print-config"]) {
+    // Every experiment's final, validated config: no GPU and no data needed.
+    const p = await loadProfile((values.profile ?? "paper") as ProfileName).catch((e) =>
+      fail(e.message)
+    );
+    const seed = nSeeds > 0 ? 1 : p.stages.pretrain?.seed ?? 42;
+    console.log(JSON.stringify(studyConfigs(study, p, seed), null, 2));
+    Deno.exit(0);
+  }
   const gpu = await openGpu().catch((e) => fail(e.message));
   const tinRoot = values.data ?? Deno.env.get("TIN_DIR") ?? defaultTinDir();
   const haveTin = await exists(`${tinRoot}/wnids.txt`);

@@ -91,3 +91,37 @@ Deno.test("bench refuses an unknown case and a bad --train-batch", async () => {
   assertUsage(await cli("bench/kernels.ts", ["--only", "nope"]), "unknown case nope");
   assertUsage(await cli("bench/kernels.ts", ["--train-batch", "0"]), "--train-batch");
 });
+
+Deno.test("repro --print-config shows the paper profile's settled values and short as paper at 5% of the epochs", async () => {
+  const show = async (study: string, profile: string) => {
+    const r = await cli("repro/run.ts", [study, "--print-config", "--profile", profile]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Record<string, Record<string, Record<string, unknown>>>;
+  };
+  const paper = await show("tin", "paper");
+  assert.deepEqual(
+    [paper["pretrain-mae-block"].model.masking, paper["pretrain-mae-block"].model.maskRatio],
+    ["block", 0.5],
+  );
+  // The authors' warmup rule, epochs // 20, everywhere but DINO.
+  assert.equal(paper["pretrain-mae-random"].optim.warmupEpochs, 20);
+  assert.equal(paper["pretrain-mae-random"].optim.epochs, 400);
+  const sweep = await show("sweep", "paper");
+  assert.equal(sweep["pretrain-mae-r60"].model.maskRatio, 0.6);
+  assert.deepEqual([
+    sweep["pretrain-mae-r60"].optim.epochs,
+    sweep["pretrain-mae-r60"].optim.warmupEpochs,
+  ], [200, 10]);
+  const cub = await show("cub", "paper");
+  // CUB from scratch: the authors' fromscratch_cub recipe, with no init.
+  const scratch = cub["transfer-scratch"];
+  assert.deepEqual([scratch.optim.epochs, scratch.optim.lr, scratch.optim.weightDecay], [
+    400,
+    5e-4,
+    0.1,
+  ]);
+  assert.equal(scratch.init, undefined);
+  const short = await show("tin", "short");
+  assert.equal(short["pretrain-mae-random"].optim.epochs, 20);
+  assert.equal(short["pretrain-mae-random"].optim.warmupEpochs, 1);
+});
