@@ -405,9 +405,13 @@ function merge(
         );
       }
       const known = [...Object.keys(base), ...optional];
+      // The one section of configs written before the split by mode.
+      const moved = here === "model"
+        ? "; its fields are now under encoder (the network) and mae (decoder and masking)"
+        : "";
       throw new ConfigError(
         file,
-        `unknown field '${here}'${by(layer)} (known: ${[...new Set(known)].join(", ")})`,
+        `unknown field '${here}'${by(layer)} (known: ${[...new Set(known)].join(", ")})${moved}`,
       );
     }
     if (isObject(base[k])) {

@@ -69,6 +69,10 @@ Deno.test("an unknown key is refused at every depth, with its path, and optional
     const msg = refusal(() => toConfig(raw, "k.yaml"));
     assert.match(msg, new RegExp(`^k\\.yaml: unknown field '${path.replace(".", "\\.")}'`));
   }
+  assert.match(
+    refusal(() => toConfig({ mode: "pretrain", model: { width: 8 } })),
+    /unknown field 'model' .*; its fields are now under encoder \(the network\) and mae/,
+  );
   const ok = ofMode(
     toConfig({ mode: "probe", init: "p.safetensors", data: { root: "fixtures/x" } }),
     "probe",
