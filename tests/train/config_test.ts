@@ -364,3 +364,14 @@ gpuTest(
     net.destroy();
   },
 );
+
+Deno.test("reading a mode's section needs the config narrowed to that mode (the type checker refuses it otherwise)", () => {
+  const c = toConfig({ mode: "pretrain" });
+  // @ts-expect-error: mae is on the pretrain and smae configs only
+  assert.equal(c.mae.maskRatio, 0.75);
+  // @ts-expect-error: pool is on the classifier configs' encoder only
+  assert.equal(c.encoder.pool, undefined);
+  assert.equal(c.mode === "pretrain" || c.mode === "smae" ? c.mae.maskRatio : 0, 0.75);
+  const probe = toConfig({ mode: "probe", init: "p.safetensors" });
+  assert.equal(probe.mode === "probe" ? probe.encoder.pool : undefined, "cls");
+});
