@@ -17,9 +17,11 @@
 // backward_query) or key rows (backward_key). Workgroup size 16: thread t
 // holds rows t and t + 16 in registers, so every vector it reads from
 // workgroup memory serves two rows. The other side is streamed through
-// workgroup memory in tiles of BLOCK rows (two 32 x 16 vec4 tiles = 16 KiB,
-// plus 256 B of row statistics). Every loop runs at most ceil(T/32) tiles of
-// 32 steps, far below llvmpipe's 65535-iteration cap.
+// workgroup memory in tiles of BLOCK rows: two 32 x 16 vec4 tiles = 16 KiB,
+// exactly WebGPU's default maxComputeWorkgroupStorageSize, so the key pass
+// reads each query row's (lse, D) from stats (one address per step for the
+// whole workgroup) instead of a third tile. Every loop runs at most
+// ceil(T/32) tiles of 32 steps, far below llvmpipe's 65535-iteration cap.
 // Grid: grid1d(B * H * ceil(T / 32)) workgroups, (x, y) with x <= 65535.
 // Head dims up to 4 * MAX_DH4 = 64; DH4 = ceil(dh / 4) is an override so the
 // per-row loops have a fixed trip count; padding lanes hold zeros.
@@ -65,9 +67,9 @@ override DH4: u32 = 16u;
 @group(0) @binding(7) var<storage, read_write> dv: array<f32>;
 
 // Two tiles of BLOCK rows: (k, v) in the row-parallel passes, (q, dO) in the key pass.
+// Together 16 KiB, the default limit: no third workgroup array fits beside them.
 var<workgroup> tile_a: array<vec4f, 512>; // BLOCK * MAX_DH4
 var<workgroup> tile_b: array<vec4f, 512>;
-var<workgroup> tile_stat: array<vec2f, 32>; // (lse, D) of the query tile
 
 // Which (batch*head, row block) this workgroup owns; bh >= batch_heads means idle.
 struct Work {
@@ -358,7 +360,7 @@ fn attention_backward_key(
   }
   for (var i0 = 0u; i0 < p.seq; i0 += BLOCK) {
     workgroupBarrier();
-    // Query tile: q in tile_a, dO in tile_b, (lse, D) in tile_stat.
+    // Query tile: q in tile_a, dO in tile_b.
     for (var x = l.x; x < BLOCK * DH4; x += THREADS) {
       let r = x / DH4;
       let c4 = x % DH4;
@@ -369,12 +371,6 @@ fn attention_backward_key(
         if (i0 + r < p.seq && c < p.dh) { dov[e] = d_o_k[out_index(wk, i0 + r, c)]; }
       }
       tile_b[r * MAX_DH4 + c4] = dov;
-    }
-    for (var r = l.x; r < BLOCK; r += THREADS) {
-      if (i0 + r < p.seq) {
-        let at = stat_index(wk, i0 + r);
-        tile_stat[r] = vec2f(stats_in[at], stats_in[at + 1u]);
-      }
     }
     workgroupBarrier();
     let n = min(BLOCK, p.seq - i0);
@@ -387,7 +383,8 @@ fn attention_backward_key(
         sd += vec2f(dot(k0[c], qc), dot(k1[c], qc));
         dp += vec2f(dot(v0[c], doc), dot(v1[c], doc));
       }
-      let st = tile_stat[r];
+      let at = stat_index(wk, i0 + r); // (lse, D) of query row i0 + r < T
+      let st = vec2f(stats_in[at], stats_in[at + 1u]);
       let pr = exp(sd - st.x);
       let ds = pr * (dp - st.y);
       for (var c = 0u; c < DH4; c++) {

@@ -25,6 +25,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read> dloss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
 
+// A NaN bit pattern as a run-time value: bitcast<f32> of it in a constant
+// expression is a shader-creation error (Tint enforces this; naga does not).
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+
 //#include _workgroup_reduce.wgsl
 
 @compute @workgroup_size(64)
@@ -44,7 +48,7 @@ fn cross_entropy_forward(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroup
     lse_out[2u * row + 1u] = log_s;
     let label = labels[row];
     if (label < 0 || u32(label) >= p.cols) {
-      loss[row] = bitcast<f32>(0x7fc00000u); // NaN: the label is out of range
+      loss[row] = bitcast<f32>(NAN_BITS); // NaN: the label is out of range
     } else {
       loss[row] = (m - logits[base + u32(label)]) + log_s;
     }

@@ -75,7 +75,9 @@ struct TokenMove { // gather_tokens_*, unshuffle_tokens_*
 // unshuffle_tokens_backward / _token: (ids_restore, dy, dencoded or dtoken)
 @group(0) @binding(1) var<storage, read> ids_restore: array<i32>;
 
-const NAN_BITS = 0x7fc00000u;
+// A NaN bit pattern as a run-time value: bitcast<f32> of it in a constant
+// expression is a shader-creation error (Tint enforces this; naga does not).
+var<private> NAN_BITS: u32 = 0x7fc00000u;
 
 fn thread_index(w: vec3u, g: vec3u, l: vec3u) -> u32 {
   return (w.y * g.x + w.x) * 256u + l.x;

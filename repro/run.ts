@@ -13,6 +13,7 @@ import { loadProfile, type ProfileName, PROFILES } from "../src/repro/profiles.t
 import { studyConfigs } from "../src/repro/experiments.ts";
 import { claimsTable, verdictCounts, writeReport } from "../src/repro/report.ts";
 import { families, runExperiments } from "../src/repro/runner.ts";
+import { loadLevelJob } from "../src/repro/level_run.ts";
 import { lockDir, LockedError } from "../src/repro/lock.ts";
 import { renderFigures } from "../src/repro/figures_report.ts";
 
@@ -28,6 +29,10 @@ options:
                   profile's seed, once)
   --shard i/n     run slice i of n (1-based) of the experiment families;
                   join the slices with deno task repro:merge
+  --level K       with --shard i/n: train exactly shard i of n of level K of the
+                  plan over all studies (deno task repro:plan); what it starts
+                  from must be complete in the cache (else exit 1 naming it);
+                  study 'all', no report (the workflow's merge jobs report)
   --only IDS      run only these experiments (comma-separated ids, plus what they
                   start from); claims on other experiments read "not run"
   --data DIR      root of the main dataset: Tiny ImageNet (default: $TIN_DIR, else
@@ -82,6 +87,7 @@ if (import.meta.main) {
       profile: { type: "string" },
       seeds: { type: "string" },
       shard: { type: "string" },
+      level: { type: "string" },
       only: { type: "string" },
       data: { type: "string" },
       cub: { type: "string" },
@@ -94,6 +100,39 @@ if (import.meta.main) {
     HELP,
     true,
   );
+  if (values.level !== undefined) {
+    // One job of the level-by-level GPU workflow (all studies): exactly what levelShard() assigns.
+    const name = (values.profile ?? "smoke") as ProfileName;
+    if (!PROFILES.includes(name)) fail(`unknown profile '${name}' (${PROFILES.join(", ")})`);
+    const profile = await loadProfile(name);
+    const job = await loadLevelJob(profile, values.level, values.shard ?? "1/1")
+      .catch((e) => fail(e.message));
+    const gpu = await openGpu().catch((e) => fail(e.message));
+    console.log(
+      `repro: level ${job.level} shard ${job.shard.index + 1}/${job.shard.count} ` +
+        `(profile ${name}): ${job.ids.join(", ") || "nothing to train"}`,
+    );
+    const { runs } = await runExperiments(job.ids, {
+      profile,
+      seeds: [profile.stages.pretrain?.seed ?? 42],
+      gpu,
+      cacheDir: values.cache!,
+      fresh: false,
+      roots: {
+        tin: values.data ?? Deno.env.get("TIN_DIR"),
+        cub: values.cub ?? Deno.env.get("CUB_DIR"),
+      },
+      levelJob: job,
+      log: (l) => console.error(`repro: ${l}`),
+    }).catch((e) => {
+      console.error(`repro: ${(e as Error).message}`);
+      Deno.exit(1);
+    });
+    for (const r of runs) {
+      console.log(`${r.experiment} (seed ${r.seed}): ${r.cached ? "cached" : "trained"}, ${r.dir}`);
+    }
+    Deno.exit(0);
+  }
   const studyName = positionals[0] ?? fail(`name a study (tin, cub, sweep)\n\n${HELP}`);
   if (positionals.length > 1) fail(`one study at a time, got '${positionals.join(" ")}'`);
   let nSeeds = 0;

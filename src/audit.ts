@@ -30,6 +30,53 @@ export function mismatches(
   return out;
 }
 
+/** One closeness check, as the audit runner records it. */
+export interface AuditRecord {
+  label: string;
+  elements: number;
+  /** Largest |got - want| (Infinity where a NaN meets a number). */
+  maxAbsError: number;
+  /** Largest |got - want| / (atol + rtol |want|): at most 1 where the check passes. */
+  worstRatio: number;
+  atol: number;
+  rtol: number;
+  pass: boolean;
+}
+
+let recorder: ((r: AuditRecord) => void) | null = null;
+
+/** Routes every later {@link assertClose} to `r` (null: stop recording). */
+export function setAuditRecorder(r: ((r: AuditRecord) => void) | null): void {
+  recorder = r;
+}
+
+function record(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  tol: Tolerance,
+  label: string,
+  pass: boolean,
+): void {
+  let maxAbsError = 0, worstRatio = 0;
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i], w = want[i];
+    if (Number.isNaN(w) && Number.isNaN(g)) continue;
+    const d = Number.isNaN(g) || Number.isNaN(w) ? Infinity : Math.abs(g - w);
+    const bound = tol.atol + tol.rtol * Math.abs(w);
+    maxAbsError = Math.max(maxAbsError, d);
+    worstRatio = Math.max(worstRatio, d === 0 ? 0 : bound === 0 ? Infinity : d / bound);
+  }
+  recorder!({
+    label,
+    elements: want.length,
+    maxAbsError,
+    worstRatio,
+    atol: tol.atol,
+    rtol: tol.rtol,
+    pass,
+  });
+}
+
 /**
  * Throws unless `got` matches `want` element-wise within `tol`; the message
  * names `label`, the bound, the count and the first five mismatches.
@@ -44,6 +91,7 @@ export function assertClose(
     throw new Error(`${label}: length ${got.length}, expected ${want.length}`);
   }
   const bad = mismatches(got, want, tol);
+  if (recorder) record(got, want, tol, label, bad.length === 0);
   if (bad.length === 0) return;
   const first = bad.slice(0, 5).map((m) => `[${m.index}] got ${m.got} want ${m.want}`).join("; ");
   throw new Error(

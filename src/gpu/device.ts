@@ -16,6 +16,8 @@
  * @module
  */
 
+import { deviceLimits } from "./limits.ts";
+
 /** Thrown when no WebGPU adapter can be found. */
 export class NoAdapterError extends Error {
   /** Creates the error with set-up advice. */
@@ -553,17 +555,10 @@ export async function createGpu(options: OpenOptions = {}): Promise<Gpu> {
     const backend = Deno.env.get("DENO_WEBGPU_BACKEND");
     throw new NoAdapterError(backend ? `DENO_WEBGPU_BACKEND=${backend}` : "");
   }
-  const l = adapter.limits;
   const device = await adapter.requestDevice({
     requiredFeatures: adapter.features.has("timestamp-query") ? ["timestamp-query"] : [],
-    requiredLimits: {
-      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-    },
+    // Throws naming the limit and the kernels when the adapter cannot run one.
+    requiredLimits: deviceLimits(adapter.limits),
   });
   const info = adapter.info;
   const summary: AdapterSummary = {

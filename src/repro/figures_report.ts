@@ -21,7 +21,7 @@ import { noGradAsync } from "../tape.ts";
 import { type Tensor, tensor, tidy, tidyAsync } from "../tensor.ts";
 import type { MaeRunConfig, TrainConfig } from "../train/config.ts";
 import { loadSplits } from "../train/data.ts";
-import { decodeSafetensors } from "../train/safetensors.ts";
+import { readCheckpoint } from "../train/safetensors.ts";
 import type { Results } from "./claims.ts";
 import { SWEEP_RATIOS } from "./experiments.ts";
 import { gridFigure, type GridRow, lineChart } from "./figures.ts";
@@ -148,7 +148,7 @@ export async function renderFigures(
 
 /** The MAE of a pre-training checkpoint and the config it was trained with. */
 export async function loadMae(path: string, gpu: Gpu): Promise<{ mae: Mae; config: MaeRunConfig }> {
-  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
+  const { tensors, metadata } = await readCheckpoint(path, "figure");
   if (!metadata.config) throw new Error(`${path}: checkpoint metadata has no 'config'`);
   const config = JSON.parse(metadata.config) as TrainConfig;
   if (config.mode !== "pretrain" && config.mode !== "smae") {

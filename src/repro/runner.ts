@@ -22,6 +22,7 @@ import { train, type TrainSummary } from "../train/trainer.ts";
 import type { Results } from "./claims.ts";
 import { lockDir } from "./lock.ts";
 import { experimentConfig, experimentConfigs, planFor, withDependencies } from "./experiments.ts";
+import { type LevelJob, MissingDependencyError } from "./level_run.ts";
 import type { Profile } from "./profiles.ts";
 
 /** How to run. */
@@ -37,6 +38,8 @@ export interface RunnerOptions {
   /** Run only the experiment families of shard i of n (0-based i). */
   shard?: { index: number; count: number };
   log: (line: string) => void;
+  /** A level job of the GPU workflow: what it starts from must come from the cache, never train. */
+  levelJob?: LevelJob;
 }
 
 /** One experiment run (for claims.json). */
@@ -308,6 +311,9 @@ async function runLocked(
       const dir = `${o.cacheDir}/${key}`;
       let summary = o.fresh ? null : await readEntry(dir, key, o.log);
       const cached = summary !== null;
+      if (!cached && o.levelJob?.needs.includes(id)) {
+        throw new MissingDependencyError([id], o.levelJob, o.cacheDir);
+      }
       if (!summary) {
         o.log(
           `${id} (seed ${seed}): training ${c.mode}, ${c.optim.epochs} epochs on ${splits.train.count} images`,

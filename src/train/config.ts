@@ -203,6 +203,18 @@ export function ofMode<M extends Mode>(c: TrainConfig, mode: M): ConfigOf<M> {
   return c as ConfigOf<M>;
 }
 
+/** A config's model fields as one flat object (see {@link modelOf}). */
+export type ModelFields = Partial<ClassifierEncoder & MaeObjective>;
+
+/**
+ * The model fields of a config as one flat object: its encoder and, for the
+ * MAE modes, the MAE objective. What a checkpoint is sealed with, so that an
+ * init or critic checkpoint can be checked field by field.
+ */
+export function modelOf(c: TrainConfig): ModelFields {
+  return { ...c.encoder, ...("mae" in c ? c.mae : {}) };
+}
+
 /** The configs that train a classifier from a ViT encoder (probe, finetune, scratch). */
 export type ClassifierConfig = InitClassifierConfig | ScratchConfig;
 

@@ -28,8 +28,9 @@ import { AdamW } from "../optim.ts";
 import type { ParamStore } from "../params.ts";
 import { backward, clearTape, noGradAsync, setOpTrace } from "../tape.ts";
 import { keep, type Tensor, tidyAsync } from "../tensor.ts";
-import type { TrainConfig } from "./config.ts";
+import { modelOf, type TrainConfig } from "./config.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
+import { sealCheckpoint, verifyCheckpoint } from "../params.ts";
 import { learningRate } from "./schedule.ts";
 
 /** Run options that are not part of the config. */
@@ -218,7 +219,11 @@ async function saveCheckpoint(path: string, c: TrainConfig, r: Run, epoch: numbe
     epoch_loss: JSON.stringify(r.epochLoss),
     ...extra?.metadata,
   };
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+  // A checksum over the tensors and the model config: a flipped byte or another model is refused on load.
+  await writeFileAtomic(
+    path,
+    encodeSafetensors(tensors, { ...metadata, ...sealCheckpoint(tensors, modelOf(c)) }),
+  );
 }
 
 /** Settings a resumed run may change: where the data lives, the log and checkpoint intervals. */
@@ -241,7 +246,9 @@ export function changedSettings(then: unknown, now: unknown, prefix = ""): strin
 
 /** Restores what {@link saveCheckpoint} wrote, after checking it was trained with `c`; returns the global step. */
 async function loadCheckpoint(path: string, c: TrainConfig, r: Run): Promise<number> {
-  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
+  const bytes = await Deno.readFile(path);
+  verifyCheckpoint(bytes, path);
+  const { tensors, metadata } = decodeSafetensors(bytes, path);
   if (metadata.config) {
     const changed = changedSettings(JSON.parse(metadata.config), JSON.parse(JSON.stringify(c)));
     if (changed.length) {

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { verifyCheckpoint } from "../params.ts";
+
 /** One tensor to write or as read. */
 export interface NamedArray {
   shape: number[];
@@ -86,13 +88,18 @@ export function decodeSafetensors(bytes: Uint8Array, path = "<bytes>"): {
   return { tensors, metadata };
 }
 
-/** Reads a safetensors checkpoint, naming the file and its role when it cannot be read. */
-export async function readCheckpoint(file: string, role: string) {
+/**
+ * Reads a safetensors checkpoint, naming the file and its role when it cannot
+ * be read; verifies its checksum and that its model config has the `model`
+ * fields given (the architecture the reader builds), naming any that differ.
+ */
+export async function readCheckpoint(file: string, role: string, model?: Record<string, unknown>) {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(file);
   } catch (e) {
     throw new Error(`${role} checkpoint ${file} cannot be read (${(e as Error).message})`);
   }
+  verifyCheckpoint(bytes, `${role} checkpoint ${file}`, model ? { model } : {});
   return decodeSafetensors(bytes, file);
 }

@@ -125,3 +125,25 @@ Deno.test("repro --print-config shows the paper profile's settled values and sho
   assert.equal(short["pretrain-mae-random"].optim.epochs, 20);
   assert.equal(short["pretrain-mae-random"].optim.warmupEpochs, 1);
 });
+
+Deno.test("repro --level K trains nothing it depends on: a missing level-0 checkpoint is named, exit 1", async () => {
+  const cache = await Deno.makeTempDir();
+  try {
+    const r = await cli("repro/run.ts", [
+      "all",
+      "--profile",
+      "smoke",
+      "--level",
+      "1",
+      "--shard",
+      "1/1",
+      "--cache",
+      cache,
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /is not complete in .*; not training it here/);
+    assert.equal([...Deno.readDirSync(cache)].filter((e) => e.isDirectory).length, 0);
+  } finally {
+    await Deno.remove(cache, { recursive: true });
+  }
+});

@@ -259,3 +259,35 @@ gpuTest(
     assert.equal(s.steps, 15);
   },
 );
+
+gpuTest(
+  "a probe refuses an init checkpoint of another architecture or with a flipped byte, naming the field or the checksum",
+  async (gpu) => {
+    const splits = await fixtureSplits();
+    const pre = await Deno.makeTempDir();
+    const c = tinyConfig("pretrain");
+    c.optim.epochs = 1;
+    c.optim.warmupEpochs = 0;
+    await train(c, { out: pre, gpu, quiet: true, splits });
+    const probe = (heads: number) => {
+      const p = ofMode(tinyConfig("probe", `init: ${pre}/checkpoint.safetensors`), "probe");
+      p.encoder.heads = heads;
+      p.optim.epochs = 1;
+      p.optim.warmupEpochs = 0;
+      return p;
+    };
+    // Same parameter count and names: only the recorded config tells heads 2 from heads 4.
+    await assertRejects(
+      async () => train(probe(4), { out: await Deno.makeTempDir(), gpu, quiet: true, splits }),
+      "model.heads: checkpoint 2, expected 4",
+    );
+    const file = `${pre}/checkpoint.safetensors`;
+    const bytes = await Deno.readFile(file);
+    bytes[bytes.length - 5] ^= 0x40;
+    await Deno.writeFile(file, bytes);
+    await assertRejects(
+      async () => train(probe(2), { out: await Deno.makeTempDir(), gpu, quiet: true, splits }),
+      "fails its checksum",
+    );
+  },
+);

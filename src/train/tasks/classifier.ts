@@ -65,7 +65,17 @@ async function buildClassifier(
   }
   const enc = Classifier.freshEncoder(gpu, c.encoder, c.seed);
   const file = c.init!;
-  const { tensors } = await readCheckpoint(file, "init");
+  // The encoder's architecture must be the one trained; dropout and the heads may differ.
+  const { imageSize, channels, patch, width, depth, heads, mlp } = c.encoder;
+  const { tensors } = await readCheckpoint(file, "init", {
+    imageSize,
+    channels,
+    patch,
+    width,
+    depth,
+    heads,
+    mlp,
+  });
   enc.loadAll(
     (name) => tensors.get(name)?.data as Float32Array | undefined,
     `init checkpoint ${file}`,

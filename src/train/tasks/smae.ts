@@ -20,7 +20,7 @@ import { buildMae, evaluateMae, stepMasking } from "./mae.ts";
 /** The frozen SMAE critic from a checkpoint written by mode `critic`. */
 async function loadCritic(c: SmaeRunConfig, gpu: Gpu): Promise<Critic> {
   const file = c.critic!;
-  const { tensors } = await readCheckpoint(file, "critic");
+  const { tensors } = await readCheckpoint(file, "critic", { channels: c.encoder.channels });
   const values = new Map<string, Float32Array>();
   for (const [name, t] of tensors) values.set(name, t.data as Float32Array);
   return Critic.fromValues(gpu, c.encoder.channels, values, c.smae.scaling === "code", file);
