@@ -363,7 +363,9 @@ export function verifyCheckpoint(
     } catch {
       fail(`its model config metadata is not JSON`);
     }
-    if (!stored) fail("records no model config to compare with the expected one");
+    // A sealed file always records its config; an old unsealed one may not (noted above).
+    if (!stored && sealed) fail("records no model config to compare with the expected one");
+    if (!stored) return { metadata, sealed };
     const diff = Object.entries(expected.model)
       .filter(([k, v]) => JSON.stringify(stored![k]) !== JSON.stringify(v))
       .map(([k, v]) =>

@@ -1,7 +1,8 @@
 /**
  * Builds the audit page: an entry module that imports every test file under
  * tests/ops/ lazily and hands them to {@link runPage}, bundled for the
- * browser by `deno bundle` (node:assert/strict replaced by our shim), plus
+ * browser by `deno bundle` (node:assert/strict and node:crypto replaced by
+ * our shims, and any other node: import refused), plus
  * index.html. Also serves a built page on the loopback interface.
  * @module
  */
@@ -61,7 +62,11 @@ export async function buildPage(
   await Deno.writeTextFile(
     map,
     JSON.stringify({
-      imports: { ...config.imports, "node:assert/strict": path("src/audit/assert_shim.ts") },
+      imports: {
+        ...config.imports,
+        "node:assert/strict": path("src/audit/assert_shim.ts"),
+        "node:crypto": path("src/audit/crypto_shim.ts"),
+      },
     }),
   );
   const out = await new Deno.Command(Deno.execPath(), {
@@ -82,6 +87,13 @@ export async function buildPage(
   if (!out.success) {
     throw new Error(
       `deno bundle of the audit page failed:\n${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  // A Node built-in left in the bundle would stop the page from loading, silently.
+  const node = /from\s*"(node:[^"]+)"/.exec(await Deno.readTextFile(`${dir}/audit.js`));
+  if (node) {
+    throw new Error(
+      `the audit page's bundle imports ${node[1]}: give it a browser shim in src/audit/`,
     );
   }
   await Deno.writeTextFile(`${dir}/index.html`, HTML);

@@ -116,6 +116,9 @@ export async function auditBrowser(o: {
     try {
       const page = await browser.newPage();
       page.on("pageerror", (e) => log(`audit: page error: ${(e as Error).message}`));
+      page.on("console", (m) => {
+        if (m.type() === "error") log(`audit: page console: ${m.text()}`);
+      });
       const url = `http://localhost:${server.addr.port}/?auto=1${
         o.op ? `&op=${encodeURIComponent(o.op)}` : ""
       }`;

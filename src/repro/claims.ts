@@ -283,15 +283,16 @@ export function evaluateClaims(
   return study.claims.map((c) => {
     const asserted = c.profiles?.[profile] ?? null;
     // Timings from a software adapter (this run's, or any run a merged report holds) are reported only.
-    const demoted = Boolean(
-      c.timing && asserted && !asserted.measure &&
-        (context.softwareAdapter ||
-          softwareAdapters(
-              results,
-              [c.experiment, c.greater, c.lesser, ...(c.bestOf ?? [])]
-                .filter((x): x is string => Boolean(x)),
-            ).length > 0),
-    );
+    const timed = c.timing && asserted && !asserted.measure;
+    const found = timed
+      ? softwareAdapters(
+        results,
+        [c.experiment, c.greater, c.lesser, ...(c.bestOf ?? [])].filter((x): x is string =>
+          Boolean(x)
+        ),
+      )
+      : [];
+    const demoted = Boolean(timed && (context.softwareAdapter || found.length > 0));
     const check: Check | null = demoted ? { measure: true } : asserted;
     const base = {
       id: c.id,
@@ -315,8 +316,8 @@ export function evaluateClaims(
     const r: ClaimResult = { ...base, ...evaluateWith(c, check, results, main) };
     if (demoted && r.verdict === "measured") {
       r.tolerance = `${describe(asserted!)} (not asserted)`;
-      r.reason = "a timing on a software adapter, whose CPU cores other work shares: " +
-        "reported, not asserted";
+      r.reason = `a timing on a software adapter${found.length ? ` (${found.join(", ")})` : ""}, ` +
+        "whose CPU cores other work shares: reported, not asserted";
     }
     if (c.control && !check.measure && r.verdict !== "not run") {
       const ctl = evaluateWith(c, check, results, c.control);
