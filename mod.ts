@@ -73,6 +73,12 @@ export {
   type SmaeConfig,
   smaeTerms,
 } from "./src/models/smae.ts";
-export { loadConfig, parseConfig, type TrainConfig } from "./src/train/config.ts";
+export {
+  type ConfigOf,
+  loadConfig,
+  ofMode,
+  parseConfig,
+  type TrainConfig,
+} from "./src/train/config.ts";
 export { NonFiniteLossError, train, type TrainSummary } from "./src/train/trainer.ts";
 export * from "./src/data/mod.ts";

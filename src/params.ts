@@ -227,6 +227,17 @@ export function sealCheckpoint(
   return { [SEAL_KEYS.config]: modelJson, [SEAL_KEYS.checksum]: sealDigest(modelJson, entries) };
 }
 
+/**
+ * The model fields of a trainer's `config` metadata: its `encoder` and `mae`
+ * sections (the config's sections by mode), or the one `model` section of
+ * files written before the config was split by mode.
+ */
+function trainerModel(c: Record<string, unknown>): Record<string, unknown> | undefined {
+  if (c.model !== undefined) return c.model as Record<string, unknown>;
+  if (c.encoder === undefined) return undefined;
+  return { ...(c.encoder as object), ...(c.mae as object | undefined) };
+}
+
 /** What {@link verifyCheckpoint} found. */
 export interface CheckpointCheck {
   /** The metadata (string to string). */
@@ -347,7 +358,7 @@ export function verifyCheckpoint(
       stored = modelJson !== undefined
         ? JSON.parse(modelJson)
         : metadata.config !== undefined
-        ? JSON.parse(metadata.config).model
+        ? trainerModel(JSON.parse(metadata.config))
         : undefined;
     } catch {
       fail(`its model config metadata is not JSON`);

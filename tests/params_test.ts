@@ -117,4 +117,19 @@ Deno.test("a checkpoint written before sealing loads with a one-line note, and i
     verifyCheckpoint(old, "old.safetensors", { model: { ...MODEL, width: 64 } }, quiet)
   );
   assert.match(e.message, /model\.width: checkpoint 32, expected 64/);
+  // The trainer's config by mode: the encoder (and the MAE objective) stand for the model.
+  const byMode = encodeSafetensors(TENSORS, {
+    config: JSON.stringify({ mode: "pretrain", encoder: MODEL, mae: { decoderWidth: 16 } }),
+  });
+  assert.equal(
+    verifyCheckpoint(byMode, "m.safetensors", { model: { ...MODEL, decoderWidth: 16 } }, quiet)
+      .sealed,
+    false,
+  );
+  assert.match(
+    errorOf(() =>
+      verifyCheckpoint(byMode, "m.safetensors", { model: { ...MODEL, heads: 4 } }, quiet)
+    ).message,
+    /model\.heads: checkpoint 2, expected 4/,
+  );
 });

@@ -119,8 +119,9 @@ async function main(args: string[]): Promise<number> {
     for (const batch of batches) {
       const c: TrainConfig = structuredClone(base);
       c.optim.batchSize = batch;
-      if (stage === "probe" || stage === "finetune") c.init = checkpoints.pretrain;
-      if (stage === "smae") c.critic = checkpoints.critic;
+      const init = stage === "probe" || stage === "finetune";
+      if (init && (c.mode === "probe" || c.mode === "finetune")) c.init = checkpoints.pretrain;
+      if (stage === "smae" && c.mode === "smae") c.critic = checkpoints.critic;
       const out = `${work}/${stage}-${batch}`;
       runs.push(
         await record(gpu, () => train(c, { out, gpu, quiet: true, splits, stopAfterSteps: 1 })),

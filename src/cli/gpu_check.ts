@@ -20,7 +20,7 @@ import {
   SOFTWARE_CALIBRATION_BATCH,
   stageCopy,
 } from "../repro/calibrate.ts";
-import { deriveRates, flopsPerImage, formatDuration } from "../repro/estimate.ts";
+import { deriveRates, flopsPerImage, formatDuration, modelShape } from "../repro/estimate.ts";
 import { loadPlan, type PlanJson, planJson } from "../repro/planner.ts";
 import { loadProfile, type ProfileName, PROFILES } from "../repro/profiles.ts";
 import type { TrainConfig } from "../train/config.ts";
@@ -248,7 +248,7 @@ async function runEpoch(
       imagesPerSecond: rate,
       shape: shapeKey(c),
       profile,
-      flopsPerImage: flopsPerImage("mae", c.model),
+      flopsPerImage: flopsPerImage("mae", modelShape(c)),
     };
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});
@@ -480,7 +480,7 @@ if (import.meta.main) {
     measured.push({
       key: shapeKey(mae),
       rate: bench.trainSteps.mae,
-      flops: flopsPerImage("mae", mae.model),
+      flops: flopsPerImage("mae", modelShape(mae)),
       label: "measured (bench)",
     });
   }
@@ -491,7 +491,7 @@ if (import.meta.main) {
     measured.push({
       key: shapeKey(ft),
       rate: bench.trainSteps.finetune,
-      flops: flopsPerImage("classifier", ft.model),
+      flops: flopsPerImage("classifier", modelShape(ft)),
       label: "measured (bench)",
     });
   }

@@ -10,7 +10,7 @@
 import { exists, type ImageDataset, writeFileAtomic } from "../data/mod.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { Rng } from "../rng.ts";
-import type { TrainConfig } from "../train/config.ts";
+import { configFromLayers, modelOf, type TrainConfig } from "../train/config.ts";
 import { train } from "../train/trainer.ts";
 import type { DagNode } from "./dag.ts";
 import {
@@ -19,6 +19,7 @@ import {
   kindOf,
   MODEL_KINDS,
   type ModelKind,
+  modelShape,
   stepsPerEpoch,
   type Workload,
 } from "./estimate.ts";
@@ -27,7 +28,7 @@ import type { Profile, Stage } from "./profiles.ts";
 
 /** The calibration key of a config: what changes a training step's cost, masking ratio aside. */
 export function shapeKey(c: TrainConfig): string {
-  const m = c.model;
+  const m = modelShape(c);
   const kind = kindOf(c.mode);
   const parts: (string | number)[] = [
     kind,
@@ -40,7 +41,7 @@ export function shapeKey(c: TrainConfig): string {
   if (kind === "mae" || kind === "smae") {
     parts.push(`dec${m.decoderWidth}d${m.decoderDepth}m${m.decoderMlp}`);
   }
-  if (kind === "dino") parts.push(`head${c.dino.hidden}-${c.dino.bottleneck}-${c.dino.outDim}`);
+  if (c.mode === "dino") parts.push(`head${c.dino.hidden}-${c.dino.bottleneck}-${c.dino.outDim}`);
   return parts.join(" ");
 }
 
@@ -127,10 +128,11 @@ export async function workloadsOf(
     const base = stageCopy(p, plan.stage);
     const images = await imagesOf(c, p.roots[data]);
     const kind = kindOf(c.mode);
-    const flops = flopsPerImage(kind, c.model);
+    const flops = flopsPerImage(kind, modelShape(c));
     const timing = n.kind === "timing";
     // A timing run does forward passes of the classifier and the MAE: priced against the MAE step.
-    const timingFlops = flopsPerImage("probe", c.model) + flopsPerImage("mae", c.model) / 3;
+    const timingFlops = flopsPerImage("probe", modelShape(c)) +
+      flopsPerImage("mae", modelShape(c)) / 3;
     out.set(n.id, {
       id: n.id,
       kind: timing ? "timing" : "train",
@@ -141,7 +143,7 @@ export async function workloadsOf(
       evalImages: images.eval,
       epochs: c.optim.epochs,
       batchSize: c.optim.batchSize,
-      costFactor: timing ? timingFlops / flops : flops / flopsPerImage(kind, base.model),
+      costFactor: timing ? timingFlops / flops : flops / flopsPerImage(kind, modelShape(base)),
       flopsPerImage: timing ? timingFlops : flops,
     });
   }
@@ -182,7 +184,7 @@ export function cacheEntry(adapter: string, shape: string): string {
 
 /** A seeded synthetic dataset of `count` images at the config's size, `classes` classes. */
 function synthetic(c: TrainConfig, count: number, classes: number): ImageDataset {
-  const s = c.model.imageSize, ch = c.model.channels;
+  const s = c.encoder.imageSize, ch = c.encoder.channels;
   const rng = new Rng(c.seed).fork("calibration");
   const images = new Uint8Array(count * s * s * ch);
   for (let i = 0; i < images.length; i++) images[i] = rng.int(256);
@@ -218,7 +220,7 @@ export async function measureStepRate(
   const cfg: TrainConfig = structuredClone(c);
   cfg.logEvery = 1;
   cfg.checkpointEvery = 1_000_000;
-  cfg.data.shuffleLabels = false;
+  if ("shuffleLabels" in cfg.data) cfg.data.shuffleLabels = false;
   const classes = c.data.dataset === "fashion-mnist" ? 10 : 200;
   const ds = splits?.train ?? synthetic(cfg, batch * (steps + 1), classes);
   // A set smaller than the batch is one (smaller) step an epoch.
@@ -300,12 +302,26 @@ export async function calibrate(
   const helpers = new Map<string, string>();
   /** A one-step checkpoint of `mode` for `c`'s model, made once per model. */
   const helper = async (c: TrainConfig, mode: "pretrain" | "critic"): Promise<string> => {
-    const k = `${mode} ${JSON.stringify(c.model)}`;
+    const k = `${mode} ${JSON.stringify(modelOf(c))}`;
     const known = helpers.get(k);
     if (known) return known;
-    const h: TrainConfig = structuredClone(c);
-    h.mode = mode;
-    h.data.augment = "none";
+    // The same encoder (for the critic: image size and channels) in the helper's mode.
+    const { imageSize, channels, dropout } = c.encoder;
+    const vit = c.mode === "critic" ? {} : { ...c.encoder, pool: undefined };
+    const h = configFromLayers(
+      [{
+        from: "",
+        value: {
+          mode,
+          seed: c.seed,
+          data: { ...c.data, augment: "none", shuffleLabels: undefined },
+          optim: c.optim,
+          encoder: mode === "critic" ? { imageSize, channels, dropout } : vit,
+        },
+      }],
+      `calibration helper (${mode})`,
+      false,
+    );
     const dir = `${tmp}/${mode}-${helpers.size}`;
     await measureStepRate(h, opts.gpu, 1, dir);
     helpers.set(k, `${dir}/checkpoint.safetensors`);
@@ -324,9 +340,9 @@ export async function calibrate(
       c.optim.batchSize = batch; // before the helpers: they train at the same batch
       const kind: ModelKind = kindOf(c.mode);
       if (kind === "probe" || kind === "classifier") {
-        if (c.mode !== "scratch") c.init = await helper(c, "pretrain");
+        if (c.mode === "probe" || c.mode === "finetune") c.init = await helper(c, "pretrain");
       }
-      if (kind === "smae") c.critic = await helper(c, "critic");
+      if (c.mode === "smae") c.critic = await helper(c, "critic");
       log(`calibrating ${key} (${steps} steps after one untimed, batch ${batch})`);
       const rate = await measureStepRate(c, opts.gpu, steps, `${tmp}/${measured.length}`);
       rates.set(key, rate);

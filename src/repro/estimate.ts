@@ -16,7 +16,15 @@
  * @module
  */
 
-import type { DatasetName, Mode, TrainConfig } from "../train/config.ts";
+import {
+  type DatasetName,
+  defaultsFor,
+  type MaeObjective,
+  type Mode,
+  modelOf,
+  type TrainConfig,
+} from "../train/config.ts";
+import type { VitConfig } from "../models/vit.ts";
 import { type DagNode, levelShard } from "./dag.ts";
 
 /** Images per split of the full datasets (train, evaluation split). */
@@ -51,19 +59,30 @@ export function kindOf(mode: Mode): ModelKind {
 }
 
 /** Model fields that change the work of a step (the masking ratio is scaled by FLOPs instead). */
-type ModelShape = Pick<
-  TrainConfig["model"],
+export type ModelShape = Pick<
+  VitConfig & MaeObjective,
   | "imageSize"
   | "channels"
   | "patch"
   | "width"
   | "depth"
+  | "heads"
   | "mlp"
   | "decoderWidth"
   | "decoderDepth"
   | "decoderMlp"
   | "maskRatio"
 >;
+
+/**
+ * The model shape of a config: its encoder and MAE fields. A mode without
+ * some of them (a classifier has no decoder, the critic no ViT) gets the
+ * defaults there, which its kind's FLOPs do not read.
+ */
+export function modelShape(c: TrainConfig): ModelShape {
+  const d = defaultsFor("pretrain");
+  return { ...d.encoder, ...d.mae, ...modelOf(c) };
+}
 
 /** Forward FLOPs of `depth` pre-norm blocks of width w, MLP m, on T tokens. */
 function blockFlops(T: number, w: number, m: number, depth: number): number {

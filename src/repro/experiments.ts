@@ -66,7 +66,7 @@ function smaePretrain(alpha1: boolean, masking: "random" | "block"): Plan {
     critic: "train-critic",
     overlay: {
       smae: { alpha: alpha1 ? 1 : 0.5 },
-      model: { masking, maskRatio: masking === "block" ? 0.5 : 0.75 },
+      mae: { masking, maskRatio: masking === "block" ? 0.5 : 0.75 },
     },
   };
 }
@@ -83,7 +83,8 @@ const UNTRAINED: ConfigOverlay = { optim: { lr: 0, minLr: 0, epochs: 1, warmupEp
  * dino stage's student temperature) throughout, no sharpening.
  */
 function unsharpened(p: Profile): ConfigOverlay {
-  const t = p.stages.dino?.dino.studentTemp;
+  const stage = p.stages.dino;
+  const t = stage?.mode === "dino" ? stage.dino.studentTemp : undefined;
   return t === undefined ? {} : { dino: { warmupTeacherTemp: t, teacherTemp: t } };
 }
 
@@ -95,7 +96,7 @@ export function planFor(id: string, p: Profile): Plan {
       kind: "train",
       stage: "pretrain",
       data: "tin",
-      overlay: { model: { masking: "block", maskRatio: 0.5 } },
+      overlay: { mae: { masking: "block", maskRatio: 0.5 } },
     },
     // Negative control: the same MAE with learning rate 0 is its random init.
     "pretrain-mae-untrained": { kind: "train", stage: "pretrain", data: "tin", overlay: UNTRAINED },
@@ -198,7 +199,7 @@ export function planFor(id: string, p: Profile): Plan {
     if (!SWEEP_RATIOS.includes(ratio)) {
       throw new Error(`unknown masking ratio in experiment '${id}'`);
     }
-    const overlay: ConfigOverlay = { model: { maskRatio: ratio / 100 } };
+    const overlay: ConfigOverlay = { mae: { maskRatio: ratio / 100 } };
     return withStage(
       sweep[1] === "pretrain"
         ? { kind: "train", stage: "sweep", data: "tin", overlay }

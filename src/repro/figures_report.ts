@@ -19,7 +19,7 @@ import { gatherTokens, type Masking, unpatchify, unshuffleTokens } from "../ops/
 import { Rng } from "../rng.ts";
 import { noGradAsync } from "../tape.ts";
 import { type Tensor, tensor, tidy, tidyAsync } from "../tensor.ts";
-import type { TrainConfig } from "../train/config.ts";
+import type { MaeRunConfig, TrainConfig } from "../train/config.ts";
 import { loadSplits } from "../train/data.ts";
 import { readCheckpoint } from "../train/safetensors.ts";
 import type { Results } from "./claims.ts";
@@ -147,14 +147,14 @@ export async function renderFigures(
 }
 
 /** The MAE of a pre-training checkpoint and the config it was trained with. */
-export async function loadMae(path: string, gpu: Gpu): Promise<{ mae: Mae; config: TrainConfig }> {
+export async function loadMae(path: string, gpu: Gpu): Promise<{ mae: Mae; config: MaeRunConfig }> {
   const { tensors, metadata } = await readCheckpoint(path, "figure");
   if (!metadata.config) throw new Error(`${path}: checkpoint metadata has no 'config'`);
   const config = JSON.parse(metadata.config) as TrainConfig;
   if (config.mode !== "pretrain" && config.mode !== "smae") {
     throw new Error(`${path}: a '${config.mode}' checkpoint holds no MAE (want pretrain or smae)`);
   }
-  const mae = new Mae(gpu, { ...config.model, encoder: config.model }, config.seed);
+  const mae = new Mae(gpu, { ...config.mae, encoder: config.encoder }, config.seed);
   try {
     for (const store of mae.stores) {
       store.loadAll(

@@ -237,8 +237,8 @@ async function runLocked(
       c.data.evalLimit,
       c.data.fit,
       c.data.augment, // CUB's training photos are kept whole for augment cub
-      c.model.imageSize,
-      c.model.channels,
+      c.encoder.imageSize,
+      c.encoder.channels,
       c.seed,
     ]);
     let v = splitCache.get(k);

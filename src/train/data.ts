@@ -45,8 +45,8 @@ export async function loadSplits(
   root?: string,
 ): Promise<{ train: ImageDataset; eval: ImageDataset }> {
   const dir = root ?? c.data.root;
-  const size = c.model.imageSize;
-  const channels = c.model.channels as 1 | 3;
+  const size = c.encoder.imageSize;
+  const channels = c.encoder.channels as 1 | 3;
   let train: ImageDataset, evalSet: ImageDataset;
   switch (c.data.dataset) {
     case "fashion-mnist":

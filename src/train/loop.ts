@@ -28,7 +28,7 @@ import { AdamW } from "../optim.ts";
 import type { ParamStore } from "../params.ts";
 import { backward, clearTape, noGradAsync, setOpTrace } from "../tape.ts";
 import { keep, type Tensor, tidyAsync } from "../tensor.ts";
-import type { TrainConfig } from "./config.ts";
+import { modelOf, type TrainConfig } from "./config.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 import { sealCheckpoint, verifyCheckpoint } from "../params.ts";
 import { learningRate } from "./schedule.ts";
@@ -222,7 +222,7 @@ async function saveCheckpoint(path: string, c: TrainConfig, r: Run, epoch: numbe
   // A checksum over the tensors and the model config: a flipped byte or another model is refused on load.
   await writeFileAtomic(
     path,
-    encodeSafetensors(tensors, { ...metadata, ...sealCheckpoint(tensors, c.model) }),
+    encodeSafetensors(tensors, { ...metadata, ...sealCheckpoint(tensors, modelOf(c)) }),
   );
 }
 

@@ -11,14 +11,14 @@ import { evalLoader } from "./data.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { Classifier } from "../models/classifier.ts";
 import { Mae } from "../models/mae.ts";
-import { Critic, smaeTerms } from "../models/smae.ts";
+import { Critic, SMAE_DEFAULTS, smaeTerms } from "../models/smae.ts";
 import { squeezeNetSpecs } from "../models/squeezenet.ts";
 import { imagePatches } from "../models/vit.ts";
 import { DropoutContext } from "../nn.ts";
 import { Rng } from "../rng.ts";
 import { noGradAsync } from "../tape.ts";
 import { type Tensor, tensor, tidy } from "../tensor.ts";
-import type { TrainConfig } from "./config.ts";
+import type { MaeRunConfig, TrainConfig } from "./config.ts";
 
 /** Seconds over the split for each task, and their ratio. */
 export interface InferenceTimes {
@@ -110,14 +110,23 @@ export function medianRatio(a: number[], b: number[]): number {
   return median(a.map((x, i) => x / b[i]));
 }
 
+/** The timing stage as an MAE config: its encoder, decoder and masking are what is timed. */
+function maeStage(c: TrainConfig): MaeRunConfig {
+  if (c.mode !== "pretrain" && c.mode !== "smae") {
+    throw new Error(`timing: needs a stage of mode pretrain or smae (an MAE), got ${c.mode}`);
+  }
+  return c;
+}
+
 /** Times classification and reconstruction over `ds` (weights do not matter for speed). */
 export async function inferenceTimes(
-  c: TrainConfig,
+  config: TrainConfig,
   ds: ImageDataset,
   gpu: Gpu,
 ): Promise<InferenceTimes> {
-  const mae = new Mae(gpu, { ...c.model, encoder: c.model }, c.seed);
-  const clf = new Classifier(gpu, c.model, Math.max(2, ds.classes.length), c.seed, mae.encoder);
+  const c = maeStage(config);
+  const mae = new Mae(gpu, { ...c.mae, encoder: c.encoder }, c.seed);
+  const clf = new Classifier(gpu, c.encoder, Math.max(2, ds.classes.length), c.seed, mae.encoder);
   const drop = new DropoutContext(false, 0, c.seed, 0);
   const masking = (i: number, n: number) => mae.sampleMasking(new Rng(c.seed).fork(i), n);
   const t = await timeTasks(gpu, await batchesOf(c, ds), {
@@ -159,16 +168,23 @@ export interface SmaeTimes {
  * what the frozen critic costs per training forward. Both sides use the
  * timing stage's masking; the critic has random weights (speed only).
  */
-export async function smaeTimes(c: TrainConfig, ds: ImageDataset, gpu: Gpu): Promise<SmaeTimes> {
-  const mae = new Mae(gpu, { ...c.model, encoder: c.model }, c.seed);
+export async function smaeTimes(
+  config: TrainConfig,
+  ds: ImageDataset,
+  gpu: Gpu,
+): Promise<SmaeTimes> {
+  const c = maeStage(config);
+  // A pretrain stage has no smae section: the paper's scaling (speed alike but for the sigmoid).
+  const scaling = c.mode === "smae" ? c.smae.scaling : SMAE_DEFAULTS.scaling;
+  const mae = new Mae(gpu, { ...c.mae, encoder: c.encoder }, c.seed);
   const values = new Map(
-    squeezeNetSpecs(c.model.channels, 1, c.seed, true).map((s) => [s.name, s.init]),
+    squeezeNetSpecs(c.encoder.channels, 1, c.seed, true).map((s) => [s.name, s.init]),
   );
-  const critic = Critic.fromValues(gpu, c.model.channels, values, c.smae.scaling === "code");
+  const critic = Critic.fromValues(gpu, c.encoder.channels, values, scaling === "code");
   const drop = new DropoutContext(false, 0, c.seed, 0);
   const masking = (i: number, n: number) => mae.sampleMasking(new Rng(c.seed).fork(i), n);
   const reconstruct = (images: Tensor, i: number) => {
-    const patches = imagePatches(c.model, images);
+    const patches = imagePatches(c.encoder, images);
     return { patches, pred: mae.reconstruct(patches, masking(i, images.shape[0]), drop) };
   };
   // Each compared pair is timed on its own, so neither side runs after the critic more often.
@@ -182,7 +198,7 @@ export async function smaeTimes(c: TrainConfig, ds: ImageDataset, gpu: Gpu): Pro
       mae_loss: (images, i) => mae.forward(images, masking(i, images.shape[0]), drop),
       smae_loss: (images, i) => {
         const { patches, pred } = reconstruct(images, i);
-        smaeTerms(critic, c.model, images, pred, mae.target(patches));
+        smaeTerms(critic, c.encoder, images, pred, mae.target(patches));
       },
     }),
   };

@@ -25,14 +25,21 @@ export {
 } from "./loop.ts";
 
 /** The task of each mode. */
-export const TASKS: Record<TrainConfig["mode"], TaskFactory> = {
-  pretrain: pretrainTask,
-  smae: smaeTask,
-  probe: classifierTask,
-  finetune: classifierTask,
-  scratch: classifierTask,
-  critic: criticTask,
-  dino: dinoTask,
+export const taskOf: TaskFactory = (c, gpu, train) => {
+  switch (c.mode) {
+    case "pretrain":
+      return pretrainTask(c, gpu);
+    case "smae":
+      return smaeTask(c, gpu);
+    case "probe":
+    case "finetune":
+    case "scratch":
+      return classifierTask(c, gpu, train);
+    case "critic":
+      return criticTask(c, gpu, train);
+    case "dino":
+      return dinoTask(c, gpu);
+  }
 };
 
 /** Trains one config to the end (or to `stopAfterSteps`) and returns the summary. */
@@ -40,8 +47,8 @@ export async function train(c: TrainConfig, opts: TrainOptions): Promise<TrainSu
   const gpu = opts.gpu ?? await openGpu();
   await Deno.mkdir(opts.out, { recursive: true });
   const loaded = opts.splits ?? await loadSplits(c, opts.data);
-  const splits = c.data.shuffleLabels
+  const splits = "shuffleLabels" in c.data && c.data.shuffleLabels
     ? { ...loaded, train: shuffleLabels(loaded.train, c.seed) }
     : loaded;
-  return await runTraining(c, { ...opts, gpu, splits }, TASKS[c.mode]);
+  return await runTraining(c, { ...opts, gpu, splits }, taskOf);
 }

@@ -100,14 +100,14 @@ Deno.test("repro --print-config shows the paper profile's settled values and sho
   };
   const paper = await show("tin", "paper");
   assert.deepEqual(
-    [paper["pretrain-mae-block"].model.masking, paper["pretrain-mae-block"].model.maskRatio],
+    [paper["pretrain-mae-block"].mae.masking, paper["pretrain-mae-block"].mae.maskRatio],
     ["block", 0.5],
   );
   // The authors' warmup rule, epochs // 20, everywhere but DINO.
   assert.equal(paper["pretrain-mae-random"].optim.warmupEpochs, 20);
   assert.equal(paper["pretrain-mae-random"].optim.epochs, 400);
   const sweep = await show("sweep", "paper");
-  assert.equal(sweep["pretrain-mae-r60"].model.maskRatio, 0.6);
+  assert.equal(sweep["pretrain-mae-r60"].mae.maskRatio, 0.6);
   assert.deepEqual([
     sweep["pretrain-mae-r60"].optim.epochs,
     sweep["pretrain-mae-r60"].optim.warmupEpochs,

@@ -4,7 +4,7 @@ import { Critic, LossBalance, smaeTerms } from "../../src/models/smae.ts";
 import { squeezeNetSpecs } from "../../src/models/squeezenet.ts";
 import { imagePatches } from "../../src/models/vit.ts";
 import { DropoutContext } from "../../src/nn.ts";
-import type { ParamStore } from "../../src/params.ts";
+import { type ParamStore, sealCheckpoint } from "../../src/params.ts";
 import { randomMasking } from "../../src/ops/patch.ts";
 import { Rng } from "../../src/rng.ts";
 import { backward, noGrad } from "../../src/tape.ts";
@@ -161,14 +161,18 @@ for (const scaling of ["paper", "code"] as const) {
   );
 }
 
-/** Writes a critic checkpoint as mode `critic` would (features + classifier names). */
+/** The model fields a mode-critic checkpoint of 3-channel images is sealed with. */
+const CRITIC_MODEL = { imageSize: 64, channels: 3, dropout: 0.5 };
+
+/** Writes a critic checkpoint as mode `critic` would (features + classifier names, sealed). */
 async function writeCritic(dir: string, values: Map<string, Float32Array>): Promise<string> {
   const tensors = new Map<string, NamedArray>();
   for (const s of squeezeNetSpecs(3, 5, 0)) {
     tensors.set(s.name, { shape: [...s.shape], data: values.get(s.name) ?? s.init });
   }
   const path = `${dir}/critic.safetensors`;
-  await Deno.writeFile(path, encodeSafetensors(tensors, { mode: "critic" }));
+  const seal = sealCheckpoint(tensors, CRITIC_MODEL);
+  await Deno.writeFile(path, encodeSafetensors(tensors, { mode: "critic", ...seal }));
   return path;
 }
 
@@ -187,7 +191,8 @@ for (const scaling of ["paper", "code"] as const) {
         critic: await writeCritic(dir, values),
         smae: { alpha: 0.5, scaling, calibrationSteps: 2 },
         data: { dataset: "tiny-imagenet", root: FIXTURES, fit: "resize", normalize: "batch" },
-        model: { ...ENC, imageSize: 16, ...MAE, maskRatio: 0.75 },
+        encoder: { ...ENC, imageSize: 16 },
+        mae: { ...MAE, maskRatio: 0.75 },
         logEvery: 1,
         optim: {
           name: "adamw",
@@ -232,17 +237,15 @@ gpuTest(
     );
     const dir = await Deno.makeTempDir();
     const path = `${dir}/bad.safetensors`;
-    await Deno.writeFile(
-      path,
-      encodeSafetensors(
-        new Map([["features.0.weight", { shape: [1], data: new Float32Array(1) }]]),
-      ),
-    );
+    // Sealed for the right channels, so that the shape is what is refused.
+    const bad = new Map([["features.0.weight", { shape: [1], data: new Float32Array(1) }]]);
+    await Deno.writeFile(path, encodeSafetensors(bad, sealCheckpoint(bad, CRITIC_MODEL)));
     const config = toConfig({
       mode: "smae",
       critic: path,
       data: { dataset: "tiny-imagenet", root: FIXTURES, fit: "resize" },
-      model: { ...ENC, imageSize: 16, ...MAE },
+      encoder: { ...ENC, imageSize: 16 },
+      mae: MAE,
       optim: { epochs: 1, warmupEpochs: 0, batchSize: 10 },
     }, "x.yaml");
     await assertRejects(

@@ -141,7 +141,7 @@ gpuTest(
       },
       // 64x64 keeps a 3x3 map before the final ReLU and average pool; at 1x1
       // (32x32 inputs) Adam's first steps often switch whole classes off.
-      model: { imageSize: 64, channels: 3, dropout: 0 },
+      encoder: { imageSize: 64, channels: 3, dropout: 0 },
       logEvery: 4,
       optim: {
         name: "adamw",

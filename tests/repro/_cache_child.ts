@@ -13,7 +13,8 @@ import { runExperiments } from "../../src/repro/runner.ts";
 
 const [cacheDir, flag] = Deno.args;
 const profile = await loadProfile("smoke");
-profile.stages.pretrain!.optim.epochs = 2;
+// A run's config is built from the stage as written (raw), not the copy checked at load.
+(profile.raw.pretrain as { optim: { epochs: number } }).optim.epochs = 2;
 const { results, runs } = await runExperiments(["pretrain-mae-random"], {
   profile,
   seeds: [42],

@@ -14,6 +14,7 @@ import {
 } from "../../src/repro/experiments.ts";
 import { loadProfile, PROFILES } from "../../src/repro/profiles.ts";
 import { summarize } from "../../src/repro/stats.ts";
+import { ofMode } from "../../src/train/config.ts";
 import { assert } from "../_assert.ts";
 
 function study(claims: Partial<Claim>[]): Study {
@@ -216,8 +217,14 @@ Deno.test("the DINO experiments train in every profile: Table 1's rows fine-tune
       assert.ok(tr.kind === "train" && tr.data === "cub" && tr.init === "pretrain-dino", p);
     } else assert.equal(tr.kind, "notrun");
     // The control differs from DINO only in the teacher's temperature.
-    const c = experimentConfig(profile, "pretrain-dino-unsharpened", 1, checkpointPlaceholder);
-    const dino = experimentConfig(profile, "pretrain-dino", 1, checkpointPlaceholder);
+    const c = ofMode(
+      experimentConfig(profile, "pretrain-dino-unsharpened", 1, checkpointPlaceholder),
+      "dino",
+    );
+    const dino = ofMode(
+      experimentConfig(profile, "pretrain-dino", 1, checkpointPlaceholder),
+      "dino",
+    );
     assert.equal(c.dino.teacherTemp, c.dino.studentTemp);
     assert.equal(c.dino.warmupTeacherTemp, c.dino.studentTemp);
     assert.ok(dino.dino.teacherTemp < dino.dino.studentTemp, `${p}: DINO sharpens`);
@@ -225,7 +232,7 @@ Deno.test("the DINO experiments train in every profile: Table 1's rows fine-tune
     assert.deepEqual({ ...c, dino: { ...c.dino, teacherTemp, warmupTeacherTemp } }, dino);
   }
   const paperProfile = await loadProfile("paper");
-  const paper = paperProfile.stages.dino!;
+  const paper = ofMode(paperProfile.stages.dino!, "dino");
   // Table 3's base lr 1e-4 times DINO's linear scaling rule, 128 / 256.
   assert.equal(paper.optim.lr, 1e-4 * 128 / 256);
   assert.equal(paper.optim.minLr, 1e-6);

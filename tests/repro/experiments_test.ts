@@ -9,7 +9,7 @@ import {
 } from "../../src/repro/experiments.ts";
 import { loadProfile, type Profile, PROFILES } from "../../src/repro/profiles.ts";
 import { runExperiments } from "../../src/repro/runner.ts";
-import { toConfig, type TrainConfig } from "../../src/train/config.ts";
+import { ofMode, toConfig, type TrainConfig } from "../../src/train/config.ts";
 import { assert } from "../_assert.ts";
 
 Deno.test("the paper profile's printed configs carry each experiment's overlay on its stage", async () => {
@@ -18,15 +18,14 @@ Deno.test("the paper profile's printed configs carry each experiment's overlay o
   const sweep = studyConfigs(await loadStudy("sweep"), paper, 7);
   // Plain JSON: printing and reading back gives the same value.
   assert.deepEqual(JSON.parse(JSON.stringify(sweep)), sweep);
-  const block = tin["pretrain-mae-block"] as TrainConfig;
-  assert.deepEqual([block.model.masking, block.model.maskRatio, block.seed], ["block", 0.5, 7]);
-  const random = tin["pretrain-mae-random"] as TrainConfig;
-  assert.deepEqual([random.model.masking, random.model.maskRatio], ["random", 0.75]);
-  const r60 = sweep["pretrain-mae-r60"] as TrainConfig;
-  assert.equal(r60.model.maskRatio, 0.6);
+  const block = ofMode(tin["pretrain-mae-block"] as TrainConfig, "pretrain");
+  assert.deepEqual([block.mae.masking, block.mae.maskRatio, block.seed], ["block", 0.5, 7]);
+  const random = ofMode(tin["pretrain-mae-random"] as TrainConfig, "pretrain");
+  assert.deepEqual([random.mae.masking, random.mae.maskRatio], ["random", 0.75]);
+  const r60 = ofMode(sweep["pretrain-mae-r60"] as TrainConfig, "pretrain");
+  assert.equal(r60.mae.maskRatio, 0.6);
   assert.equal(r60.optim.epochs, 200, "the sweep stage's epochs");
-  const probe = sweep["probe-mae-r60"] as TrainConfig;
-  assert.equal(probe.mode, "probe");
+  const probe = ofMode(sweep["probe-mae-r60"] as TrainConfig, "probe");
   assert.equal(probe.init, "<checkpoint of pretrain-mae-r60>");
   const hp = sweep["pretrain-hp-lr1e-3-wd0.05"] as TrainConfig;
   assert.deepEqual([hp.optim.lr, hp.optim.weightDecay], [1e-3, 0.05]);
@@ -37,7 +36,7 @@ Deno.test("the paper profile's printed configs carry each experiment's overlay o
     optim: { ...random.optim, lr: 0, minLr: 0, epochs: 1, warmupEpochs: 0 },
   });
   // A stage's copy checked at load is not touched by building an experiment's config.
-  assert.equal(paper.stages.sweep!.model.maskRatio, 0.75);
+  assert.equal(ofMode(paper.stages.sweep!, "pretrain").mae.maskRatio, 0.75);
   assert.equal(paper.stages.pretrain!.seed, 42);
 });
 
@@ -55,6 +54,7 @@ Deno.test("every experiment of every study validates in every profile, dependenc
         }
         assert.equal(c.seed, 1);
         if (plan.kind === "train" && plan.init) {
+          assert.ok(c.mode === "probe" || c.mode === "finetune", `${name}/${id}: ${c.mode}`);
           assert.equal(c.init, `<checkpoint of ${plan.init}>`);
           assert.ok(ids.indexOf(plan.init) < ids.indexOf(id), `${name}/${id} after its init`);
         }
@@ -66,8 +66,9 @@ Deno.test("every experiment of every study validates in every profile, dependenc
 /** The smoke profile with its pretrain stage on a 2x2 patch grid (fixture-sized, no file). */
 async function tinyGridProfile(): Promise<Profile> {
   const smoke = await loadProfile("smoke");
-  const raw = structuredClone(smoke.raw.pretrain) as { model: Record<string, unknown> };
-  raw.model = { ...raw.model, patch: 32, maskRatio: 0.5 };
+  const raw = structuredClone(smoke.raw.pretrain) as Record<string, Record<string, unknown>>;
+  raw.encoder = { ...raw.encoder, patch: 32 };
+  raw.mae = { ...raw.mae, maskRatio: 0.5 };
   return {
     ...smoke,
     raw: { ...smoke.raw, pretrain: raw },
@@ -78,7 +79,11 @@ async function tinyGridProfile(): Promise<Profile> {
 Deno.test("an overlay that is invalid for its stage fails naming the experiment and the field", async () => {
   const p = await tinyGridProfile();
   // Block masking at 0.5 keeps 2 of the 4 patches: valid.
-  assert.equal(experimentConfig(p, "pretrain-mae-block", 1, checkpointPlaceholder).model.patch, 32);
+  assert.equal(
+    ofMode(experimentConfig(p, "pretrain-mae-block", 1, checkpointPlaceholder), "pretrain")
+      .encoder.patch,
+    32,
+  );
   const sweepy: Profile = {
     ...p,
     raw: { ...p.raw, sweep: p.raw.pretrain },
@@ -89,7 +94,7 @@ Deno.test("an overlay that is invalid for its stage fails naming the experiment 
     () => experimentConfig(sweepy, "pretrain-mae-r90", 1, checkpointPlaceholder),
     (e: Error) =>
       e.message.startsWith(`${p.file} (stage sweep), experiment pretrain-mae-r90: `) &&
-      /model\.maskRatio 0\.9 masks 4 of the 4 patches.*\(set by experiment pretrain-mae-r90\)$/
+      /mae\.maskRatio 0\.9 masks 4 of the 4 patches.*\(set by experiment pretrain-mae-r90\)$/
         .test(e.message),
   );
   assert.throws(() => experimentConfigs(["probe-mae-r90"], sweepy, 1), /pretrain-mae-r90/);
@@ -120,7 +125,7 @@ Deno.test("the runner refuses a bad config before it reads data or writes anythi
   } catch (e) {
     msg = (e as Error).message;
   }
-  assert.match(msg, /experiment pretrain-mae-r90: model\.maskRatio/);
+  assert.match(msg, /experiment pretrain-mae-r90: mae\.maskRatio/);
   assert.deepEqual(logged, []);
   assert.deepEqual([...Deno.readDirSync(cache)], []);
   await Deno.remove(cache);

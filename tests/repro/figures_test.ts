@@ -588,7 +588,8 @@ async function checkpointOf(mae: Mae, seed: number) {
       tensors.set(name, { shape: [...store.get(name).shape], data });
     }
   }
-  const config = { mode: "pretrain", seed, model: { ...TINY_MAE, ...TINY_MAE.encoder } };
+  const { encoder, ...objective } = TINY_MAE;
+  const config = { mode: "pretrain", seed, encoder, mae: objective };
   return { tensors, metadata: { config: JSON.stringify(config) } };
 }
 

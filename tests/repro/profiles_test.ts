@@ -9,7 +9,7 @@ import {
   scaleStage,
   type Stage,
 } from "../../src/repro/profiles.ts";
-import { parseYaml, type TrainConfig } from "../../src/train/config.ts";
+import { ofMode, parseYaml, type TrainConfig } from "../../src/train/config.ts";
 import { learningRate } from "../../src/train/schedule.ts";
 import { assert, assertRejects, assertThrows } from "../_assert.ts";
 
@@ -41,7 +41,7 @@ Deno.test("short is the paper profile with every epoch count at 5% and nothing e
     const want = structuredClone(p);
     want.optim.epochs = epochs;
     want.optim.warmupEpochs = warmup;
-    if (p.mode === "dino") {
+    if (p.mode === "dino" && want.mode === "dino" && s.mode === "dino") {
       // DINO's teacher-temperature warm-up and last-layer freeze scale alike.
       want.dino.warmupTeacherTempEpochs = Math.max(
         1,
@@ -105,7 +105,7 @@ Deno.test("the paper profile pins the settings settled against the paper and the
     randAugment: { n: 2, m: 9 },
   });
   // DINO: base lr 1e-4 times batch / 256, warmup 10 from 0, teacher temperature over 30 epochs.
-  const d = st("dino");
+  const d = ofMode(st("dino"), "dino");
   assert.deepEqual(
     [d.optim.lr, d.optim.minLr, d.optim.stepping, d.dino.warmupTeacherTempEpochs],
     [5e-5, 1e-6, "step", 30],

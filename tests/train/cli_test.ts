@@ -7,7 +7,7 @@ const CONFIG = `
 mode: scratch
 seed: 7
 data: { dataset: tiny-imagenet, normalize: batch }
-model: { imageSize: 64, channels: 3, patch: 8, width: 16, depth: 1, heads: 2, mlp: 32, dropout: 0 }
+encoder: { imageSize: 64, channels: 3, patch: 8, width: 16, depth: 1, heads: 2, mlp: 32, dropout: 0 }
 optim: { name: adamw, lr: 1.0e-3, weightDecay: 0.05, betas: [0.9, 0.95], warmupEpochs: 0, epochs: 1, batchSize: 10 }
 checkpointEvery: 1000
 logEvery: 1

@@ -4,6 +4,7 @@ import {
   ConfigError,
   configFromLayers,
   loadConfig,
+  ofMode,
   SQUEEZENET_MIN_SIZE,
   toConfig,
 } from "../../src/train/config.ts";
@@ -22,30 +23,34 @@ function refusal(fn: () => unknown): string {
 }
 
 /** A pretrain config on a grid of (imageSize / patch)^2 patches. */
-const grid = (imageSize: number, patch: number, model: Record<string, unknown> = {}) => ({
+const grid = (imageSize: number, patch: number, mae: Record<string, unknown> = {}) => ({
   mode: "pretrain",
   data: { dataset: "cub" },
-  model: { imageSize, patch, ...model },
+  encoder: { imageSize, patch },
+  mae,
 });
+
+/** The MAE objective of a pretrain config. */
+const maeOf = (raw: unknown) => ofMode(toConfig(raw), "pretrain").mae;
 
 Deno.test("a mask ratio must mask at least one patch and keep one, for random and block masking", () => {
   for (const masking of ["random", "block"]) {
     for (const maskRatio of [0, 1]) {
       const msg = refusal(() => toConfig(grid(64, 4, { masking, maskRatio }), "m.yaml"));
-      assert.match(msg, /^m\.yaml: model\.maskRatio /);
+      assert.match(msg, /^m\.yaml: mae\.maskRatio /);
       assert.match(msg, new RegExp(`of the 256 patches of a 16x16 grid \\(${masking} masking\\)`));
     }
     // On a 2x2 grid a ratio masks round(4 ratio) patches: 0.1 masks none, 0.9 all four.
     assert.match(
       refusal(() => toConfig(grid(8, 4, { masking, maskRatio: 0.1 }))),
-      /model\.maskRatio 0\.1 masks 0 of the 4 patches/,
+      /mae\.maskRatio 0\.1 masks 0 of the 4 patches/,
     );
     assert.match(
       refusal(() => toConfig(grid(8, 4, { masking, maskRatio: 0.9 }))),
-      /model\.maskRatio 0\.9 masks 4 of the 4 patches/,
+      /mae\.maskRatio 0\.9 masks 4 of the 4 patches/,
     );
-    assert.equal(toConfig(grid(8, 4, { masking, maskRatio: 0.75 })).model.maskRatio, 0.75);
-    assert.equal(toConfig(grid(8, 4, { masking, maskRatio: 0.2 })).model.maskRatio, 0.2);
+    assert.equal(maeOf(grid(8, 4, { masking, maskRatio: 0.75 })).maskRatio, 0.75);
+    assert.equal(maeOf(grid(8, 4, { masking, maskRatio: 0.2 })).maskRatio, 0.2);
   }
 });
 
@@ -54,7 +59,8 @@ Deno.test("an unknown key is refused at every depth, with its path, and optional
     [{ mode: "pretrain", bogus: 1 }, "bogus"],
     [{ mode: "pretrain", optim: { mode: "bogus" } }, "optim.mode"],
     [{ mode: "pretrain", data: { init: "x.safetensors" } }, "data.init"],
-    [{ mode: "pretrain", model: { critic: "c.safetensors" } }, "model.critic"],
+    [{ mode: "pretrain", mae: { critic: "c.safetensors" } }, "mae.critic"],
+    [{ mode: "pretrain", model: { width: 8 } }, "model"],
     [{ mode: "pretrain", root: "data/" }, "root"],
     [{ mode: "dino", data: { augment: "dino" }, dino: { root: "x" } }, "dino.root"],
     [{ mode: "smae", critic: "c", smae: { mode: "paper" } }, "smae.mode"],
@@ -63,7 +69,14 @@ Deno.test("an unknown key is refused at every depth, with its path, and optional
     const msg = refusal(() => toConfig(raw, "k.yaml"));
     assert.match(msg, new RegExp(`^k\\.yaml: unknown field '${path.replace(".", "\\.")}'`));
   }
-  const ok = toConfig({ mode: "probe", init: "p.safetensors", data: { root: "fixtures/x" } });
+  assert.match(
+    refusal(() => toConfig({ mode: "pretrain", model: { width: 8 } })),
+    /unknown field 'model' .*; its fields are now under encoder \(the network\) and mae/,
+  );
+  const ok = ofMode(
+    toConfig({ mode: "probe", init: "p.safetensors", data: { root: "fixtures/x" } }),
+    "probe",
+  );
   assert.equal(ok.init, "p.safetensors");
   assert.equal(ok.data.root, "fixtures/x");
   assert.match(
@@ -73,11 +86,11 @@ Deno.test("an unknown key is refused at every depth, with its path, and optional
   // A checkpoint a mode would not read is refused rather than ignored.
   assert.match(
     refusal(() => toConfig({ mode: "scratch", init: "p.safetensors" }, "s.yaml")),
-    /^s\.yaml: init is read only by modes probe and finetune, not scratch$/,
+    /^s\.yaml: init is not read by mode scratch$/,
   );
   assert.match(
     refusal(() => toConfig({ mode: "pretrain", critic: "c.safetensors" })),
-    /critic is read only by mode smae, not pretrain/,
+    /critic is not read by mode pretrain/,
   );
   assert.match(
     refusal(() => toConfig({ mode: "pretrain", data: { root: "" } })),
@@ -85,8 +98,94 @@ Deno.test("an unknown key is refused at every depth, with its path, and optional
   );
 });
 
+Deno.test("each mode's config holds only the sections that mode reads", () => {
+  const sections = (raw: Record<string, unknown>) => {
+    const c = toConfig(raw, "x.yaml", false) as unknown as Record<string, Record<string, unknown>>;
+    return {
+      top: Object.keys(c).sort(),
+      encoder: Object.keys(c.encoder).sort(),
+      shuffleLabels: "shuffleLabels" in c.data,
+    };
+  };
+  const common = ["checkpointEvery", "data", "encoder", "logEvery", "mode", "optim", "seed"];
+  const vit = ["channels", "depth", "dropout", "heads", "imageSize", "mlp", "patch", "width"];
+  const expected: Record<string, [string[], string[], boolean]> = {
+    pretrain: [["mae"], vit, false],
+    smae: [["mae", "smae"], vit, false],
+    probe: [[], [...vit, "pool"], true],
+    finetune: [[], [...vit, "pool"], true],
+    scratch: [[], [...vit, "pool"], true],
+    critic: [[], ["channels", "dropout", "imageSize"], true],
+    dino: [["dino"], vit, false],
+  };
+  for (const [mode, [extra, encoder, shuffleLabels]] of Object.entries(expected)) {
+    const raw = { mode, data: mode === "dino" ? { augment: "dino" } : {} };
+    assert.deepEqual(sections(raw), {
+      top: [...common, ...extra].sort(),
+      encoder: encoder.sort(),
+      shuffleLabels,
+    }, mode);
+  }
+});
+
+Deno.test("a field that only other modes read is refused, naming the file, the field, the mode and the layer", () => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{ mode: "probe", mae: { maskRatio: 0.5 } }, "mae.maskRatio is not read by mode probe"],
+    [
+      { mode: "finetune", mae: { maskRatio: 0.5, masking: "block" } },
+      "mae.maskRatio, mae.masking are not read by mode finetune",
+    ],
+    [{ mode: "scratch", mae: { decoderWidth: 8 } }, "mae.decoderWidth is not read by mode scratch"],
+    [{ mode: "pretrain", encoder: { pool: "mean" } }, "encoder.pool is not read by mode pretrain"],
+    [{ mode: "smae", smae: {}, encoder: { pool: "cls" } }, "encoder.pool is not read by mode smae"],
+    [{ mode: "dino", encoder: { pool: "cls" } }, "encoder.pool is not read by mode dino"],
+    [{ mode: "critic", encoder: { patch: 4 } }, "encoder.patch is not read by mode critic"],
+    [{ mode: "critic", encoder: { pool: "cls" } }, "encoder.pool is not read by mode critic"],
+    [{ mode: "critic", mae: { masking: "random" } }, "mae.masking is not read by mode critic"],
+    [{ mode: "pretrain", smae: { alpha: 1 } }, "smae.alpha is not read by mode pretrain"],
+    [{ mode: "finetune", dino: { outDim: 8 } }, "dino.outDim is not read by mode finetune"],
+    [{ mode: "dino", smae: { alpha: 1 } }, "smae.alpha is not read by mode dino"],
+    [{ mode: "dino", mae: { maskRatio: 0.5 } }, "mae.maskRatio is not read by mode dino"],
+    [
+      { mode: "pretrain", data: { shuffleLabels: true } },
+      "data.shuffleLabels is not read by mode pretrain",
+    ],
+    [
+      { mode: "dino", data: { augment: "dino", shuffleLabels: false } },
+      "data.shuffleLabels is not read by mode dino",
+    ],
+    [{ mode: "scratch", init: "p.safetensors" }, "init is not read by mode scratch"],
+    [{ mode: "dino", init: "p.safetensors" }, "init is not read by mode dino"],
+    [{ mode: "finetune", critic: "c.safetensors" }, "critic is not read by mode finetune"],
+  ];
+  for (const [raw, why] of cases) {
+    assert.equal(refusal(() => toConfig(raw, "f.yaml", false)), `f.yaml: ${why}`);
+  }
+  // A later layer (an experiment's overlay) is named when it is the one at fault.
+  assert.equal(
+    refusal(() =>
+      configFromLayers([
+        { from: "", value: { mode: "probe", init: "p.safetensors" } },
+        { from: "experiment e", value: { mae: { maskRatio: 0.5 } } },
+      ], "s.yaml")
+    ),
+    "s.yaml: mae.maskRatio is not read by mode probe (set by experiment e)",
+  );
+  // The mode is the last layer's that sets one, and decides what the others may hold.
+  const pre = configFromLayers([
+    { from: "", value: { mode: "probe" } },
+    { from: "runner", value: { mode: "pretrain", mae: { maskRatio: 0.5 } } },
+  ]);
+  assert.equal(ofMode(pre, "pretrain").mae.maskRatio, 0.5);
+  assert.equal(
+    refusal(() => toConfig({ mode: "mae" }, "m.yaml")),
+    'm.yaml: mode must be one of pretrain, probe, finetune, scratch, critic, smae, dino, got "mae"',
+  );
+  assert.match(refusal(() => toConfig({ seed: 1 })), /mode must be one of .*, got undefined$/);
+});
+
 Deno.test("fixed RGB statistics, RandAugment and RGB datasets are refused with one channel", () => {
-  const gray = { mode: "pretrain", data: { dataset: "fashion-mnist" }, model: { channels: 1 } };
+  const gray = { mode: "pretrain", data: { dataset: "fashion-mnist" }, encoder: { channels: 1 } };
   for (const normalize of ["imagenet", "cub"]) {
     const raw = { ...gray, data: { ...gray.data, normalize } };
     assert.match(
@@ -96,20 +195,20 @@ Deno.test("fixed RGB statistics, RandAugment and RGB datasets are refused with o
   }
   assert.match(
     refusal(() => toConfig({ ...gray, data: { ...gray.data, augment: "finetune" } })),
-    /data\.augment finetune \(RandAugment\) needs model\.channels 3/,
+    /data\.augment finetune \(RandAugment\) needs encoder\.channels 3/,
   );
   for (const dataset of ["tiny-imagenet", "cub"]) {
     assert.match(
       refusal(() => toConfig({ ...gray, data: { dataset } })),
-      new RegExp(`model\\.channels must be 3 for data\\.dataset ${dataset}`),
+      new RegExp(`encoder\\.channels must be 3 for data\\.dataset ${dataset}`),
     );
   }
   assert.match(
-    refusal(() => toConfig({ mode: "pretrain", model: { channels: 2 } })),
-    /model\.channels must be 1 \(gray\) or 3 \(RGB\), got 2/,
+    refusal(() => toConfig({ mode: "pretrain", encoder: { channels: 2 } })),
+    /encoder\.channels must be 1 \(gray\) or 3 \(RGB\), got 2/,
   );
   // Gray Fashion-MNIST may be replicated into three channels, and normalised per batch when gray.
-  assert.equal(toConfig({ ...gray, model: { channels: 3 } }).model.channels, 3);
+  assert.equal(toConfig({ ...gray, encoder: { channels: 3 } }).encoder.channels, 3);
   assert.equal(toConfig(gray).data.normalize, "batch");
 });
 
@@ -117,27 +216,29 @@ Deno.test("the fixed 64-pixel augment crops and padding to a smaller image are r
   for (const augment of ["finetune", "cub"]) {
     assert.match(
       refusal(() =>
-        toConfig({ mode: "scratch", data: { dataset: "cub", augment }, model: { imageSize: 32 } })
+        toConfig({ mode: "scratch", data: { dataset: "cub", augment }, encoder: { imageSize: 32 } })
       ),
-      new RegExp(`data\\.augment ${augment} crops to 64x64 and needs model\\.imageSize 64, got 32`),
+      new RegExp(
+        `data\\.augment ${augment} crops to 64x64 and needs encoder\\.imageSize 64, got 32`,
+      ),
     );
   }
   assert.match(
     refusal(() =>
-      toConfig({ mode: "pretrain", data: { dataset: "tiny-imagenet" }, model: { imageSize: 32 } })
+      toConfig({ mode: "pretrain", data: { dataset: "tiny-imagenet" }, encoder: { imageSize: 32 } })
     ),
-    /data\.fit pad cannot fit tiny-imagenet's 64x64 images into model\.imageSize 32/,
+    /data\.fit pad cannot fit tiny-imagenet's 64x64 images into encoder\.imageSize 32/,
   );
   assert.match(
-    refusal(() => toConfig({ mode: "pretrain", model: { imageSize: 24, channels: 1 } })),
+    refusal(() => toConfig({ mode: "pretrain", encoder: { imageSize: 24, channels: 1 } })),
     /data\.fit pad cannot fit fashion-mnist's 28x28 images/,
   );
   const resized = toConfig({
     mode: "pretrain",
     data: { dataset: "tiny-imagenet", fit: "resize" },
-    model: { imageSize: 32 },
+    encoder: { imageSize: 32 },
   });
-  assert.equal(resized.model.imageSize, 32);
+  assert.equal(resized.encoder.imageSize, 32);
 });
 
 Deno.test("zero epochs and a final learning rate above the peak are refused", () => {
@@ -156,26 +257,29 @@ Deno.test("zero epochs and a final learning rate above the peak are refused", ()
 });
 
 Deno.test("configFromLayers validates the merged layers once and names the layer that set a bad field", () => {
-  const stage = { mode: "pretrain", data: { dataset: "cub" }, model: { maskRatio: 0.75 } };
+  const stage = { mode: "pretrain", data: { dataset: "cub" }, mae: { maskRatio: 0.75 } };
   const frozen = JSON.stringify(stage);
   // A ratio the stage alone would refuse is fine once a later layer replaces it ...
-  const c = configFromLayers(
-    [
-      { from: "", value: { ...stage, model: { maskRatio: 1 } } },
-      { from: "experiment e", value: { model: { maskRatio: 0.5, masking: "block" } } },
-    ],
-    "s.yaml",
+  const c = ofMode(
+    configFromLayers(
+      [
+        { from: "", value: { ...stage, mae: { maskRatio: 1 } } },
+        { from: "experiment e", value: { mae: { maskRatio: 0.5, masking: "block" } } },
+      ],
+      "s.yaml",
+    ),
+    "pretrain",
   );
-  assert.deepEqual([c.model.maskRatio, c.model.masking, c.data.dataset], [0.5, "block", "cub"]);
+  assert.deepEqual([c.mae.maskRatio, c.mae.masking, c.data.dataset], [0.5, "block", "cub"]);
   // ... and a bad value from a later layer is reported with that layer.
   assert.match(
     refusal(() =>
       configFromLayers([{ from: "", value: stage }, {
         from: "experiment e",
-        value: { model: { maskRatio: 1 } },
+        value: { mae: { maskRatio: 1 } },
       }], "s.yaml")
     ),
-    /^s\.yaml: model\.maskRatio 1 masks 256 of the 256 patches.* \(set by experiment e\)$/,
+    /^s\.yaml: mae\.maskRatio 1 masks 256 of the 256 patches.* \(set by experiment e\)$/,
   );
   assert.match(
     refusal(() =>
@@ -236,17 +340,19 @@ gpuTest(
     const critic = (imageSize: number, mode = "critic") => ({
       mode,
       data: { dataset: "cub", fit: "resize" },
-      model: { imageSize, patch: 1, maskRatio: 0.5 },
+      ...(mode === "critic"
+        ? { encoder: { imageSize } }
+        : { encoder: { imageSize, patch: 1 }, mae: { maskRatio: 0.5 } }),
       ...(mode === "smae" ? { critic: "c.safetensors" } : {}),
     });
-    assert.equal(toConfig(critic(SQUEEZENET_MIN_SIZE)).model.imageSize, SQUEEZENET_MIN_SIZE);
+    assert.equal(toConfig(critic(SQUEEZENET_MIN_SIZE)).encoder.imageSize, SQUEEZENET_MIN_SIZE);
     assert.match(
       refusal(() => toConfig(critic(SQUEEZENET_MIN_SIZE - 1))),
-      new RegExp(`model\\.imageSize ${SQUEEZENET_MIN_SIZE - 1} is below ${SQUEEZENET_MIN_SIZE}`),
+      new RegExp(`encoder\\.imageSize ${SQUEEZENET_MIN_SIZE - 1} is below ${SQUEEZENET_MIN_SIZE}`),
     );
     // A ViT has no such floor, nor SMAE, whose perceptual loss reads only the first layers.
     for (const mode of ["pretrain", "smae"]) {
-      assert.equal(toConfig(critic(8, mode)).model.imageSize, 8);
+      assert.equal(toConfig(critic(8, mode)).encoder.imageSize, 8);
     }
     const net = new SqueezeNet(gpu, 1, 2, 0);
     const features = (side: number) =>
@@ -258,3 +364,14 @@ gpuTest(
     net.destroy();
   },
 );
+
+Deno.test("reading a mode's section needs the config narrowed to that mode (the type checker refuses it otherwise)", () => {
+  const c = toConfig({ mode: "pretrain" });
+  // @ts-expect-error: mae is on the pretrain and smae configs only
+  assert.equal(c.mae.maskRatio, 0.75);
+  // @ts-expect-error: pool is on the classifier configs' encoder only
+  assert.equal(c.encoder.pool, undefined);
+  assert.equal(c.mode === "pretrain" || c.mode === "smae" ? c.mae.maskRatio : 0, 0.75);
+  const probe = toConfig({ mode: "probe", init: "p.safetensors" });
+  assert.equal(probe.mode === "probe" ? probe.encoder.pool : undefined, "cls");
+});

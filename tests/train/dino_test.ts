@@ -2,7 +2,7 @@ import { loadTinyImageNet } from "../../src/data/mod.ts";
 import { Classifier } from "../../src/models/classifier.ts";
 import { Dino, LAST_LAYER } from "../../src/models/dino.ts";
 import { adamwRef } from "../../src/ref/adamw.ts";
-import { ConfigError, dinoLocalSize, parseConfig } from "../../src/train/config.ts";
+import { ConfigError, dinoLocalSize, ofMode, parseConfig } from "../../src/train/config.ts";
 import { cosineSchedule, detectCollapse, teacherTemperature } from "../../src/train/tasks/dino.ts";
 import { decodeSafetensors } from "../../src/train/safetensors.ts";
 import { learningRate } from "../../src/train/schedule.ts";
@@ -16,16 +16,19 @@ const MODEL =
   "{ imageSize: 64, channels: 3, patch: 8, width: 32, depth: 1, heads: 2, mlp: 64, dropout: 0.1 }";
 
 function dinoConfig(extra = "") {
-  return parseConfig(`
+  return ofMode(
+    parseConfig(`
 mode: dino
 seed: 42
 data: { dataset: tiny-imagenet, normalize: batch, augment: dino }
-model: ${MODEL}
+encoder: ${MODEL}
 dino: { outDim: 256, hidden: 64, bottleneck: 32, teacherMomentum: 0.99, warmupTeacherTempEpochs: 2 }
 optim: { name: adamw, lr: 1.0e-3, minLr: 1.0e-6, weightDecay: 0.04, betas: [0.9, 0.999], warmupEpochs: 2, epochs: 8, batchSize: 10 }
 checkpointEvery: 1000
 logEvery: 5
-${extra}`);
+${extra}`),
+    "dino",
+  );
 }
 
 Deno.test("DINO schedules: cosine from start to end, teacher temperature warm-up as np.linspace", () => {
@@ -54,13 +57,16 @@ Deno.test("dino configs are validated, naming the file and field", () => {
   );
   // Local crops: their size must be a multiple of the patch (and fit the image).
   const local = (d: string) =>
-    parseConfig(
-      `mode: dino\ndata: { augment: dino }\nmodel: { imageSize: 64, patch: 8 }\ndino: ${d}\n`,
-      "l.yaml",
+    ofMode(
+      parseConfig(
+        `mode: dino\ndata: { augment: dino }\nencoder: { imageSize: 64, patch: 8 }\ndino: ${d}\n`,
+        "l.yaml",
+      ),
+      "dino",
     );
   assertThrows(
     () => local("{ localCrops: 2, localCropSize: 20 }"),
-    "l.yaml: dino.localCropSize 20 is not a multiple of model.patch 8",
+    "l.yaml: dino.localCropSize 20 is not a multiple of encoder.patch 8",
   );
   assertThrows(() => local("{ localCrops: 2, localCropSize: 72 }"), "l.yaml: dino.localCropSize");
   assertThrows(() => local("{ localCrops: 17 }"), "l.yaml: dino.localCrops");
@@ -73,7 +79,7 @@ Deno.test("dino configs are validated, naming the file and field", () => {
   assert.deepEqual(ok.dino.localCropScale, [0.05, 0.4]);
   assert.equal(dinoLocalSize(ok), 32, "default: imageSize / 2");
   assert.equal(
-    dinoLocalSize({ model: { ...ok.model, imageSize: 28, patch: 4 }, dino: ok.dino }),
+    dinoLocalSize({ encoder: { ...ok.encoder, imageSize: 28, patch: 4 }, dino: ok.dino }),
     16,
   );
   assert.equal(dinoLocalSize(local("{ localCrops: 2, localCropSize: 24 }")), 24);
@@ -134,7 +140,7 @@ gpuTest(
 
     // The checkpoint: the teacher under the classifier's encoder names, the student apart.
     const ckpt = decodeSafetensors(await Deno.readFile(s.checkpoint), s.checkpoint).tensors;
-    const enc = Classifier.freshEncoder(gpu, dinoConfig().model, 1);
+    const enc = Classifier.freshEncoder(gpu, dinoConfig().encoder, 1);
     for (const name of enc.params.keys()) {
       assert.ok(ckpt.has(name) && ckpt.has(`student.${name}`), name);
     }
@@ -147,7 +153,7 @@ gpuTest(
 mode: finetune
 seed: 42
 data: { dataset: tiny-imagenet, normalize: imagenet }
-model: ${MODEL}
+encoder: ${MODEL}
 optim: { name: adamw, lr: 0, weightDecay: 0, betas: [0.9, 0.999], warmupEpochs: 0, epochs: 1, batchSize: 10 }
 init: ${s.checkpoint}
 checkpointEvery: 1000
@@ -226,7 +232,7 @@ gpuTest(
 mode: finetune
 seed: 42
 data: { dataset: tiny-imagenet, normalize: imagenet }
-model: ${MODEL}
+encoder: ${MODEL}
 optim: { name: adamw, lr: 0, weightDecay: 0, betas: [0.9, 0.999], warmupEpochs: 0, epochs: 1, batchSize: 10 }
 init: ${s.checkpoint}
 checkpointEvery: 1000
@@ -253,7 +259,7 @@ gpuTest(
     const splits = { train: trainDs, eval: val };
     // The student's initial values: the model is a function of the seed.
     const c0 = dinoConfig();
-    const init = new Dino(gpu, c0.model, c0.dino, c0.seed, c0.dino.teacherInit);
+    const init = new Dino(gpu, c0.encoder, c0.dino, c0.seed, c0.dino.teacherInit);
     const spec = init.student.specs.find((s) => s.name === LAST_LAYER)!;
     assert.ok(spec.decay, `${LAST_LAYER} takes weight decay under AdamW`);
     const p0 = (await init.student.read()).get(LAST_LAYER)!;

@@ -1,5 +1,5 @@
 import { loadTinyImageNet } from "../../src/data/mod.ts";
-import { parseConfig, type TrainConfig } from "../../src/train/config.ts";
+import { ofMode, parseConfig, type TrainConfig } from "../../src/train/config.ts";
 import { decodeSafetensors } from "../../src/train/safetensors.ts";
 import { NonFiniteLossError, train } from "../../src/train/trainer.ts";
 import { assert, assertRejects } from "../_assert.ts";
@@ -18,13 +18,16 @@ async function fixtureSplits() {
 
 /** A tiny model on 64x64 fixture images: patch 8 -> 64 tokens. */
 function tinyConfig(mode: TrainConfig["mode"], extra = ""): TrainConfig {
+  // The MAE objective only for the modes that read it.
+  const mae = mode === "pretrain" || mode === "smae"
+    ? "mae: { decoderWidth: 16, decoderDepth: 1, decoderHeads: 2, decoderMlp: 32, maskRatio: 0.75, masking: random }"
+    : "";
   return parseConfig(`
 mode: ${mode}
 seed: 7
 data: { dataset: tiny-imagenet, normalize: batch }
-model:
-  { imageSize: 64, channels: 3, patch: 8, width: 32, depth: 1, heads: 2, mlp: 64, dropout: 0.1,
-    decoderWidth: 16, decoderDepth: 1, decoderHeads: 2, decoderMlp: 32, maskRatio: 0.75, masking: random }
+encoder: { imageSize: 64, channels: 3, patch: 8, width: 32, depth: 1, heads: 2, mlp: 64, dropout: 0.1 }
+${mae}
 optim: { name: adamw, lr: 2.0e-3, weightDecay: 0.05, betas: [0.9, 0.95], warmupEpochs: 1, epochs: 2, batchSize: 10 }
 checkpointEvery: 1000
 logEvery: 1
@@ -154,8 +157,8 @@ Deno.test("config errors name the file and the field", () => {
   }
   assert.match(msg, /^cfg\.yaml: optim\.lr must be a number in \[0, 10\], got -1/);
   assert.throws(
-    () => parseConfig("mode: pretrain\nmodel: { widht: 3 }\n", "x.yaml"),
-    /x\.yaml: unknown field 'model\.widht'/,
+    () => parseConfig("mode: pretrain\nencoder: { widht: 3 }\n", "x.yaml"),
+    /x\.yaml: unknown field 'encoder\.widht'/,
   );
   assert.throws(
     () => parseConfig("mode: probe\n", "p.yaml"),
@@ -225,10 +228,10 @@ gpuTest(
     await train(tinyConfig("pretrain"), { ...opts, stopAfterSteps: 3 });
     const ckpt = await Deno.readFile(`${out}/checkpoint.safetensors`);
     const metrics = await Deno.readTextFile(`${out}/metrics.jsonl`);
-    const changed = tinyConfig("pretrain");
+    const changed = ofMode(tinyConfig("pretrain"), "pretrain");
     changed.seed = 8;
     changed.optim.lr = 1e-3;
-    changed.model.maskRatio = 0.5;
+    changed.mae.maskRatio = 0.5;
     changed.logEvery = 3; // allowed: it changes no result
     let msg = "";
     await assertRejects(async () => {
@@ -241,7 +244,7 @@ gpuTest(
     }, `--resume: ${out}/checkpoint.safetensors was trained with other settings`);
     assert.match(msg, /seed 7 \(now 8\)/);
     assert.match(msg, /optim\.lr 0\.002 \(now 0\.001\)/);
-    assert.match(msg, /model\.maskRatio 0\.75 \(now 0\.5\)/);
+    assert.match(msg, /mae\.maskRatio 0\.75 \(now 0\.5\)/);
     assert.equal(msg.split(": ")[2].split(";")[0].split(", ").length, 3, "the three fields only");
     assert.deepEqual(await Deno.readFile(`${out}/checkpoint.safetensors`), ckpt, "left as it was");
     assert.equal(await Deno.readTextFile(`${out}/metrics.jsonl`), metrics);
@@ -267,8 +270,8 @@ gpuTest(
     c.optim.warmupEpochs = 0;
     await train(c, { out: pre, gpu, quiet: true, splits });
     const probe = (heads: number) => {
-      const p = tinyConfig("probe", `init: ${pre}/checkpoint.safetensors`);
-      p.model.heads = heads;
+      const p = ofMode(tinyConfig("probe", `init: ${pre}/checkpoint.safetensors`), "probe");
+      p.encoder.heads = heads;
       p.optim.epochs = 1;
       p.optim.warmupEpochs = 0;
       return p;

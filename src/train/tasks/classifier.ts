@@ -14,7 +14,7 @@ import { DropoutContext } from "../../nn.ts";
 import { crossEntropy } from "../../ops/loss.ts";
 import { noGrad } from "../../tape.ts";
 import { type Tensor, tensor, tidy } from "../../tensor.ts";
-import type { TrainConfig } from "../config.ts";
+import type { ClassifierConfig, TrainConfig } from "../config.ts";
 import { augmentFor, evalLoader } from "../data.ts";
 import type { TrainTask } from "../loop.ts";
 import { readCheckpoint } from "../safetensors.ts";
@@ -55,14 +55,18 @@ export async function evaluateAccuracy(
 }
 
 /** The classifier of a config: fresh (scratch) or on the encoder of `init` (probe, finetune). */
-async function buildClassifier(c: TrainConfig, gpu: Gpu, classes: number): Promise<Classifier> {
+async function buildClassifier(
+  c: ClassifierConfig,
+  gpu: Gpu,
+  classes: number,
+): Promise<Classifier> {
   if (c.mode === "scratch") {
-    return new Classifier(gpu, c.model, classes, c.seed, undefined, c.model.pool);
+    return new Classifier(gpu, c.encoder, classes, c.seed, undefined, c.encoder.pool);
   }
-  const enc = Classifier.freshEncoder(gpu, c.model, c.seed);
+  const enc = Classifier.freshEncoder(gpu, c.encoder, c.seed);
   const file = c.init!;
   // The encoder's architecture must be the one trained; dropout and the heads may differ.
-  const { imageSize, channels, patch, width, depth, heads, mlp } = c.model;
+  const { imageSize, channels, patch, width, depth, heads, mlp } = c.encoder;
   const { tensors } = await readCheckpoint(file, "init", {
     imageSize,
     channels,
@@ -77,14 +81,14 @@ async function buildClassifier(c: TrainConfig, gpu: Gpu, classes: number): Promi
     `init checkpoint ${file}`,
     "was it a pretrain of this model?",
   );
-  return new Classifier(gpu, c.model, classes, c.seed, enc, c.model.pool);
+  return new Classifier(gpu, c.encoder, classes, c.seed, enc, c.encoder.pool);
 }
 
 const BN = ["bn.running_mean", "bn.running_var"] as const;
 
 /** Modes probe, finetune and scratch. */
 export async function classifierTask(
-  c: TrainConfig,
+  c: ClassifierConfig,
   gpu: Gpu,
   train: ImageDataset,
 ): Promise<TrainTask> {
@@ -99,7 +103,7 @@ export async function classifierTask(
     checkpointHint: "another model or config?",
     forward(batch, at) {
       const [images, labels] = batchTensors(gpu, batch);
-      const drop = new DropoutContext(true, probe ? 0 : c.model.dropout, c.seed, at.step);
+      const drop = new DropoutContext(true, probe ? 0 : c.encoder.dropout, c.seed, at.step);
       return { loss: crossEntropy(clf.forward(images, drop), labels) };
     },
     evaluate: (ds) => evaluateAccuracy(c, ds, gpu, (x, drop) => clf.forward(x, drop)),

@@ -42,7 +42,7 @@ import { centerUpdate, emaUpdate } from "../../ops/ema.ts";
 import { GradClipper } from "../../optim.ts";
 import { noGrad } from "../../tape.ts";
 import { tensor, tidy } from "../../tensor.ts";
-import { dinoLocalSize, type TrainConfig } from "../config.ts";
+import { dinoLocalSize, type DinoRunConfig } from "../config.ts";
 import { evalLoader } from "../data.ts";
 import type { TrainTask } from "../loop.ts";
 
@@ -86,7 +86,7 @@ function swapViews(images: Float32Array): Float32Array {
 
 /** Held-out teacher entropy (one unaugmented view, the final centre and temperature). */
 async function evaluateDino(
-  c: TrainConfig,
+  c: DinoRunConfig,
   m: Dino,
   ds: ImageDataset,
   temp: number,
@@ -119,9 +119,9 @@ async function evaluateDino(
 }
 
 /** Mode dino: the student trains, the teacher follows by EMA; both are checkpointed. */
-export function dinoTask(c: TrainConfig, gpu: Gpu): Promise<TrainTask> {
+export function dinoTask(c: DinoRunConfig, gpu: Gpu): Promise<TrainTask> {
   const d = c.dino;
-  const model = new Dino(gpu, c.model, d, c.seed, d.teacherInit);
+  const model = new Dino(gpu, c.encoder, d, c.seed, d.teacherInit);
   const clipper = d.clipGrad > 0 ? new GradClipper(model.student, d.clipGrad) : null;
   const logK = Math.log(d.outDim);
   const temperature = (epoch: number) =>
@@ -132,7 +132,7 @@ export function dinoTask(c: TrainConfig, gpu: Gpu): Promise<TrainTask> {
     saved: [["", model.teacher], ["student.", model.student]],
     trainable: [model.student],
     augment: {
-      dino: dinoAugment(c.model.imageSize, {
+      dino: dinoAugment(c.encoder.imageSize, {
         crops: d.localCrops,
         size: dinoLocalSize(c),
         scale: d.localCropScale,
@@ -159,7 +159,7 @@ export function dinoTask(c: TrainConfig, gpu: Gpu): Promise<TrainTask> {
         d.centering ? model.centre : null,
         temperature(epoch),
       );
-      const drop = new DropoutContext(true, c.model.dropout, c.seed, step);
+      const drop = new DropoutContext(true, c.encoder.dropout, c.seed, step);
       const studentOut = model.forward(model.student, views, drop);
       const localOut = batch.local
         ? model.forward(model.student, tensor(gpu, batch.local.images, batch.local.shape), drop)

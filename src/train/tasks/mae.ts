@@ -12,13 +12,13 @@ import { mse } from "../../ops/loss.ts";
 import { Rng } from "../../rng.ts";
 import { noGrad } from "../../tape.ts";
 import { type Tensor, tensor, tidy } from "../../tensor.ts";
-import type { TrainConfig } from "../config.ts";
+import type { MaeRunConfig, PretrainConfig, TrainConfig } from "../config.ts";
 import { augmentFor, evalLoader } from "../data.ts";
 import type { TrainTask } from "../loop.ts";
 
 /** The MAE of a config (its seed's initialisation). */
-export function buildMae(c: TrainConfig, gpu: Gpu): Mae {
-  return new Mae(gpu, { ...c.model, encoder: c.model }, c.seed);
+export function buildMae(c: MaeRunConfig, gpu: Gpu): Mae {
+  return new Mae(gpu, { ...c.mae, encoder: c.encoder }, c.seed);
 }
 
 /** The masking of global step `step`: a function of the seed and the step. */
@@ -72,7 +72,7 @@ export async function evaluateMae(
 }
 
 /** Mode pretrain. */
-export function pretrainTask(c: TrainConfig, gpu: Gpu): Promise<TrainTask> {
+export function pretrainTask(c: PretrainConfig, gpu: Gpu): Promise<TrainTask> {
   const mae = buildMae(c, gpu);
   return Promise.resolve({
     saved: mae.stores.map((s) => ["", s] as const),
@@ -81,7 +81,7 @@ export function pretrainTask(c: TrainConfig, gpu: Gpu): Promise<TrainTask> {
     checkpointHint: "another model or config?",
     forward(batch, at) {
       const images = tensor(gpu, batch.images, batch.shape);
-      const drop = new DropoutContext(true, c.model.dropout, c.seed, at.step);
+      const drop = new DropoutContext(true, c.encoder.dropout, c.seed, at.step);
       return { loss: mae.forward(images, stepMasking(c, mae, at.step, batch.shape[0]), drop).loss };
     },
     evaluate: (ds) => evaluateMae(c, mae, ds, gpu),

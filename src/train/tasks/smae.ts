@@ -11,23 +11,23 @@ import { Critic, LossBalance, smaeTerms } from "../../models/smae.ts";
 import { imagePatches } from "../../models/vit.ts";
 import { DropoutContext } from "../../nn.ts";
 import { tensor } from "../../tensor.ts";
-import type { TrainConfig } from "../config.ts";
+import type { SmaeRunConfig } from "../config.ts";
 import { augmentFor } from "../data.ts";
 import type { TrainTask } from "../loop.ts";
 import { readCheckpoint } from "../safetensors.ts";
 import { buildMae, evaluateMae, stepMasking } from "./mae.ts";
 
 /** The frozen SMAE critic from a checkpoint written by mode `critic`. */
-async function loadCritic(c: TrainConfig, gpu: Gpu): Promise<Critic> {
+async function loadCritic(c: SmaeRunConfig, gpu: Gpu): Promise<Critic> {
   const file = c.critic!;
-  const { tensors } = await readCheckpoint(file, "critic", { channels: c.model.channels });
+  const { tensors } = await readCheckpoint(file, "critic", { channels: c.encoder.channels });
   const values = new Map<string, Float32Array>();
   for (const [name, t] of tensors) values.set(name, t.data as Float32Array);
-  return Critic.fromValues(gpu, c.model.channels, values, c.smae.scaling === "code", file);
+  return Critic.fromValues(gpu, c.encoder.channels, values, c.smae.scaling === "code", file);
 }
 
 /** Mode smae. */
-export async function smaeTask(c: TrainConfig, gpu: Gpu): Promise<TrainTask> {
+export async function smaeTask(c: SmaeRunConfig, gpu: Gpu): Promise<TrainTask> {
   const mae = buildMae(c, gpu);
   const critic = await loadCritic(c, gpu);
   const balance = new LossBalance(c.smae);
@@ -38,11 +38,11 @@ export async function smaeTask(c: TrainConfig, gpu: Gpu): Promise<TrainTask> {
     checkpointHint: "another model or config?",
     async forward(batch, at) {
       const images = tensor(gpu, batch.images, batch.shape);
-      const drop = new DropoutContext(true, c.model.dropout, c.seed, at.step);
+      const drop = new DropoutContext(true, c.encoder.dropout, c.seed, at.step);
       const masking = stepMasking(c, mae, at.step, batch.shape[0]);
-      const patches = imagePatches(c.model, images);
+      const patches = imagePatches(c.encoder, images);
       const pred = mae.reconstruct(patches, masking, drop);
-      const terms = smaeTerms(critic, c.model, images, pred, mae.target(patches));
+      const terms = smaeTerms(critic, c.encoder, images, pred, mae.target(patches));
       if (balance.calibrating) {
         balance.calibrate(await terms.pixel.item(), await terms.perceptual.item());
       }
@@ -51,7 +51,7 @@ export async function smaeTask(c: TrainConfig, gpu: Gpu): Promise<TrainTask> {
     // Also its own terms, unscaled: MSE over all patches and the perceptual MSE.
     evaluate: (ds) =>
       evaluateMae(c, mae, ds, gpu, (images, out) => {
-        const t = smaeTerms(critic, c.model, images, out.pred, out.target);
+        const t = smaeTerms(critic, c.encoder, images, out.pred, out.target);
         return { mse_all: t.pixel, perceptual: t.perceptual };
       }),
     saveState: () =>
