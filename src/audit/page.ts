@@ -134,12 +134,7 @@ export async function runPage(loaders: Loaders): Promise<void> {
     });
     const report: AuditReport = auditReport(
       `chrome ${/Chrome\/([\d.]+)/.exec(navigator.userAgent)?.[1] ?? navigator.userAgent} (dawn)`,
-      {
-        description: a.description,
-        vendor: a.vendor,
-        architecture: a.architecture,
-        software: a.software,
-      },
+      a,
       t0,
       op,
       results,

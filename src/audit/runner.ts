@@ -172,9 +172,10 @@ export function auditReport(
   filter: string | null,
   tests: AuditTestResult[],
 ): AuditReport {
+  const { description, vendor, architecture, software } = adapter;
   return {
     engine,
-    adapter,
+    adapter: { description, vendor, architecture, software },
     started: new Date(Date.now() - (performance.now() - started)).toISOString(),
     seconds: (performance.now() - started) / 1000,
     filter,

@@ -68,15 +68,9 @@ async function auditDeno(op: string | null): Promise<AuditReport> {
   const results = await runTests(tests, (r, i, n) => {
     console.error(`audit: ${i + 1}/${n} ${r.status} ${r.file}: ${r.name}`);
   });
-  const a = gpu.adapter;
   return auditReport(
     `deno ${Deno.version.deno} (wgpu)`,
-    {
-      description: a.description,
-      vendor: a.vendor,
-      architecture: a.architecture,
-      software: a.software,
-    },
+    gpu.adapter,
     t0,
     op,
     results,
