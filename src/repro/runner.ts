@@ -21,7 +21,14 @@ import { inferenceTimes, smaeTimes } from "../train/timing.ts";
 import { train, type TrainSummary } from "../train/trainer.ts";
 import type { Results } from "./claims.ts";
 import { lockDir } from "./lock.ts";
-import { experimentConfig, experimentConfigs, planFor, withDependencies } from "./experiments.ts";
+import { DATASET_SIZES, flopsPerImage, formatDuration, kindOf, modelShape } from "./estimate.ts";
+import {
+  type ExperimentConfig,
+  experimentConfig,
+  experimentConfigs,
+  planFor,
+  withDependencies,
+} from "./experiments.ts";
 import { type LevelJob, MissingDependencyError } from "./level_run.ts";
 import type { Profile } from "./profiles.ts";
 
@@ -223,7 +230,8 @@ async function runLocked(
   if (o.shard) fams = fams.filter((_, i) => i % o.shard!.count === o.shard!.index);
   const order = fams.flat();
   // Every run's config is checked before any data is read or anything written.
-  for (const seed of o.seeds) experimentConfigs(order, o.profile, seed);
+  const planned = o.seeds.map((seed) => experimentConfigs(order, o.profile, seed));
+  const progress = new Progress(planned.flatMap((byId) => order.map((id) => byId[id])), o.log);
   const results: Results = new Map();
   const runs: RunRecord[] = [];
   const splitCache = new Map<string, Promise<{ splits: Splits; checksum: string }>>();
@@ -270,6 +278,7 @@ async function runLocked(
     const metrics: Record<string, unknown>[] = [];
     for (const seed of o.seeds) {
       const t0 = performance.now();
+      progress.start(id, seed);
       let initKey = "", criticKey = "";
       const c = experimentConfig(o.profile, id, seed, (dep, role) => {
         const k = keys.get(`${dep}@${seed}`);
@@ -287,6 +296,7 @@ async function runLocked(
           ? await smaeTimes(c, splits.eval, o.gpu)
           : await inferenceTimes(c, splits.eval, o.gpu);
         metrics.push({ ...t });
+        progress.done(c, performance.now() - t0, false);
         runs.push({
           experiment: id,
           seed,
@@ -332,6 +342,7 @@ async function runLocked(
         ev.mse_ratio = ev.mse / ev.mse_zero_predictor;
       }
       metrics.push({ ...summary, dir });
+      progress.done(c, performance.now() - t0, cached);
       runs.push({
         experiment: id,
         seed,
@@ -344,4 +355,50 @@ async function runLocked(
     results.set(id, { seeds: o.seeds, metrics });
   }
   return { results, runs };
+}
+
+/**
+ * "experiment i of N" lines and the study's remaining time: the work left
+ * (images x epochs x FLOPs per image of each remaining config) at the speed
+ * this run has shown so far. Cached entries count as work, so it errs long.
+ */
+class Progress {
+  #total: number;
+  #index = 0;
+  #left: number;
+  #work = 0;
+  #ms = 0;
+  constructor(readonly configs: ExperimentConfig[], readonly log: (line: string) => void) {
+    const runs = configs.filter((c): c is TrainConfig => !("notrun" in c));
+    this.#total = runs.length;
+    this.#left = runs.reduce((a, c) => a + Progress.work(c), 0);
+  }
+
+  /** Planned work; a wrong image count (fixtures) scales every experiment of a dataset alike. */
+  static work(c: TrainConfig): number {
+    const n = c.data.trainLimit || DATASET_SIZES[c.data.dataset].train;
+    return n * c.optim.epochs * flopsPerImage(kindOf(c.mode), modelShape(c));
+  }
+
+  start(id: string, seed: number): void {
+    this.#index++;
+    this.log(`experiment ${this.#index} of ${this.#total}: ${id} (seed ${seed})`);
+  }
+
+  done(c: TrainConfig, ms: number, cached: boolean): void {
+    const work = Progress.work(c);
+    this.#left = Math.max(0, this.#left - work);
+    if (!cached) {
+      this.#work += work;
+      this.#ms += ms;
+    }
+    if (this.#index < this.#total && this.#work > 0) {
+      const eta = this.#left * (this.#ms / this.#work) / 1000;
+      this.log(
+        `${this.#index} of ${this.#total} done; about ${
+          formatDuration(eta)
+        } left at this run's speed`,
+      );
+    }
+  }
 }

@@ -30,6 +30,12 @@ Deno.test({
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /^repro tin: profile smoke — chosen with --profile/);
     assert.match(r.stdout, /claim +paper +ours +tolerance +verdict/);
+    // Progress: experiment i of N, and the study's remaining time after each run.
+    const starts = [...r.stderr.matchAll(/experiment (\d+) of (\d+): /g)];
+    assert.ok(starts.length > 1, r.stderr);
+    assert.deepEqual(starts.map((m) => Number(m[1])), starts.map((_, i) => i + 1));
+    assert.ok(starts.every((m) => m[2] === starts[0][2]));
+    assert.match(r.stderr, /1 of \d+ done; about \S+ left at this run's speed/);
     const report = JSON.parse(await Deno.readTextFile(`${out}/claims.json`));
     assert.equal(report.profile, "smoke");
     const checked = (report.claims as ClaimJson[]).filter((c) => c.verdict !== "not run");
