@@ -52,10 +52,22 @@ gpuTest(
   async (gpu) => {
     // Widths up to LAYERNORM_ROW_PER_THREAD_MAX_COLS take the row-per-invocation
     // kernels, wider ones (1031, 1500) the row-per-workgroup kernels.
-    const shapes = [[1, 1], [1, 256], [3, 37], [5, 53], [65, 48], [130, 128], [17, 300], [
-      128 * 65,
-      256,
-    ], [3, 1031], [40, 1500], [1, 1024]];
+    const shapes = [
+      [1, 1],
+      [1, 256],
+      [3, 37],
+      [5, 53],
+      [65, 48],
+      [130, 128],
+      [17, 300],
+      [
+        128 * 65,
+        256,
+      ],
+      [3, 1031],
+      [40, 1500],
+      [1, 1024],
+    ];
     for (const [rows, cols] of shapes) {
       await check(gpu, rand(rows * 31 + cols, rows * cols, -3, 3), rows, cols, `${rows}x${cols}`);
     }
