@@ -31,7 +31,7 @@ import {
   tfMatmulGflops,
   tfSoftmaxGBs,
 } from "./peer_tfjs.ts";
-import { benchTrainSteps } from "./train_step.ts";
+import { benchTrainSteps, torchTrainSteps } from "./train_step.ts";
 
 /** One benchmark case: our measurement and, where it has one, the peer's. */
 interface Case {
@@ -105,7 +105,7 @@ interface Suite {
     gpu: Gpu,
     o: QueuedTimingOptions,
     peerOk: boolean,
-    trainBatch: number,
+    trainBatches: number[],
   ) => Promise<BenchRow[]>;
 }
 
@@ -161,15 +161,30 @@ const SUITES: Suite[] = [
   },
   {
     name: "train",
-    run: async (gpu, o, _peerOk, batch) => {
+    run: async (gpu, o, _peerOk, batches) => {
       const mm = CASES.find((c) => c.shape === "1024x1024x1024")!;
       const matmulGflops = await mm.ours(gpu, o);
       const rows: BenchRow[] = [];
-      for (const r of await benchTrainSteps(gpu, batch)) {
+      for (const batch of batches) {
         const shape = `ViT-Lite-7/4 64x64 b${batch}`;
-        rows.push(row(r.name, shape, r.imagesPerSecond, null, "images/s"));
-        // Efficiency: the step's achieved FLOP/s over our own 1024^3 matmul's.
-        rows.push(row(`${r.name} efficiency`, shape, r.gflops / matmulGflops, null, "x matmul"));
+        const ours = await benchTrainSteps(gpu, batch);
+        for (const r of ours) {
+          rows.push(row(r.name, shape, r.imagesPerSecond, null, "images/s"));
+          // Efficiency: the step's achieved FLOP/s over our own 1024^3 matmul's.
+          rows.push(row(`${r.name} efficiency`, shape, r.gflops / matmulGflops, null, "x matmul"));
+        }
+        // The same steps in PyTorch on the CPU: peer = PyTorch images/s, ratio = ours / PyTorch.
+        const torch = await torchTrainSteps(batch);
+        if ("skipped" in torch) {
+          console.error(`bench: PyTorch rows skipped: ${torch.skipped}`);
+          continue;
+        }
+        for (const t of torch) {
+          const mine = ours.find((r) => r.name === t.name)!;
+          rows.push(
+            row(`${t.name} vs pytorch`, shape, mine.imagesPerSecond, t.imagesPerSecond, "images/s"),
+          );
+        }
       }
       return rows;
     },
@@ -183,7 +198,7 @@ export const NAMES = [...new Set([...CASES.map((c) => c.name), ...SUITES.map((s)
 export async function runBench(
   only: string[] | null,
   opts: QueuedTimingOptions,
-  trainBatch: number,
+  trainBatches: number[],
   onRow: (r: BenchRow) => void,
 ): Promise<BenchRow[]> {
   const gpu = await openGpu();
@@ -199,7 +214,7 @@ export async function runBench(
     emit(row(c.name, c.shape, ours, peer, c.unit));
   }
   for (const s of SUITES.filter((s) => !only || only.includes(s.name))) {
-    for (const r of await s.run(gpu, opts, peerOk, trainBatch)) emit(r);
+    for (const r of await s.run(gpu, opts, peerOk, trainBatches)) emit(r);
   }
   return rows;
 }
@@ -212,7 +227,7 @@ function formatRow(r: BenchRow): string {
 }
 
 if (import.meta.main) {
-  const help = `usage: deno task bench [--json] [--only NAME[,NAME]] [--quick] [--train-batch N]
+  const help = `usage: deno task bench [--json] [--only NAME[,NAME]] [--quick] [--train-batch N[,N]]
 
 Measures each kernel and the same work in TensorFlow.js's WebGPU backend on
 the same adapter (ratio = ours / tfjs), the data loader, and one MAE and one
@@ -221,24 +236,28 @@ fine-tuning step of ViT-Lite-7/4 (images/s, and achieved FLOP/s over our
 --json          one JSON object per line: {name, shape, ours, peer, unit, ratio}
 --only NAMES    only these cases (comma-separated)
 --quick         shorter timing windows (noisier)
---train-batch   batch of the training-step rows (default 128, the paper's)
+--train-batch   batches of the training-step rows, comma-separated (default 32,128;
+                128 is the paper's); each also runs in PyTorch on the CPU when
+                /usr/bin/python3 can import torch (ratio = ours / PyTorch)
 -h, --help      this text`;
   const { values } = parseFlags("bench", Deno.args, {
     json: { type: "boolean", default: false },
     only: { type: "string" },
     quick: { type: "boolean", default: false },
-    "train-batch": { type: "string", default: "128" },
+    "train-batch": { type: "string", default: "32,128" },
   }, help);
   const only: string[] | null = values.only?.split(",") ?? null;
   const unknown = only?.filter((n: string) => !NAMES.includes(n)) ?? [];
   if (unknown.length) {
     usageExit("bench", `unknown case ${unknown.join(", ")}; known: ${NAMES.join(", ")}`, help);
   }
-  const trainBatch = /^\d+$/.test(values["train-batch"]) ? Number(values["train-batch"]) : NaN;
-  if (!(trainBatch >= 1)) {
+  const trainBatches = (values["train-batch"] as string).split(",").map((b: string) =>
+    /^\d+$/.test(b) ? Number(b) : NaN
+  );
+  if (!trainBatches.every((b: number) => b >= 1)) {
     usageExit(
       "bench",
-      `--train-batch must be an integer >= 1, got '${values["train-batch"]}'`,
+      `--train-batch must be integers >= 1 separated by commas, got '${values["train-batch"]}'`,
       help,
     );
   }
@@ -253,7 +272,7 @@ fine-tuning step of ViT-Lite-7/4 (images/s, and achieved FLOP/s over our
   await runBench(
     only,
     opts,
-    trainBatch,
+    trainBatches,
     (r) => console.log(values.json ? JSON.stringify(r) : formatRow(r)),
   );
 }

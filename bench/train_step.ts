@@ -2,7 +2,9 @@
  * One MAE pre-training step and one fine-tuning step of ViT-Lite-7/4 on
  * 64x64 inputs, in images/s, with the step's achieved FLOP/s (counted from
  * the architecture) divided by our own 1024^3 matmul's FLOP/s on the same
- * adapter: the training efficiency.
+ * adapter: the training efficiency. {@link torchTrainSteps} runs the same
+ * steps in PyTorch on the CPU (bench/torch_train_step.py) for the ratio
+ * ours / PyTorch; it is skipped, with its reason, where torch is missing.
  * @module
  */
 
@@ -108,4 +110,47 @@ export async function benchTrainSteps(
   images.dispose();
   labels.dispose();
   return out;
+}
+
+/** One step of the same model in PyTorch on the CPU (bench/torch_train_step.py). */
+export interface TorchStep {
+  name: string;
+  batch: number;
+  imagesPerSecond: number;
+}
+
+/**
+ * Runs bench/torch_train_step.py (2 threads, OMP_WAIT_POLICY=PASSIVE) at
+ * `batch`; returns its steps, or a reason when PyTorch cannot be run.
+ */
+export async function torchTrainSteps(
+  batch: number,
+  python = "/usr/bin/python3",
+): Promise<TorchStep[] | { skipped: string }> {
+  const script = new URL("./torch_train_step.py", import.meta.url).pathname;
+  let out: Deno.CommandOutput;
+  try {
+    const probe = await new Deno.Command(python, { args: ["-c", "import torch"], stderr: "null" })
+      .output();
+    if (!probe.success) {
+      return {
+        skipped:
+          `${python} cannot import torch (apt-get install python3-torch libopenblas0-openmp)`,
+      };
+    }
+    out = await new Deno.Command(python, {
+      args: [script, "--batch", String(batch), "--threads", "2"],
+      env: { OMP_WAIT_POLICY: "PASSIVE" },
+      stderr: "piped",
+    }).output();
+  } catch (e) {
+    return { skipped: `${python} could not be run: ${(e as Error).message}` };
+  }
+  if (!out.success) {
+    return { skipped: `${script} failed: ${new TextDecoder().decode(out.stderr).slice(-300)}` };
+  }
+  return new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => {
+    const r = JSON.parse(l);
+    return { name: r.name, batch: r.batch, imagesPerSecond: r.images_per_second };
+  });
 }

@@ -17,7 +17,12 @@
 // recomputes u the same way from the saved shift; the variance is two-pass. A constant
 // row gives u = 0, var 0 and y = bias exactly. No atomics: each backward workgroup owns one block of rows and writes its
 // own partial row; the params pass then sums the blocks in a fixed order.
-// Forward: one workgroup of 64 threads per row (strided loops over cols, tree reductions);
+// Rows of up to 1024 columns (src/ops/layernorm.ts) take the barrier-free twins below:
+//   layernorm_forward_rows / layernorm_backward_rows: one invocation per row (dx only),
+//   workgroup 64, grid (x, y), x * y * 64 >= rows;
+//   layernorm_backward_partial_cols: partial as above, one invocation per (column, block),
+//   workgroup 64, grid (ceil(cols / 64), blocks); then layernorm_backward_params.
+// Wider rows: forward one workgroup of 64 threads per row (strided loops over cols, tree reductions);
 // grid (x, y), x * y >= rows. Backward: one workgroup of 64 threads per block of
 // rows_per_block rows; grid (x, y), x * y >= blocks. Params: one thread per (column, w|b),
 // workgroup 256, grid (x, y), x * y * 256 >= 2 cols.
@@ -121,4 +126,77 @@ fn layernorm_backward_params(@builtin(workgroup_id) w: vec3u, @builtin(num_workg
   var s = 0.0;
   for (var b = 0u; b < p.blocks; b++) { s += partial[(2u * b + which) * p.cols + c]; }
   if (which == 0u) { dweight[c] += s; } else { dbias[c] += s; }
+}
+
+// ---- one row per invocation (no barriers), for narrow rows ----
+// Same arithmetic as above, each sum run serially by the row's own thread.
+
+@compute @workgroup_size(64)
+fn layernorm_forward_rows(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let row = (w.y * g.x + w.x) * 64u + l.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  let n = f32(p.cols);
+  let x0 = x[base];
+  var s = 0.0;
+  for (var c = 0u; c < p.cols; c++) { s += x[base + c] - x0; }
+  let m = s / n;
+  var q = 0.0;
+  for (var c = 0u; c < p.cols; c++) {
+    let d = (x[base + c] - x0) - m;
+    q += d * d;
+  }
+  let r = inverseSqrt(q / n + p.eps);
+  for (var c = 0u; c < p.cols; c++) {
+    y[base + c] = ((x[base + c] - x0) - m) * r * weight[c] + bias[c];
+  }
+  shift_out[row] = m;
+  rstd_out[row] = r;
+}
+
+// dx only; the weight and bias gradients come from layernorm_backward_partial_cols.
+@compute @workgroup_size(64)
+fn layernorm_backward_rows(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let row = (w.y * g.x + w.x) * 64u + l.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  let n = f32(p.cols);
+  let x0 = x[base];
+  let m = shift[row];
+  let r = rstd[row];
+  var s = vec2f(0.0);
+  for (var c = 0u; c < p.cols; c++) {
+    let gy = weight[c] * dy[base + c];
+    s += vec2f(gy, gy * ((x[base + c] - x0) - m) * r);
+  }
+  s = s / n;
+  for (var c = 0u; c < p.cols; c++) {
+    let xhat = ((x[base + c] - x0) - m) * r;
+    dx[base + c] += r * (weight[c] * dy[base + c] - s.x - xhat * s.y);
+  }
+}
+
+// partial[b, 0, c] = sum over the rows of block b of dy xhat, partial[b, 1, c] = of dy;
+// one thread per (column, block): grid (ceil(cols / 64), blocks). Binds (x, shift, rstd, dy, partial).
+@group(0) @binding(2) var<storage, read> pc_shift: array<f32>;
+@group(0) @binding(3) var<storage, read> pc_rstd: array<f32>;
+@group(0) @binding(4) var<storage, read> pc_dy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pc_partial: array<f32>;
+
+@compute @workgroup_size(64)
+fn layernorm_backward_partial_cols(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let c = w.x * 64u + l.x;
+  let block = w.y;
+  if (c >= p.cols || block >= p.blocks) { return; }
+  let first = block * p.rows_per_block;
+  let last = min(p.rows, first + p.rows_per_block);
+  var s = vec2f(0.0);
+  for (var row = first; row < last; row++) {
+    let base = row * p.cols;
+    let d = pc_dy[base + c];
+    s += vec2f(d * (((x[base + c] - x[base]) - pc_shift[row]) * pc_rstd[row]), d);
+  }
+  let pw = 2u * block * p.cols;
+  pc_partial[pw + c] = s.x;
+  pc_partial[pw + p.cols + c] = s.y;
 }

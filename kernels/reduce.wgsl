@@ -4,15 +4,17 @@
 // (outer, inner).
 //   sum_axis_forward:  dst[o, i] = scale * sum_a src[o, a, i] + beta * dst[o, i]
 //   sum_axis_backward: dst[o, a, i] += scale * src[o, i]   (src = dy, dst = dx)
-//   sum_axis_wide_forward: the same sum for long axes: one workgroup per output
-//                      element, 256 threads striding the axis, then a tree.
+//   sum_axis_blocks:   part[o, b, i] = sum over a in block b (rows_per_block rows) of src[o, a, i];
+//                      a long axis is summed as blocks, then sum_axis_forward over the blocks.
 // beta is 0 or 1 (1 accumulates, as gradient buffers need).
 // Why two forwards: llvmpipe stops any shader loop after 65535 iterations
 // (measured: a one-thread sum of 70000 ones returned 65535), so a long axis
 // must be split across threads; a short one is cheaper with a thread per output.
-// The launcher picks the wide form for axes longer than 1024.
-// Workgroup 256; grid (x, y) with x * y >= ceil(count / 256) (thread per
-// element) or >= outer * inner (wide form), x <= 65535.
+// The launcher takes the blocks for axes longer than 1024: a thread per
+// (output, block) with neighbouring threads on neighbouring columns and no
+// barriers (a workgroup tree per output ran far slower on llvmpipe).
+// Workgroup 256; grid (x, y) with x * y >= ceil(threads / 256), thread per
+// output element (or per output element and block), x <= 65535.
 
 struct Params {
   outer: u32,
@@ -51,34 +53,35 @@ fn sum_axis_forward(
   dst[id] = v;
 }
 
-var<workgroup> partial: array<f32, 256>;
+struct BlockParams {
+  outer: u32,
+  axis: u32,
+  inner: u32,
+  rows_per_block: u32,
+  blocks: u32,
+}
+@group(0) @binding(0) var<uniform> bp: BlockParams;
 
 @compute @workgroup_size(256)
-fn sum_axis_wide_forward(
+fn sum_axis_blocks(
   @builtin(workgroup_id) wid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
   @builtin(local_invocation_id) lid: vec3u,
 ) {
-  let id = wid.y * nwg.x + wid.x;
-  // Whole workgroups leave together, so the barriers below stay uniform.
-  if (id >= p.outer * p.inner) { return; }
-  let o = id / p.inner;
-  let i = id % p.inner;
+  let id = flat_id(wid, nwg, lid);
+  if (id >= bp.outer * bp.blocks * bp.inner) { return; }
+  let i = id % bp.inner;
+  let b = (id / bp.inner) % bp.blocks;
+  let o = id / (bp.inner * bp.blocks);
+  let first = b * bp.rows_per_block;
+  let last = min(bp.axis, first + bp.rows_per_block);
   var s = 0.0;
-  for (var a = lid.x; a < p.axis; a += 256u) {
-    s += src[(o * p.axis + a) * p.inner + i];
+  var at = (o * bp.axis + first) * bp.inner + i;
+  for (var a = first; a < last; a++) {
+    s += src[at];
+    at += bp.inner;
   }
-  partial[lid.x] = s;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (lid.x < k) { partial[lid.x] += partial[lid.x + k]; }
-    workgroupBarrier();
-  }
-  if (lid.x == 0u) {
-    var v = p.scale * partial[0];
-    if (p.beta != 0.0) { v += p.beta * dst[id]; }
-    dst[id] = v;
-  }
+  dst[id] = s;
 }
 
 @compute @workgroup_size(256)

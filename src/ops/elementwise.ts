@@ -39,24 +39,34 @@ const DROPOUT = {
 function spec<L extends ParamLayout>(entry: string, params: L): KernelSpec<L> {
   return { source: SOURCE, entry, params, workgroup: [256] };
 }
-const ADD_FORWARD = spec("add_forward", AFFINE);
-const ADD_BACKWARD = spec("add_backward", AFFINE);
-const SCALE_FORWARD = spec("scale_forward", AFFINE);
-const MUL_FORWARD = spec("mul_forward", COUNT);
-const MUL_BACKWARD = spec("mul_backward", COUNT);
-const BIAS_ADD_FORWARD = spec("bias_add_forward", BIAS_ADD);
-const RELU_FORWARD = spec("relu_forward", COUNT);
-const RELU_BACKWARD = spec("relu_backward", COUNT);
-const GELU_FORWARD = spec("gelu_forward", COUNT);
-const GELU_BACKWARD = spec("gelu_backward", COUNT);
-const DROPOUT_FORWARD = spec("dropout_forward", DROPOUT);
-const DROPOUT_BACKWARD = spec("dropout_backward", DROPOUT);
+/** A scalar kernel and its vec4 twin (same bindings viewed as vec4f), used when sizes allow. */
+interface Pair<L extends ParamLayout> {
+  scalar: KernelSpec<L>;
+  vec4: KernelSpec<L>;
+}
+function pair<L extends ParamLayout>(entry: string, params: L): Pair<L> {
+  return { scalar: spec(entry, params), vec4: spec(`${entry}_vec4`, params) };
+}
+const ADD_FORWARD = pair("add_forward", AFFINE);
+const ADD_BACKWARD = pair("add_backward", AFFINE);
+const SCALE_FORWARD = pair("scale_forward", AFFINE);
+const MUL_FORWARD = pair("mul_forward", COUNT);
+const MUL_BACKWARD = pair("mul_backward", COUNT);
+const BIAS_ADD_FORWARD = pair("bias_add_forward", BIAS_ADD);
+const RELU_FORWARD = pair("relu_forward", COUNT);
+const RELU_BACKWARD = pair("relu_backward", COUNT);
+const GELU_FORWARD = pair("gelu_forward", COUNT);
+const GELU_BACKWARD = pair("gelu_backward", COUNT);
+const DROPOUT_FORWARD = pair("dropout_forward", DROPOUT);
+const DROPOUT_BACKWARD = pair("dropout_backward", DROPOUT);
+const both = <L extends ParamLayout>(...pairs: Pair<L>[]) =>
+  pairs.flatMap((p) => [p.scalar, p.vec4]);
 
 /** The pointwise ops: kernels, f64 references and tolerances. */
 export const ELEMENTWISE_OPS = {
   add: {
     kind: "differentiable",
-    kernels: [ADD_FORWARD, ADD_BACKWARD, SCALE_FORWARD],
+    kernels: [...both<typeof AFFINE>(ADD_FORWARD, ADD_BACKWARD, SCALE_FORWARD)],
     // add, sub and scale are one rule, alpha a + beta b; being linear, its
     // backward is the same rule applied to dy (da = alpha dy).
     reference: { forward: axpbyRef, backward: axpbyRef },
@@ -65,7 +75,7 @@ export const ELEMENTWISE_OPS = {
   },
   mul: {
     kind: "differentiable",
-    kernels: [MUL_FORWARD, MUL_BACKWARD],
+    kernels: both(MUL_FORWARD, MUL_BACKWARD),
     // bilinear: da = dy * b is the forward rule applied to (dy, b)
     reference: { forward: mulRef, backward: mulRef },
     tolerance: { forward: POINTWISE, backward: POINTWISE },
@@ -73,21 +83,21 @@ export const ELEMENTWISE_OPS = {
   },
   biasAdd: {
     kind: "differentiable",
-    kernels: [BIAS_ADD_FORWARD], // backward: add_backward and reduce's column sums
+    kernels: both(BIAS_ADD_FORWARD), // backward: add_backward and reduce's column sums
     reference: { forward: biasAddRef, backward: biasAddBackwardRef },
     tolerance: { forward: POINTWISE, backward: { atol: 1e-5, rtol: 1e-5 } },
     test: "elementwise_test.ts",
   },
   relu: {
     kind: "differentiable",
-    kernels: [RELU_FORWARD, RELU_BACKWARD],
+    kernels: both(RELU_FORWARD, RELU_BACKWARD),
     reference: { forward: reluRef, backward: reluBackwardRef },
     tolerance: { forward: EXACT, backward: EXACT },
     test: "elementwise_test.ts",
   },
   gelu: {
     kind: "differentiable",
-    kernels: [GELU_FORWARD, GELU_BACKWARD],
+    kernels: both(GELU_FORWARD, GELU_BACKWARD),
     reference: { forward: geluRef, backward: geluBackwardRef },
     // tanh in WGSL is allowed a few ulp more than correctly rounded
     tolerance: { forward: { atol: 2e-6, rtol: 2e-5 }, backward: { atol: 5e-6, rtol: 5e-5 } },
@@ -95,7 +105,7 @@ export const ELEMENTWISE_OPS = {
   },
   dropout: {
     kind: "differentiable",
-    kernels: [DROPOUT_FORWARD, DROPOUT_BACKWARD],
+    kernels: both(DROPOUT_FORWARD, DROPOUT_BACKWARD),
     // Linear in x with the same mask: dx = dropout(dy) under the same key. The
     // mask is integer arithmetic and must agree exactly; kept values are x / (1 - p).
     reference: { forward: dropoutRef, backward: dropoutRef },
@@ -104,16 +114,28 @@ export const ELEMENTWISE_OPS = {
   },
 } as const satisfies OpDeclarations;
 
+/** True when every binding can be read as vec4f: 16-byte aligned offsets and sizes. */
+function vec4Ok(n: number, bindings: Tensor[]): boolean {
+  return n % 4 === 0 && bindings.every((t) => t.offset % 16 === 0 && t.size % 4 === 0);
+}
+
+/** Whether launches may take the vec4 twins (tests switch it off to compare the two). */
+export const ELEMENTWISE_VEC4 = { enabled: true };
+
 function launch<L extends ParamLayout>(
-  spec: KernelSpec<L>,
+  kernel: Pair<L>,
   params: ParamValues<L>,
   bindings: Tensor[],
+  vec4 = true,
 ): void {
+  // The vec4 twin reads one vec4 per thread, the scalar one four strided
+  // floats: both cover 1024 elements per workgroup of 256.
+  const useVec4 = vec4 && ELEMENTWISE_VEC4.enabled && vec4Ok(params.n, bindings);
   bindings[0].gpu.dispatch(
-    spec,
+    useVec4 ? kernel.vec4 : kernel.scalar,
     params,
     bindings.map((t) => t.binding),
-    grid1d(Math.ceil(params.n / 1024)), // 4 elements per thread, 256 threads
+    grid1d(Math.ceil(params.n / 1024)),
   );
 }
 
@@ -187,7 +209,7 @@ export function biasAdd(x: Tensor, bias: Tensor): Tensor {
     );
   }
   const out = empty(x.gpu, x.shape);
-  launch(BIAS_ADD_FORWARD, { n: x.size, cols: n }, [x, bias, out]);
+  launch(BIAS_ADD_FORWARD, { n: x.size, cols: n }, [x, bias, out], n % 4 === 0);
   return record("biasAdd", out, [x, bias], (g) => {
     if (x.requiresGrad) accumulate(gradOf(x), g);
     if (bias.requiresGrad) sumRowsInto(x.gpu, g, gradOf(bias), n);

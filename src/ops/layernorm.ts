@@ -34,6 +34,17 @@ const FORWARD = {
   workgroup: [64],
 } as const satisfies KernelSpec<typeof PARAMS>;
 const BACKWARD = { ...FORWARD, entry: "layernorm_backward" } as const;
+const FORWARD_ROWS = { ...FORWARD, entry: "layernorm_forward_rows" } as const;
+const BACKWARD_ROWS = { ...FORWARD, entry: "layernorm_backward_rows" } as const;
+const BACKWARD_PARTIAL_COLS = { ...FORWARD, entry: "layernorm_backward_partial_cols" } as const;
+/**
+ * Rows up to this width get one invocation each (no barriers: on llvmpipe 2.6x
+ * the forward and backward of a row per 64-thread workgroup at 2080x256, whose
+ * two tree reductions cost 16 barriers a row); wider rows keep a workgroup.
+ */
+export const LAYERNORM_ROW_PER_THREAD_MAX_COLS = 1024;
+/** Which kernels layerNorm launches; "auto" picks by width (benchmarks force one). */
+export const LAYERNORM_KERNELS = { mode: "auto" as "auto" | "rows" | "workgroup" };
 const BACKWARD_PARAMS = {
   ...FORWARD,
   entry: "layernorm_backward_params",
@@ -44,7 +55,14 @@ const BACKWARD_PARAMS = {
 export const LAYERNORM_OPS = {
   layerNorm: {
     kind: "differentiable",
-    kernels: [FORWARD, BACKWARD, BACKWARD_PARAMS],
+    kernels: [
+      FORWARD,
+      BACKWARD,
+      BACKWARD_PARAMS,
+      FORWARD_ROWS,
+      BACKWARD_ROWS,
+      BACKWARD_PARTIAL_COLS,
+    ],
     reference: { forward: layerNormRef, backward: layerNormBackwardRef },
     // y is O(1) whatever the input scale: mean/var sums of ~256 terms plus
     // inverseSqrt (2 ulp) give ~1e-6 relative; dweight/dbias sum up to ~33k rows
@@ -90,11 +108,13 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const y = empty(gpu, x.shape);
   const shift = empty(gpu, [rows]);
   const rstd = empty(gpu, [rows]);
+  const mode = LAYERNORM_KERNELS.mode;
+  const byRow = mode === "rows" || mode === "auto" && cols <= LAYERNORM_ROW_PER_THREAD_MAX_COLS;
   gpu.dispatch(
-    FORWARD,
+    byRow ? FORWARD_ROWS : FORWARD,
     params,
     [x.binding, weight.binding, bias.binding, y.binding, shift.binding, rstd.binding],
-    grid1d(rows),
+    grid1d(byRow ? Math.ceil(rows / 64) : rows),
   );
   // saves: per row the shifted mean (mean - x[row, 0], see layernorm.wgsl) and rstd;
   // the inputs x and weight
@@ -110,15 +130,34 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     };
     const partial = empty(gpu, [blocks, 2, cols]);
     scratch.push(partial);
-    gpu.dispatch(BACKWARD, params, [
-      x.binding,
-      weight.binding,
-      shift.binding,
-      rstd.binding,
-      g.binding,
-      target(x, x.shape).binding,
-      partial.binding,
-    ], grid1d(blocks));
+    if (byRow) {
+      if (x.requiresGrad) {
+        gpu.dispatch(BACKWARD_ROWS, params, [
+          x.binding,
+          weight.binding,
+          shift.binding,
+          rstd.binding,
+          g.binding,
+          gradOf(x).binding,
+        ], grid1d(Math.ceil(rows / 64)));
+      }
+      if (weight.requiresGrad || bias.requiresGrad) {
+        gpu.dispatch(
+          BACKWARD_PARTIAL_COLS,
+          params,
+          [x.binding, shift.binding, rstd.binding, g.binding, partial.binding],
+          [Math.ceil(cols / 64), blocks],
+        );
+      }
+    } else {gpu.dispatch(BACKWARD, params, [
+        x.binding,
+        weight.binding,
+        shift.binding,
+        rstd.binding,
+        g.binding,
+        target(x, x.shape).binding,
+        partial.binding,
+      ], grid1d(blocks));}
     if (weight.requiresGrad || bias.requiresGrad) {
       gpu.dispatch(
         BACKWARD_PARAMS,

@@ -22,14 +22,25 @@ const FORWARD = {
   params: PARAMS,
   workgroup: [256],
 } as const satisfies KernelSpec<typeof PARAMS>;
-const WIDE = { ...FORWARD, entry: "sum_axis_wide_forward" } as const;
+const BLOCK_PARAMS = {
+  outer: "u32",
+  axis: "u32",
+  inner: "u32",
+  rows_per_block: "u32",
+  blocks: "u32",
+} as const;
+const BLOCKS = {
+  ...FORWARD,
+  entry: "sum_axis_blocks",
+  params: BLOCK_PARAMS,
+} as const satisfies KernelSpec<typeof BLOCK_PARAMS>;
 const BACKWARD = { ...FORWARD, entry: "sum_axis_backward" } as const;
 
 /** Sum over an axis (mean is the same kernels with scale 1 / n). */
 export const REDUCE_OPS = {
   sum: {
     kind: "differentiable",
-    kernels: [FORWARD, WIDE, BACKWARD],
+    kernels: [FORWARD, BLOCKS, BACKWARD],
     reference: { forward: sumAxisRef, backward: sumAxisBackwardRef },
     tolerance: { forward: { atol: 1e-5, rtol: 1e-5 }, backward: POINTWISE },
     test: "reduce_test.ts",
@@ -59,13 +70,32 @@ export function sumAxisInto(
   scale: number,
   beta: number,
 ) {
-  const outputs = v.outer * v.inner;
-  const wide = v.axis > WIDE_AXIS;
-  const groups = grid1d(wide ? outputs : Math.ceil(outputs / 256));
-  gpu.dispatch(wide ? WIDE : FORWARD, { ...v, scale, beta }, [src.binding, dst.binding], groups);
+  if (v.axis <= WIDE_AXIS) {
+    const groups = grid1d(Math.ceil((v.outer * v.inner) / 256));
+    gpu.dispatch(FORWARD, { ...v, scale, beta }, [src.binding, dst.binding], groups);
+    return;
+  }
+  // Long axis: sums of blocks of rows, then a short sum over the blocks (each
+  // loop stays far below llvmpipe's 65535 iterations).
+  const rows_per_block = Math.max(64, Math.ceil(v.axis / WIDE_AXIS));
+  const blocks = Math.ceil(v.axis / rows_per_block);
+  const part = empty(gpu, [v.outer, blocks, v.inner]);
+  gpu.dispatch(
+    BLOCKS,
+    { ...v, rows_per_block, blocks },
+    [src.binding, part.binding],
+    grid1d(Math.ceil((v.outer * blocks * v.inner) / 256)),
+  );
+  const groups = grid1d(Math.ceil((v.outer * v.inner) / 256));
+  gpu.dispatch(
+    FORWARD,
+    { outer: v.outer, axis: blocks, inner: v.inner, scale, beta },
+    [part.binding, dst.binding],
+    groups,
+  );
+  part.dispose(); // later dispatches are ordered after these, so reuse is safe
 }
 
-/** dst (outer, axis, inner) += scale * src (outer, inner) broadcast along the axis. */
 export function broadcastAxisInto(gpu: Gpu, src: Tensor, dst: Tensor, v: View, scale: number) {
   const groups = grid1d(Math.ceil((v.outer * v.axis * v.inner) / 256));
   gpu.dispatch(BACKWARD, { ...v, scale, beta: 1 }, [src.binding, dst.binding], groups);

@@ -4,6 +4,7 @@ import {
   biasAdd,
   dropout,
   dropoutThreshold,
+  ELEMENTWISE_VEC4,
   gelu,
   mul,
   relu,
@@ -17,7 +18,8 @@ import { type Tensor, tensor, tidy } from "../../src/tensor.ts";
 import { assert, assertThrows } from "../_assert.ts";
 import { gpuTest, gradData, leaf, rand } from "../_helpers.ts";
 
-const SIZES = [1, 7, 256, 1000, 37 * 53];
+// Multiples of 4 take the vec4 kernels (4124 spans several workgroups), the rest the scalar ones.
+const SIZES = [1, 7, 256, 1000, 37 * 53, 4 * 1031];
 // Extreme values: zero, tiny, huge and both signs, so saturation paths run.
 const EXTREME = [0, -0, 1e-30, -1e-30, 30, -30, 88, -88, 1e4, -1e4, 3.4e38, -3.4e38];
 
@@ -107,7 +109,7 @@ gpuTest(
 );
 
 gpuTest("biasAdd() matches the f64 reference on odd shapes, forward and backward", async (gpu) => {
-  for (const [rows, cols] of [[1, 1], [37, 53], [130, 256]]) {
+  for (const [rows, cols] of [[1, 1], [37, 53], [130, 256], [3, 4], [5, 6]]) {
     const x = rand(rows, rows * cols), b = rand(cols, cols), w = rand(3, rows * cols);
     const [y, gx, gb] = await run(gpu, biasAdd, [{ data: x, shape: [rows, cols] }, {
       data: b,
@@ -184,3 +186,43 @@ gpuTest("elementwise ops reject mismatched shapes and bad rates, naming the op",
   assertThrows(() => dropout(a, 1, { seed: 1, stream: 1 }), "dropout: rate 1 must be in [0, 1)");
   assertThrows(() => relu(tensor(gpu, [1], [1], "i32")), "relu: tensor[1] i32 must be f32");
 });
+
+gpuTest(
+  "the vec4 kernels give the scalar kernels' results bit for bit, forward and backward",
+  async (gpu) => {
+    const n = 4 * 1031, rows = 31, cols = 4 * 33;
+    const x = rand(11, n), y = rand(12, n), w = rand(13, n);
+    x.set(EXTREME, 0);
+    const bias = rand(14, cols);
+    const cases: [string, (...t: Tensor[]) => Tensor, { data: Float32Array; shape: number[] }[]][] =
+      [
+        ["add", add, [{ data: x, shape: [n] }, { data: y, shape: [n] }]],
+        ["sub", sub, [{ data: x, shape: [n] }, { data: y, shape: [n] }]],
+        ["scale", (t) => scale(t, 0.3), [{ data: x, shape: [n] }]],
+        ["mul", mul, [{ data: x, shape: [n] }, { data: y, shape: [n] }]],
+        ["relu", relu, [{ data: x, shape: [n] }]],
+        ["gelu", gelu, [{ data: x, shape: [n] }]],
+        ["dropout", (t) => dropout(t, 0.3, { seed: 5, stream: 9 }), [{ data: x, shape: [n] }]],
+        ["biasAdd", biasAdd, [{ data: x.subarray(0, rows * cols), shape: [rows, cols] }, {
+          data: bias,
+          shape: [cols],
+        }]],
+      ];
+    try {
+      for (const [name, op, inputs] of cases) {
+        const seed = w.subarray(0, inputs[0].data.length);
+        ELEMENTWISE_VEC4.enabled = false;
+        const scalar = await run(gpu, op, inputs, seed);
+        ELEMENTWISE_VEC4.enabled = true;
+        const vec4 = await run(gpu, op, inputs, seed);
+        scalar.forEach((s, i) => {
+          const a = new Uint32Array(vec4[i].buffer), b = new Uint32Array(s.buffer);
+          const at = b.findIndex((bits, j) => bits !== a[j]);
+          assert.equal(at, -1, `${name} output ${i} [${at}]: vec4 ${vec4[i][at]}, scalar ${s[at]}`);
+        });
+      }
+    } finally {
+      ELEMENTWISE_VEC4.enabled = true;
+    }
+  },
+);

@@ -50,12 +50,43 @@ async function check(gpu: Gpu, X: Float32Array, rows: number, cols: number, labe
 gpuTest(
   "layerNorm() matches the f64 reference on round and odd shapes, forward and backward",
   async (gpu) => {
-    const shapes = [[1, 1], [1, 256], [3, 37], [5, 53], [65, 48], [130, 128], [17, 300], [
-      128 * 65,
-      256,
-    ]];
+    // Widths up to LAYERNORM_ROW_PER_THREAD_MAX_COLS take the row-per-invocation
+    // kernels, wider ones (1031, 1500) the row-per-workgroup kernels.
+    const shapes = [
+      [1, 1],
+      [1, 256],
+      [3, 37],
+      [5, 53],
+      [65, 48],
+      [130, 128],
+      [17, 300],
+      [
+        128 * 65,
+        256,
+      ],
+      [3, 1031],
+      [40, 1500],
+      [1, 1024],
+    ];
     for (const [rows, cols] of shapes) {
       await check(gpu, rand(rows * 31 + cols, rows * cols, -3, 3), rows, cols, `${rows}x${cols}`);
+    }
+  },
+);
+
+gpuTest(
+  "layerNorm() gives weight and bias gradients when x needs none, on both kernel paths",
+  async (gpu) => {
+    for (const [rows, cols] of [[37, 53], [9, 1031]]) {
+      const X = rand(rows, rows * cols, -3, 3), W = rand(rows + 1, cols, 0.5, 1.5);
+      const B = rand(rows + 2, cols), DY = rand(rows + 3, rows * cols);
+      const x = tensor(gpu, X, [rows, cols]), w = leaf(gpu, W, [cols]), b = leaf(gpu, B, [cols]);
+      tidy(() => backward(layerNorm(x, w, b), tensor(gpu, DY, [rows, cols])));
+      const g = refBack(X, W, DY, cols);
+      assertClose(await gradData(w), g.dweight, tol.backward, `dweight ${rows}x${cols}`);
+      assertClose(await gradData(b), g.dbias, tol.backward, `dbias ${rows}x${cols}`);
+      assert.equal(x.grad, null, `x ${rows}x${cols} gets no gradient`);
+      for (const t of [x, w, b]) t.dispose();
     }
   },
 );

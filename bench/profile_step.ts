@@ -1,0 +1,182 @@
+/**
+ * `deno task bench:profile`: where the time of a training step goes. Runs one
+ * MAE pre-training step and one fine-tuning step of ViT-Lite-7/4 (64x64) under
+ * the runtime's timestamp-query profiler (every dispatch in its own timed
+ * pass) and prints, per kernel entry point, its dispatches per step, GPU
+ * milliseconds per step and share of the step's kernel time.
+ *
+ *   deno task bench:profile                 both steps at batch 32, a table
+ *   deno task bench:profile --batch 128 --steps 3 --markdown
+ *
+ * Kernel time is summed over timed passes, so it excludes the host's
+ * recording, submission and the ~12 ms per sync; the "wall" line shows the
+ * whole step timed without the profiler for comparison.
+ * @module
+ */
+
+import { parseArgs } from "cli";
+import { type Gpu, openGpu } from "../src/gpu/device.ts";
+import { Classifier } from "../src/models/classifier.ts";
+import { Mae, MAE_DECODER } from "../src/models/mae.ts";
+import { VIT_LITE_7_4 } from "../src/models/vit.ts";
+import { DropoutContext } from "../src/nn.ts";
+import { crossEntropy } from "../src/ops/loss.ts";
+import { AdamW } from "../src/optim.ts";
+import { Rng } from "../src/rng.ts";
+import { backward } from "../src/tape.ts";
+import { tensor, tidy } from "../src/tensor.ts";
+
+/** One kernel's line of the profile. */
+export interface ProfileRow {
+  entry: string;
+  dispatchesPerStep: number;
+  msPerStep: number;
+  share: number;
+}
+
+/** A profiled step: its kernels, slowest first, and its unprofiled wall time. */
+export interface StepProfile {
+  name: string;
+  batch: number;
+  rows: ProfileRow[];
+  kernelMs: number;
+  wallMs: number;
+}
+
+async function profileSteps(
+  gpu: Gpu,
+  name: string,
+  batch: number,
+  steps: number,
+  step: () => void,
+): Promise<StepProfile> {
+  step(); // pipelines, pooled buffers, optimizer state
+  await gpu.sync();
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) step();
+  await gpu.sync();
+  const wallMs = (performance.now() - t0) / steps;
+  if (!gpu.startProfile()) {
+    throw new Error(`profile_step: adapter ${gpu.adapter.description} has no timestamp-query`);
+  }
+  for (let i = 0; i < steps; i++) step();
+  const totals = await gpu.stopProfile();
+  const kernelMs = totals.reduce((s, t) => s + t.ms, 0) / steps;
+  const rows = totals.map((t) => ({
+    entry: t.entry,
+    dispatchesPerStep: t.calls / steps,
+    msPerStep: t.ms / steps,
+    share: t.ms / steps / kernelMs,
+  }));
+  return { name, batch, rows, kernelMs, wallMs };
+}
+
+/** Profiles one MAE pre-training step and one fine-tuning step at `batch`. */
+export async function profileTrainSteps(
+  gpu: Gpu,
+  batch: number,
+  steps = 1,
+): Promise<StepProfile[]> {
+  const images = tensor(gpu, new Rng(1).normalArray(batch * 3 * 64 * 64), [batch, 3, 64, 64]);
+  const labels = tensor(gpu, Int32Array.from({ length: batch }, (_, i) => i % 200), [batch], "i32");
+  const mae = new Mae(gpu, {
+    encoder: VIT_LITE_7_4,
+    ...MAE_DECODER,
+    maskRatio: 0.75,
+    masking: "random",
+    normPixLoss: false,
+  }, 1);
+  const maeOpt = mae.stores.map((s) => new AdamW(s, { lr: 5e-4, weightDecay: 0.15 }));
+  let n = 0;
+  const out: StepProfile[] = [];
+  out.push(
+    await profileSteps(gpu, "mae-pretrain-step", batch, steps, () =>
+      tidy(() => {
+        for (const s of mae.stores) s.zeroGrad();
+        const drop = new DropoutContext(true, 0.1, 1, n);
+        backward(mae.forward(images, mae.sampleMasking(new Rng(n++), batch), drop).loss);
+        for (const o of maeOpt) o.update();
+      })),
+  );
+  for (const o of maeOpt) o.destroy();
+  const clf = new Classifier(gpu, VIT_LITE_7_4, 200, 1, mae.encoder);
+  const clfOpt = clf.stores.map((s) => new AdamW(s, { lr: 1e-3, weightDecay: 0.05 }));
+  out.push(
+    await profileSteps(gpu, "finetune-step", batch, steps, () =>
+      tidy(() => {
+        for (const s of clf.stores) s.zeroGrad();
+        backward(crossEntropy(clf.forward(images, new DropoutContext(true, 0.1, 1, n++)), labels));
+        for (const o of clfOpt) o.update();
+      })),
+  );
+  for (const o of clfOpt) o.destroy();
+  clf.destroy();
+  mae.destroy();
+  images.dispose();
+  labels.dispose();
+  return out;
+}
+
+/** The profile as a table: "kernel | dispatches per step | ms per step | share". */
+export function formatProfile(p: StepProfile, markdown: boolean): string {
+  const head = `${p.name}, ViT-Lite-7/4 64x64, batch ${p.batch}: ` +
+    `${p.kernelMs.toFixed(1)} ms of kernels, ${p.wallMs.toFixed(1)} ms wall per step`;
+  const cells = p.rows.map((r) => [
+    r.entry,
+    r.dispatchesPerStep.toFixed(r.dispatchesPerStep % 1 ? 1 : 0),
+    r.msPerStep.toFixed(2),
+    `${(100 * r.share).toFixed(1)}%`,
+  ]);
+  const dispatches = p.rows.reduce((s, r) => s + r.dispatchesPerStep, 0);
+  cells.push(["total", dispatches.toFixed(0), p.kernelMs.toFixed(2), "100%"]);
+  const header = ["kernel", "dispatches per step", "ms per step", "share"];
+  if (markdown) {
+    return [
+      head,
+      "",
+      `| ${header.join(" | ")} |`,
+      "|---|--:|--:|--:|",
+      ...cells.map((c) => `| ${c.join(" | ")} |`),
+    ].join("\n");
+  }
+  const w = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) =>
+    c.map((v, i) => (i === 0 ? v.padEnd(w[i]) : v.padStart(w[i]))).join("  ");
+  return [head, line(header), ...cells.map(line)].join("\n");
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      batch: { type: "string", default: "32" },
+      steps: { type: "string", default: "1" },
+      markdown: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(`usage: deno task bench:profile [--batch N] [--steps N] [--markdown | --json]
+
+Per-kernel GPU time of one MAE pre-training step and one fine-tuning step of
+ViT-Lite-7/4 (64x64), from timestamp queries (one timed pass per dispatch):
+kernel | dispatches per step | ms per step | share.
+--batch     images per step (default 32)
+--steps     profiled steps averaged, after one warm-up step (default 1)
+--markdown  tables in Markdown (as the README carries them)
+--json      one JSON object per step`);
+    Deno.exit(0);
+  }
+  const batch = Number(values.batch), steps = Number(values.steps);
+  for (const [flag, v] of [["--batch", batch], ["--steps", steps]] as const) {
+    if (!Number.isInteger(v) || v < 1) {
+      console.error(`profile_step: ${flag} must be a positive integer`);
+      Deno.exit(2);
+    }
+  }
+  const gpu = await openGpu();
+  for (const p of await profileTrainSteps(gpu, batch, steps)) {
+    console.log(values.json ? JSON.stringify(p) : formatProfile(p, values.markdown) + "\n");
+  }
+}
