@@ -1,21 +1,9 @@
 import type { Gpu } from "../src/gpu/device.ts";
 import { tidy } from "../src/tensor.ts";
 
-/**
- * One benchmark result, printed as a JSON line by `deno task bench --json`.
- * `ours` and `peer` are in `unit` (GFLOP/s, GB/s or images/s; higher is
- * better); `peer` is the same work in TensorFlow.js's WebGPU backend on the
- * same adapter in the same run, or null where it has no equivalent.
- */
-export interface BenchRow {
-  name: string;
-  shape: string;
-  ours: number;
-  peer: number | null;
-  unit: string;
-  /** ours / peer, or null without a peer. */
-  ratio: number | null;
-}
+import type { BenchRow } from "../src/repro/results_page.ts";
+
+export type { BenchRow };
 
 /** Builds a row and derives its ratio. */
 export function row(

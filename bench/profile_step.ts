@@ -164,7 +164,7 @@ ViT-Lite-7/4 (64x64), from timestamp queries (one timed pass per dispatch):
 kernel | dispatches per step | ms per step | share.
 --batch     images per step (default 32)
 --steps     profiled steps averaged, after one warm-up step (default 1)
---markdown  tables in Markdown (as the README carries them)
+--markdown  tables in Markdown (deno task results --step-profile keeps them on the results page)
 --json      one JSON object per step`);
     Deno.exit(0);
   }

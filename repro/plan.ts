@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags } from "../src/cli/_args.ts";
 import { writeFileAtomic } from "../src/data/mod.ts";
 import { openGpu } from "../src/gpu/device.ts";
 import { calibrate, SOFTWARE_CALIBRATION_BATCH } from "../src/repro/calibrate.ts";
@@ -42,10 +42,10 @@ options:
   -h, --help        this text`;
 
 if (import.meta.main) {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    allowPositionals: true,
-    options: {
+  const { values, positionals } = parseFlags(
+    "repro:plan",
+    Deno.args,
+    {
       profile: { type: "string", default: "paper" },
       shards: { type: "string", default: "1" },
       json: { type: "boolean", default: false },
@@ -55,13 +55,10 @@ if (import.meta.main) {
       steps: { type: "string", default: "2" },
       "calibration-batch": { type: "string" },
       "no-calibrate": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
     },
-  });
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
+    HELP,
+    true,
+  );
   const fail = (msg: string): never => {
     console.error(`repro:plan: ${msg}`);
     Deno.exit(2);

@@ -6,10 +6,17 @@
  * @module
  */
 
-import { parseArgs } from "cli";
-import { addBench, addRun, ResultsError, writePage } from "../src/repro/results_page.ts";
+import { parseFlags } from "../src/cli/_args.ts";
+import {
+  addBench,
+  addRun,
+  addStepProfile,
+  ResultsError,
+  writePage,
+} from "../src/repro/results_page.ts";
 
-const HELP = `usage: deno task results [--add DIR]... [--bench FILE --command CMD] [--docs DIR]
+const HELP =
+  `usage: deno task results [--add DIR]... [--bench FILE] [--step-profile FILE] [--docs DIR]
 
 Rebuilds the results page (DOCS/results.md) from the claims.json files kept in
 DOCS/results/<study>-<profile>/. Never edit the page by hand.
@@ -22,41 +29,43 @@ options:
                date) as DOCS/results/bench.json, shown as the page's benchmark table
   --command C  the bench command that produced FILE, shown with the table
                (default "deno task bench --json")
+  --step-profile FILE
+               keep the tables of \`deno task bench:profile --markdown > FILE\` (with this
+               commit and today's date) as the page's "where a step's time goes"
+  --profile-command C
+               the command that produced the step profile
+               (default "deno task bench:profile --markdown")
   --docs DIR   the docs folder (default docs)
   -h, --help   this text`;
 
 if (import.meta.main) {
-  let values: { add?: string[]; bench?: string; command: string; docs: string; help: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: Deno.args,
-      options: {
-        add: { type: "string", multiple: true },
-        bench: { type: "string" },
-        command: { type: "string", default: "deno task bench --json" },
-        docs: { type: "string", default: "docs" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    console.error(`results: ${(e as Error).message}\n\n${HELP}`);
-    Deno.exit(2);
-  }
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
+  const { values } = parseFlags("results", Deno.args, {
+    add: { type: "string", multiple: true },
+    bench: { type: "string" },
+    command: { type: "string", default: "deno task bench --json" },
+    "step-profile": { type: "string" },
+    "profile-command": { type: "string", default: "deno task bench:profile --markdown" },
+    docs: { type: "string", default: "docs" },
+  }, HELP);
   try {
     for (const dir of values.add ?? []) {
       const name = await addRun(dir.replace(/\/+$/, ""), values.docs);
       console.log(`added ${dir} as ${values.docs}/results/${name}`);
     }
+    const commit = new TextDecoder().decode(
+      (await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"], stderr: "null" })
+        .output()).stdout,
+    ).trim() || "unknown";
+    const date = new Date().toISOString().slice(0, 10);
+    if (values["step-profile"]) {
+      await addStepProfile(values["step-profile"], values.docs, {
+        commit,
+        date,
+        command: values["profile-command"],
+      });
+      console.log(`kept the step profile from ${values["step-profile"]}`);
+    }
     if (values.bench) {
-      const commit = new TextDecoder().decode(
-        (await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"], stderr: "null" })
-          .output()).stdout,
-      ).trim() || "unknown";
-      const date = new Date().toISOString().slice(0, 10);
       const n = await addBench(values.bench, values.docs, {
         commit,
         date,

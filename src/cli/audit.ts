@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags } from "./_args.ts";
 import { openGpu } from "../gpu/device.ts";
 import { buildPage, opTestFiles, servePage } from "../audit/bundle.ts";
 import {
@@ -156,37 +156,20 @@ export async function auditBrowser(o: {
 }
 
 if (import.meta.main) {
-  let values: {
-    op?: string;
-    json?: string;
-    gpu: boolean;
-    chrome?: string;
-    timeout: string;
-    port: string;
-    help: boolean;
-  };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: Deno.args,
-      allowPositionals: true,
-      options: {
-        op: { type: "string" },
-        json: { type: "string" },
-        gpu: { type: "boolean", default: false },
-        chrome: { type: "string" },
-        timeout: { type: "string", default: "1800" },
-        port: { type: "string", default: "8123" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    usage((e as Error).message);
-  }
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
+  const { values, positionals } = parseFlags(
+    "audit",
+    Deno.args,
+    {
+      op: { type: "string" },
+      json: { type: "string" },
+      gpu: { type: "boolean", default: false },
+      chrome: { type: "string" },
+      timeout: { type: "string", default: "1800" },
+      port: { type: "string", default: "8123" },
+    },
+    HELP,
+    true,
+  );
   const where = positionals[0] ?? "deno";
   if (!["deno", "browser", "serve"].includes(where) || positionals.length > 1) {
     usage(`unknown engine '${positionals.join(" ")}' (deno, browser, serve)`);

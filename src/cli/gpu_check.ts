@@ -10,7 +10,8 @@
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags } from "./_args.ts";
+import type { BenchRow } from "../repro/results_page.ts";
 import { defaultTinDir, exists, writeFileAtomic } from "../data/mod.ts";
 import { type Gpu, openGpu } from "../gpu/device.ts";
 import {
@@ -80,7 +81,7 @@ export interface GpuCheckReport {
   bench: {
     command: string;
     ok: boolean;
-    rows: BenchRowJson[];
+    rows: BenchRow[];
     /** The bench's ViT-Lite-7/4 MAE and fine-tuning steps, images/s, when it ran them. */
     trainSteps: { batch: number; mae: number | null; finetune: number | null };
   } | null;
@@ -113,15 +114,6 @@ export interface GpuCheckReport {
     levels: { level: number; wallSeconds: number; serialSeconds: number }[];
     rates: PlanJson["rates"];
   }>;
-}
-
-interface BenchRowJson {
-  name: string;
-  shape: string;
-  ours: number;
-  peer: number | null;
-  unit: string;
-  ratio: number | null;
 }
 
 async function spawn(
@@ -184,8 +176,8 @@ async function runAudit(op: string | null): Promise<NonNullable<GpuCheckReport["
 }
 
 /** The bench's JSON rows (lines that parse as rows; others are logs). */
-export function parseBenchRows(text: string): BenchRowJson[] {
-  const rows: BenchRowJson[] = [];
+export function parseBenchRows(text: string): BenchRow[] {
+  const rows: BenchRow[] = [];
   for (const line of text.split("\n")) {
     if (!line.startsWith("{")) continue;
     try {
@@ -395,9 +387,10 @@ export function summary(r: GpuCheckReport): string {
 
 if (import.meta.main) {
   const t0 = performance.now();
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
+  const { values } = parseFlags(
+    "gpu-check",
+    Deno.args,
+    {
       quick: { type: "boolean", default: false },
       json: { type: "string" },
       shards: { type: "string", default: "4" },
@@ -412,13 +405,10 @@ if (import.meta.main) {
       "torch-steps": { type: "string", default: "5" },
       "no-torch": { type: "boolean", default: false },
       cache: { type: "string", default: ".cache/calibration.json" },
-      help: { type: "boolean", short: "h", default: false },
     },
-  });
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
+    HELP,
+    false,
+  );
   const shards = positiveInt(values.shards, "--shards")!;
   const trainBatch = positiveInt(values["train-batch"], "--train-batch")!;
   const epochSteps = positiveInt(values["epoch-steps"], "--epoch-steps") ??

@@ -98,8 +98,14 @@ function counts(run: PageRun): string {
   return Object.entries(n).map(([k, v]) => `${v} ${k}`).join(", ");
 }
 
-/** One row of `deno task bench --json`. */
-export interface BenchLine {
+/**
+ * One benchmark result, printed as a JSON line by `deno task bench --json`.
+ * `ours` and `peer` are in `unit` (GFLOP/s, GB/s or images/s; higher is
+ * better); `peer` is the same work in TensorFlow.js's WebGPU backend (or
+ * PyTorch, for the training steps) on the same machine in the same run, or
+ * null where it has no equivalent; `ratio` is ours / peer.
+ */
+export interface BenchRow {
   name: string;
   shape: string;
   ours: number;
@@ -114,12 +120,12 @@ export interface KeptBench {
   date: string;
   /** What produced the rows, e.g. "deno task bench --json --train-batch 32". */
   command: string;
-  rows: BenchLine[];
+  rows: BenchRow[];
 }
 
 /** Parses `deno task bench --json` output (one JSON object per line; other lines are refused). */
-export function parseBench(text: string, file: string): BenchLine[] {
-  const rows: BenchLine[] = [];
+export function parseBench(text: string, file: string): BenchRow[] {
+  const rows: BenchRow[] = [];
   text.split("\n").forEach((line, i) => {
     if (!line.trim()) return;
     let r: Record<string, unknown>;
@@ -170,8 +176,32 @@ function benchSection(b: KeptBench): string[] {
   ];
 }
 
+/** Step profile tables kept for the page (the Markdown of `deno task bench:profile --markdown`). */
+export interface KeptProfile {
+  commit: string;
+  date: string;
+  command: string;
+  markdown: string;
+}
+
+function profileSection(p: KeptProfile): string[] {
+  return [
+    "## Where a training step's time goes",
+    "",
+    `\`${p.command}\` at commit ${p.commit}, ${p.date}. Per-kernel GPU time from timestamp queries;`,
+    "read the shares, since absolute times move with the machine's load.",
+    "",
+    p.markdown.trim(),
+    "",
+  ];
+}
+
 /** The page's Markdown for these runs (`dir` is each run's folder relative to the page). */
-export function renderPage(runs: { dir: string; run: PageRun }[], bench?: KeptBench): string {
+export function renderPage(
+  runs: { dir: string; run: PageRun }[],
+  bench?: KeptBench,
+  profile?: KeptProfile,
+): string {
   const sorted = sortRuns(runs);
   const lines = [
     "# Results",
@@ -186,6 +216,7 @@ export function renderPage(runs: { dir: string; run: PageRun }[], bench?: KeptBe
   if (!sorted.length) {
     lines.push("No runs have been added yet (`deno task results --add runs/<folder>`).", "");
     if (bench) lines.push(...benchSection(bench));
+    if (profile) lines.push(...profileSection(profile));
     return lines.join("\n");
   }
   lines.push("| study | profile | seeds | commit | date | verdicts |", "|---|---|---|---|---|---|");
@@ -229,6 +260,7 @@ export function renderPage(runs: { dir: string; run: PageRun }[], bench?: KeptBe
     for (const f of run.figures) lines.push(`![${f}](${dir}/${f})`, "");
   }
   if (bench) lines.push(...benchSection(bench));
+  if (profile) lines.push(...profileSection(profile));
   return lines.join("\n");
 }
 
@@ -298,6 +330,22 @@ export async function addBench(
   return rows.length;
 }
 
+/** Keeps `deno task bench:profile --markdown` output as `<docs>/results/step_profile.json`. */
+export async function addStepProfile(
+  file: string,
+  docs: string,
+  meta: { commit: string; date: string; command: string },
+): Promise<void> {
+  const markdown = await Deno.readTextFile(file);
+  if (!/^\|.*\|$/m.test(markdown)) throw new ResultsError(file, "holds no Markdown table");
+  await Deno.mkdir(`${docs}/results`, { recursive: true });
+  const kept: KeptProfile = { ...meta, markdown };
+  await writeFileAtomic(
+    `${docs}/results/step_profile.json`,
+    new TextEncoder().encode(JSON.stringify(kept, null, 2) + "\n"),
+  );
+}
+
 /** Rebuilds `<docs>/results.md` from every `<docs>/results/<name>/claims.json`; returns the page. */
 export async function writePage(docs: string): Promise<{ page: string; runs: number }> {
   const runs: { dir: string; run: PageRun }[] = [];
@@ -320,7 +368,17 @@ export async function writePage(docs: string): Promise<{ page: string; runs: num
       throw new ResultsError(`${docs}/results/bench.json`, (e as Error).message);
     }
   }
-  const page = renderPage(runs, bench);
+  let profile: KeptProfile | undefined;
+  try {
+    profile = JSON.parse(
+      await Deno.readTextFile(`${docs}/results/step_profile.json`),
+    ) as KeptProfile;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new ResultsError(`${docs}/results/step_profile.json`, (e as Error).message);
+    }
+  }
+  const page = renderPage(runs, bench, profile);
   await writeFileAtomic(`${docs}/results.md`, new TextEncoder().encode(page));
   return { page, runs: runs.length };
 }

@@ -31,6 +31,10 @@ const CLIS: [script: string, args: string[], options: string[]][] = [
   ["src/data/fetch_cli.ts", ["tin"], ["--data-dir", "--url", "--sha256", "--no-cache"]],
   ["src/cli/train.ts", [], ["--config", "--seed", "--epochs", "--resume"]],
   ["bench/kernels.ts", [], ["--json", "--only", "--quick", "--train-batch"]],
+  ["repro/plan.ts", [], ["--profile", "--shards", "--json", "--no-calibrate"]],
+  ["src/cli/gpu_check.ts", [], ["--quick", "--json", "--no-audit"]],
+  ["src/cli/audit.ts", [], ["--op", "--json", "--gpu", "--port"]],
+  ["repro/results.ts", [], ["--add", "--bench", "--step-profile", "--docs"]],
 ];
 
 for (const [script, args, options] of CLIS) {

@@ -1,6 +1,7 @@
 import {
   addBench,
   addRun,
+  addStepProfile,
   type PageRun,
   parseBench,
   parseRun,
@@ -135,6 +136,7 @@ Deno.test("deno task results: --help exits 0 and a bad flag exits 2 with the usa
   const bad = await go(["--bogus"]);
   assert.equal(bad.code, 2);
   assert.ok(new TextDecoder().decode(bad.stderr).includes("usage: deno task results"));
+  assert.ok(new TextDecoder().decode(bad.stderr).includes("unknown option '--bogus'"));
 });
 
 Deno.test("addBench() keeps bench --json rows and the page shows them with the peer ratio", async () => {
@@ -175,6 +177,31 @@ Deno.test("addBench() keeps bench --json rows and the page shows them with the p
       () => parseBench(JSON.stringify({ name: "x", shape: "y", unit: "z" }), "b.jsonl"),
       "b.jsonl: line 1: field 'ours' must be a number",
     );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("addStepProfile() keeps bench:profile's tables and the page shows them after the runs", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const file = `${tmp}/profile.md`;
+    await Deno.writeTextFile(
+      file,
+      "| kernel | share |\n|---|--:|\n| attention_forward | 12.4% |\n",
+    );
+    const docs = `${tmp}/docs`;
+    const meta = {
+      commit: "abc1234",
+      date: "2026-11-30",
+      command: "deno task bench:profile --markdown",
+    };
+    await addStepProfile(file, docs, meta);
+    const { page } = await writePage(docs);
+    assert.ok(page.includes("## Where a training step's time goes"), page);
+    assert.ok(page.includes("| attention_forward | 12.4% |"), page);
+    await Deno.writeTextFile(file, "no table here\n");
+    await assertRejects(() => addStepProfile(file, docs, meta), "holds no Markdown table");
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
