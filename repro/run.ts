@@ -44,6 +44,10 @@ options:
   --fresh         retrain every experiment (a cached entry is replaced only once
                   its retraining completes)
   --force         run the paper/short profile on a software adapter anyway
+  --plan          print the study's plan instead of running it: each experiment,
+                  what it starts from, images x epochs and its estimated time on
+                  this adapter (deno task repro:plan; --profile defaults to paper
+                  here, --shards N prices N jobs per level)
   --print-config  print every experiment's final config (profile stage, then the
                   experiment's changes, then seed and checkpoints, validated once)
                   as JSON and exit; --profile defaults to paper here
@@ -96,6 +100,8 @@ if (import.meta.main) {
       fresh: { type: "boolean", default: false },
       force: { type: "boolean", default: false },
       "print-config": { type: "boolean", default: false },
+      plan: { type: "boolean", default: false },
+      shards: { type: "string" },
     },
     HELP,
     true,
@@ -152,6 +158,18 @@ if (import.meta.main) {
     fail(`unknown profile '${values.profile}' (${PROFILES.join(", ")})`);
   }
   const study = await loadStudy(studyName).catch((e) => fail(e.message));
+  if (values.plan) {
+    // The study's plan with estimated times: the same as deno task repro:plan STUDY.
+    const args = [studyName, "--profile", values.profile ?? "paper"];
+    if (values.shards !== undefined) args.push("--shards", values.shards);
+    const plan = new URL("./plan.ts", import.meta.url).pathname;
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", plan, ...args],
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn().status;
+    Deno.exit(r.code);
+  }
   if (values["print-config"]) {
     // Every experiment's final, validated config: no GPU and no data needed.
     const p = await loadProfile((values.profile ?? "paper") as ProfileName).catch((e) =>

@@ -151,3 +151,17 @@ Deno.test("repro --level K trains nothing it depends on: a missing level-0 check
     await Deno.remove(cache, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "repro tin --plan prints the study's plan with estimated times, and trains no experiment",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const r = await cli("repro/run.ts", ["tin", "--plan", "--profile", "smoke", "--shards", "2"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /plan: tin under profile smoke: \d+ experiments in \d+ levels/);
+    assert.match(r.stdout, /^0 +pretrain-mae-random +pretrain /m);
+    assert.match(r.stdout, /level 0: \d+ experiments, .* on 2 shards/);
+    assert.doesNotMatch(r.stderr, /training pretrain/);
+  },
+});
