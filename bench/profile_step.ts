@@ -16,15 +16,7 @@
 
 import { parseArgs } from "cli";
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
-import { Classifier } from "../src/models/classifier.ts";
-import { Mae, MAE_DECODER } from "../src/models/mae.ts";
-import { VIT_LITE_7_4 } from "../src/models/vit.ts";
-import { DropoutContext } from "../src/nn.ts";
-import { crossEntropy } from "../src/ops/loss.ts";
-import { AdamW } from "../src/optim.ts";
-import { Rng } from "../src/rng.ts";
-import { backward } from "../src/tape.ts";
-import { tensor, tidy } from "../src/tensor.ts";
+import { withTrainSteps } from "./train_step.ts";
 
 /** One kernel's line of the profile. */
 export interface ProfileRow {
@@ -72,49 +64,8 @@ async function profileSteps(
 }
 
 /** Profiles one MAE pre-training step and one fine-tuning step at `batch`. */
-export async function profileTrainSteps(
-  gpu: Gpu,
-  batch: number,
-  steps = 1,
-): Promise<StepProfile[]> {
-  const images = tensor(gpu, new Rng(1).normalArray(batch * 3 * 64 * 64), [batch, 3, 64, 64]);
-  const labels = tensor(gpu, Int32Array.from({ length: batch }, (_, i) => i % 200), [batch], "i32");
-  const mae = new Mae(gpu, {
-    encoder: VIT_LITE_7_4,
-    ...MAE_DECODER,
-    maskRatio: 0.75,
-    masking: "random",
-    normPixLoss: false,
-  }, 1);
-  const maeOpt = mae.stores.map((s) => new AdamW(s, { lr: 5e-4, weightDecay: 0.15 }));
-  let n = 0;
-  const out: StepProfile[] = [];
-  out.push(
-    await profileSteps(gpu, "mae-pretrain-step", batch, steps, () =>
-      tidy(() => {
-        for (const s of mae.stores) s.zeroGrad();
-        const drop = new DropoutContext(true, 0.1, 1, n);
-        backward(mae.forward(images, mae.sampleMasking(new Rng(n++), batch), drop).loss);
-        for (const o of maeOpt) o.update();
-      })),
-  );
-  for (const o of maeOpt) o.destroy();
-  const clf = new Classifier(gpu, VIT_LITE_7_4, 200, 1, mae.encoder);
-  const clfOpt = clf.stores.map((s) => new AdamW(s, { lr: 1e-3, weightDecay: 0.05 }));
-  out.push(
-    await profileSteps(gpu, "finetune-step", batch, steps, () =>
-      tidy(() => {
-        for (const s of clf.stores) s.zeroGrad();
-        backward(crossEntropy(clf.forward(images, new DropoutContext(true, 0.1, 1, n++)), labels));
-        for (const o of clfOpt) o.update();
-      })),
-  );
-  for (const o of clfOpt) o.destroy();
-  clf.destroy();
-  mae.destroy();
-  images.dispose();
-  labels.dispose();
-  return out;
+export function profileTrainSteps(gpu: Gpu, batch: number, steps = 1): Promise<StepProfile[]> {
+  return withTrainSteps(gpu, batch, (name, step) => profileSteps(gpu, name, batch, steps, step));
 }
 
 /** The profile as a table: "kernel | dispatches per step | ms per step | share". */

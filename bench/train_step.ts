@@ -47,17 +47,23 @@ export function stepFlopsPerImage(
   return 3 * fwd;
 }
 
-/** images/s and GFLOP/s of each step at batch `batch`. */
-export async function benchTrainSteps(
+/** The two benchmarked training steps. */
+export type TrainStepName = "mae-pretrain-step" | "finetune-step";
+
+/**
+ * The ViT-Lite-7/4 training steps on synthetic 64x64 images at `batch`: hands
+ * `use` one MAE pre-training step (random 75% masking), then one fine-tuning
+ * step of a classifier on its encoder, each a full forward, backward and
+ * AdamW update; frees everything afterwards.
+ */
+export async function withTrainSteps<T>(
   gpu: Gpu,
   batch: number,
-  opts: QueuedTimingOptions = {},
-): Promise<{ name: string; imagesPerSecond: number; gflops: number }[]> {
+  use: (name: TrainStepName, step: () => void) => Promise<T>,
+): Promise<T[]> {
   const images = tensor(gpu, new Rng(1).normalArray(batch * 3 * 64 * 64), [batch, 3, 64, 64]);
   const labels = tensor(gpu, Int32Array.from({ length: batch }, (_, i) => i % 200), [batch], "i32");
-  const out = [];
-  const timing = { minIters: 2, minMs: 0, stepMs: 0, maxReps: 1, ...opts };
-
+  const out: T[] = [];
   const mae = new Mae(gpu, {
     encoder: VIT_LITE_7_4,
     ...MAE_DECODER,
@@ -66,50 +72,54 @@ export async function benchTrainSteps(
     normPixLoss: false,
   }, 1);
   const maeOpt = mae.stores.map((s) => new AdamW(s, { lr: 5e-4, weightDecay: 0.15 }));
-  let step = 0;
-  const maeMs = await timeQueued(async (reps) => {
-    for (let r = 0; r < reps; r++) {
+  let n = 0;
+  out.push(
+    await use("mae-pretrain-step", () =>
       tidy(() => {
         for (const s of mae.stores) s.zeroGrad();
-        const drop = new DropoutContext(true, 0.1, 1, step);
-        backward(mae.forward(images, mae.sampleMasking(new Rng(step++), batch), drop).loss);
+        const drop = new DropoutContext(true, 0.1, 1, n);
+        backward(mae.forward(images, mae.sampleMasking(new Rng(n++), batch), drop).loss);
         for (const o of maeOpt) o.update();
-      });
-    }
-    await gpu.sync();
-  }, timing);
-  out.push({
-    name: "mae-pretrain-step",
-    imagesPerSecond: batch / (maeMs / 1000),
-    gflops: stepFlopsPerImage("mae") * batch / (maeMs * 1e6),
-  });
+      })),
+  );
   for (const o of maeOpt) o.destroy();
-
   const clf = new Classifier(gpu, VIT_LITE_7_4, 200, 1, mae.encoder);
   const clfOpt = clf.stores.map((s) => new AdamW(s, { lr: 1e-3, weightDecay: 0.05 }));
-  const ftMs = await timeQueued(async (reps) => {
-    for (let r = 0; r < reps; r++) {
+  out.push(
+    await use("finetune-step", () =>
       tidy(() => {
         for (const s of clf.stores) s.zeroGrad();
-        backward(
-          crossEntropy(clf.forward(images, new DropoutContext(true, 0.1, 1, step++)), labels),
-        );
+        backward(crossEntropy(clf.forward(images, new DropoutContext(true, 0.1, 1, n++)), labels));
         for (const o of clfOpt) o.update();
-      });
-    }
-    await gpu.sync();
-  }, timing);
-  out.push({
-    name: "finetune-step",
-    imagesPerSecond: batch / (ftMs / 1000),
-    gflops: stepFlopsPerImage("finetune") * batch / (ftMs * 1e6),
-  });
+      })),
+  );
   for (const o of clfOpt) o.destroy();
   clf.destroy();
   mae.destroy();
   images.dispose();
   labels.dispose();
   return out;
+}
+
+/** images/s and GFLOP/s of each step at batch `batch`. */
+export function benchTrainSteps(
+  gpu: Gpu,
+  batch: number,
+  opts: QueuedTimingOptions = {},
+): Promise<{ name: string; imagesPerSecond: number; gflops: number }[]> {
+  const timing = { minIters: 2, minMs: 0, stepMs: 0, maxReps: 1, ...opts };
+  return withTrainSteps(gpu, batch, async (name, step) => {
+    const ms = await timeQueued(async (reps) => {
+      for (let r = 0; r < reps; r++) step();
+      await gpu.sync();
+    }, timing);
+    return {
+      name,
+      imagesPerSecond: batch / (ms / 1000),
+      gflops: stepFlopsPerImage(name === "mae-pretrain-step" ? "mae" : "finetune") * batch /
+        (ms * 1e6),
+    };
+  });
 }
 
 /** One step of the same model in PyTorch on the CPU (bench/torch_train_step.py). */
