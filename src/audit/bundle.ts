@@ -117,6 +117,8 @@ export function servePage(dir: string, port: number): Deno.HttpServer<Deno.NetAd
   return Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, async (req) => {
     const p = new URL(req.url).pathname;
     const type = types[p];
+    // Browsers ask for an icon the page does not have; no content, not an error.
+    if (p === "/favicon.ico") return new Response(null, { status: 204 });
     if (!type) return new Response("not found", { status: 404 });
     const file = p === "/audit.js" ? "audit.js" : "index.html";
     return new Response(await Deno.readFile(`${dir}/${file}`), {
