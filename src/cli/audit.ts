@@ -7,6 +7,7 @@
  */
 
 import { parseFlags } from "./_args.ts";
+import { writeFileAtomic } from "../data/mod.ts";
 import { openGpu } from "../gpu/device.ts";
 import { buildPage, opTestFiles, servePage } from "../audit/bundle.ts";
 import {
@@ -46,10 +47,9 @@ function usage(message: string): never {
 }
 
 async function writeJson(file: string | undefined, report: AuditReport): Promise<void> {
-  if (!file) return;
-  const tmp = `${file}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(report, null, 2) + "\n");
-  await Deno.rename(tmp, file);
+  if (file) {
+    await writeFileAtomic(file, new TextEncoder().encode(JSON.stringify(report, null, 2) + "\n"));
+  }
 }
 
 /** The audit on Deno's own WebGPU. */

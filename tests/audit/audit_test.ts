@@ -78,3 +78,22 @@ Deno.test({
     assert.equal(report.tests[1].checks[0].pass, false);
   },
 });
+
+Deno.test("deno task audit --json writes the report into a folder it creates", opts, async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/new/audit.json`;
+    const cli = new URL("../../src/cli/audit.ts", import.meta.url).pathname;
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", cli, "deno", "--op", "softmax", "--json", file],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    const report = JSON.parse(await Deno.readTextFile(file));
+    assert.ok(report.passed > 0 && report.failed === 0);
+    assert.ok(report.tests.every((t: { checks: unknown[] }) => Array.isArray(t.checks)));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
