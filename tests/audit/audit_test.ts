@@ -97,3 +97,30 @@ Deno.test("deno task audit --json writes the report into a folder it creates", o
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test(
+  "the audit page (audit:serve) bundles every op's test file and serves the page and its script",
+  opts,
+  async () => {
+    const { buildPage, opTestFiles, servePage } = await import("../../src/audit/bundle.ts");
+    const dir = await Deno.makeTempDir();
+    const server = servePage(dir, 0);
+    try {
+      const files = await opTestFiles();
+      assert.ok(files.includes("attention") && !files.includes("registry"), files.join(", "));
+      assert.equal(await buildPage(dir), files.length);
+      const base = `http://127.0.0.1:${server.addr.port}`;
+      const page = await (await fetch(`${base}/`)).text();
+      assert.match(page, /<script type="module" src="audit.js">/);
+      const script = await (await fetch(`${base}/audit.js`)).text();
+      // One lazy loader per test file, each bundled in (esbuild inlines the dynamic imports).
+      for (const f of files) assert.ok(script.includes(`// tests/ops/${f}_test.ts`), f);
+      assert.match(script, /await runPage\(\{/);
+      assert.doesNotMatch(script, /from\s*"node:/);
+      assert.equal((await fetch(`${base}/nothing`)).status, 404);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
