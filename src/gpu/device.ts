@@ -140,12 +140,16 @@ export class Gpu {
     pendingRead?: Promise<void>;
   } | null = null;
 
+  /** The device's maxStorageBufferBindingSize, read once (every tensor allocation checks it). */
+  #bindingLimit: number;
+
   /** @internal use {@link openGpu}. */
   constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterSummary,
     readonly debug: boolean,
   ) {
+    this.#bindingLimit = device.limits.maxStorageBufferBindingSize;
     device.lost.then((info) => {
       this.#lost = true;
       if (info.reason !== "destroyed") console.error(`WebGPU device lost: ${info.message}`);
@@ -367,9 +371,23 @@ export class Gpu {
     await this.#throwErrors();
   }
 
-  /** Allocates (or reuses) a storage buffer of at least `bytes` bytes. */
+  /**
+   * Allocates (or reuses) a storage buffer of at least `bytes` bytes; a
+   * request over the device's binding limit stops here, naming both sizes,
+   * instead of failing later as a WebGPU validation error in some kernel.
+   */
   acquire(bytes: number): GPUBuffer {
-    const size = poolSize(bytes);
+    const limit = this.#bindingLimit;
+    if (bytes > limit) {
+      const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+      throw new RangeError(
+        `a tensor of ${mib(bytes)} exceeds this device's maxStorageBufferBindingSize of ` +
+          `${mib(limit)} (the adapter's maximum, as requested): lower the batch size, or use ` +
+          `an adapter with a larger limit (deno task buffer-sizes measures each stage's largest)`,
+      );
+    }
+    // Pool buckets round up; never past what a binding may hold.
+    const size = Math.min(poolSize(bytes), limit - (limit % 4));
     const list = this.#free.get(size);
     const b = list?.pop();
     if (b) return b;

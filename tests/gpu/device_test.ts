@@ -162,3 +162,18 @@ gpuTest(
     assert.deepEqual([...(await z.read())], [5, 5, 5, 5]);
   },
 );
+
+gpuTest(
+  "a buffer over the device's binding limit is refused at allocation, naming both sizes",
+  (gpu) => {
+    const limit = gpu.device.limits.maxStorageBufferBindingSize;
+    assert.throws(
+      () => gpu.acquire(limit + 4),
+      /exceeds this device's maxStorageBufferBindingSize of [\d.]+ MiB/,
+    );
+    // Just under the limit: the pool's bucket is capped at the limit, so the buffer binds.
+    const b = gpu.acquire(limit - 1000);
+    assert.ok(b.size <= limit && b.size >= limit - 1000, `${b.size} vs ${limit}`);
+    b.destroy();
+  },
+);
