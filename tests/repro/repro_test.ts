@@ -35,7 +35,7 @@ Deno.test({
     assert.ok(starts.length > 1, r.stderr);
     assert.deepEqual(starts.map((m) => Number(m[1])), starts.map((_, i) => i + 1));
     assert.ok(starts.every((m) => m[2] === starts[0][2]));
-    assert.match(r.stderr, /1 of \d+ done; about \S+ left at this run's speed/);
+    assert.match(r.stderr, /1 of \d+ done; about [^;\n]+ left at this run's speed/);
     const report = JSON.parse(await Deno.readTextFile(`${out}/claims.json`));
     assert.equal(report.profile, "smoke");
     const checked = (report.claims as ClaimJson[]).filter((c) => c.verdict !== "not run");
