@@ -168,7 +168,7 @@ export function planFor(id: string, p: Profile): Plan {
       critic: "train-critic",
       overlay: UNTRAINED,
     },
-    // --- DINO (issue 8): the baseline of Table 1, fine-tuned from the teacher's encoder ---
+    // --- DINO: the baseline of Table 1, fine-tuned from the teacher's encoder ---
     "pretrain-dino": { kind: "train", stage: "dino", data: "tin" },
     // Negative control for the no-collapse claim: the teacher as soft as the
     // student (no sharpening), the ablation that DINO shows collapsing to uniform.
