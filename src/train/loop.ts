@@ -29,8 +29,8 @@ import type { ParamStore } from "../params.ts";
 import { backward, clearTape, noGradAsync, setOpTrace } from "../tape.ts";
 import { keep, type Tensor, tidyAsync } from "../tensor.ts";
 import { modelOf, type TrainConfig } from "./config.ts";
-import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
-import { sealCheckpoint, verifyCheckpoint } from "../params.ts";
+import { encodeSafetensors, type NamedArray, readCheckpoint } from "./safetensors.ts";
+import { sealCheckpoint } from "../params.ts";
 import { learningRate } from "./schedule.ts";
 
 /** Run options that are not part of the config. */
@@ -246,9 +246,7 @@ export function changedSettings(then: unknown, now: unknown, prefix = ""): strin
 
 /** Restores what {@link saveCheckpoint} wrote, after checking it was trained with `c`; returns the global step. */
 async function loadCheckpoint(path: string, c: TrainConfig, r: Run): Promise<number> {
-  const bytes = await Deno.readFile(path);
-  verifyCheckpoint(bytes, path);
-  const { tensors, metadata } = decodeSafetensors(bytes, path);
+  const { tensors, metadata } = await readCheckpoint(path, "resume");
   if (metadata.config) {
     const changed = changedSettings(JSON.parse(metadata.config), JSON.parse(JSON.stringify(c)));
     if (changed.length) {
