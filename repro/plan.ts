@@ -27,7 +27,7 @@ the first plan on a machine trains (steps only: no --force is needed for
 the paper profile on a CPU).
 
 options:
-  --profile P       smoke | ci | short | paper (default paper)
+  --profile P       smoke | ci | small | short | paper (default paper)
   --shards N        jobs per level for the wall time (default 1)
   --json            print the plan as one JSON object instead of the table
   --out FILE        also write the JSON plan to FILE

@@ -8,8 +8,14 @@
 import { parseFlags } from "../src/cli/_args.ts";
 import { defaultTinDir, exists } from "../src/data/mod.ts";
 import { openGpu } from "../src/gpu/device.ts";
-import { evaluateClaims, experimentsOf, loadStudy } from "../src/repro/claims.ts";
-import { loadProfile, type ProfileName, PROFILES } from "../src/repro/profiles.ts";
+import { evaluateClaims, experimentsOf, loadStudy, strictFailures } from "../src/repro/claims.ts";
+import {
+  loadProfile,
+  type ProfileName,
+  PROFILES,
+  type RunSeeds,
+  runSeeds,
+} from "../src/repro/profiles.ts";
 import { studyConfigs } from "../src/repro/experiments.ts";
 import { claimsTable, verdictCounts, writeReport } from "../src/repro/report.ts";
 import { families, runExperiments } from "../src/repro/runner.ts";
@@ -23,16 +29,26 @@ Regenerates the paper's results for one study and checks every claim in
 repro/claims/<study>.yaml against its tolerance for the chosen profile.
 
 options:
-  --profile P     smoke | ci | short | paper (default: paper when a Tiny ImageNet
+  --profile P     smoke | ci | small | short | paper (default: paper when a Tiny ImageNet
                   copy is found and the adapter is a hardware GPU, else smoke)
-  --seeds N       run every experiment with seeds 1..N, N >= 1 (default: the
+  --seeds N       run every experiment with N seeds, N >= 1: seeds 1..N, or in a
+                  profile that holds seeds apart from the ones its thresholds were
+                  set on (small), the first N held-apart seeds (default: the
                   profile's seed, once)
+  --seed-list S   run exactly these seeds (comma-separated, e.g. the small
+                  profile's design seeds 1,2,3); the report says whether they
+                  are design or held-apart seeds
   --shard i/n     run slice i of n (1-based) of the experiment families;
                   join the slices with deno task repro:merge
   --level K       with --shard i/n: train exactly shard i of n of level K of the
                   plan over all studies (deno task repro:plan); what it starts
                   from must be complete in the cache (else exit 1 naming it);
                   study 'all', no report (the workflow's merge jobs report)
+  --strict        exit 1 unless every claim the profile asserts passes: an
+                  inconclusive interval or a claim not run counts as a failure
+                  (what CI uses)
+  --asserted      run only the experiments of the claims the profile asserts
+                  (with their controls); measured-only claims read "not run"
   --only IDS      run only these experiments (comma-separated ids, plus what they
                   start from); claims on other experiments read "not run"
   --data DIR      root of the main dataset: Tiny ImageNet (default: $TIN_DIR, else
@@ -62,6 +78,7 @@ exit: 0 all checked claims pass, 1 a claim fails (or a run fails), 2 bad usage.`
 const CPU_ESTIMATE_HOURS: Record<ProfileName, number> = {
   smoke: 0.05,
   ci: 0.3,
+  small: 1,
   short: 300,
   paper: 20000,
 };
@@ -90,6 +107,9 @@ if (import.meta.main) {
     {
       profile: { type: "string" },
       seeds: { type: "string" },
+      asserted: { type: "boolean", default: false },
+      strict: { type: "boolean", default: false },
+      "seed-list": { type: "string" },
       shard: { type: "string" },
       level: { type: "string" },
       only: { type: "string" },
@@ -144,7 +164,16 @@ if (import.meta.main) {
   let nSeeds = 0;
   if (values.seeds !== undefined) {
     nSeeds = /^\d+$/.test(values.seeds) ? Number(values.seeds) : NaN;
-    if (!(nSeeds >= 1)) fail(`--seeds must be an integer >= 1 (seeds 1..N), got '${values.seeds}'`);
+    if (!(nSeeds >= 1)) fail(`--seeds must be an integer >= 1, got '${values.seeds}'`);
+  }
+  let seedList: number[] | undefined;
+  if (values["seed-list"] !== undefined) {
+    if (values.seeds !== undefined) fail("--seeds and --seed-list: give one of them");
+    const parts = values["seed-list"].split(",").map((x: string) => x.trim());
+    if (!parts.every((x: string) => /^\d+$/.test(x)) || new Set(parts).size !== parts.length) {
+      fail(`--seed-list must be distinct integers >= 0 like 1,2,3; got '${values["seed-list"]}'`);
+    }
+    seedList = parts.map(Number);
   }
   let shard: { index: number; count: number } | undefined;
   if (values.shard !== undefined) {
@@ -175,7 +204,12 @@ if (import.meta.main) {
     const p = await loadProfile((values.profile ?? "paper") as ProfileName).catch((e) =>
       fail(e.message)
     );
-    const seed = nSeeds > 0 ? 1 : p.stages.pretrain?.seed ?? 42;
+    let seed = 0;
+    try {
+      seed = runSeeds(p, nSeeds > 0 ? nSeeds : undefined, seedList).seeds[0];
+    } catch (e) {
+      fail((e as Error).message);
+    }
     console.log(JSON.stringify(studyConfigs(study, p, seed), null, 2));
     Deno.exit(0);
   }
@@ -197,7 +231,9 @@ if (import.meta.main) {
       : `${gpu.adapter.description} is a software rasterizer`;
   }
   console.log(
-    `repro ${studyName}: profile ${profileName} — ${why}. Choose another with --profile smoke|ci|short|paper.`,
+    `repro ${studyName}: profile ${profileName} — ${why}. Choose another with --profile ${
+      PROFILES.join("|")
+    }.`,
   );
   if (
     (profileName === "paper" || profileName === "short") && gpu.adapter.software && !values.force
@@ -219,7 +255,7 @@ if (import.meta.main) {
       );
     }
   }
-  let ids = experimentsOf(study, profileName);
+  let ids = experimentsOf(study, profileName, { asserted: values.asserted });
   if (values.only !== undefined) {
     const only: string[] = values.only.split(",").map((x: string) => x.trim()).filter((x: string) =>
       x
@@ -242,8 +278,16 @@ if (import.meta.main) {
       );
     }
   }
-  const baseSeed = profile.stages.pretrain?.seed ?? 42;
-  const seeds = nSeeds > 0 ? Array.from({ length: nSeeds }, (_, i) => i + 1) : [baseSeed];
+  let seedRun: RunSeeds;
+  try {
+    seedRun = runSeeds(profile, nSeeds > 0 ? nSeeds : undefined, seedList);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const seeds = seedRun!.seeds;
+  if (seedRun!.role) {
+    console.log(`repro ${studyName}: seeds ${seeds.join(", ")} — ${seedRun!.role}`);
+  }
   const out = values.out ??
     `runs/repro-${studyName}-${profileName}${
       shard ? `-shard${shard.index + 1}of${shard.count}` : ""
@@ -275,6 +319,14 @@ if (import.meta.main) {
     outLock.release();
     Deno.exit(e instanceof LockedError ? 2 : 1);
   });
+  // Experiments left out by --asserted or --only: their claims say why they were not run.
+  for (const id of experimentsOf(study, profileName)) {
+    if (!results.has(id) && !shard) {
+      results.set(id, {
+        notrun: `left out of this run (${values.asserted ? "--asserted" : "--only"})`,
+      });
+    }
+  }
   const claims = evaluateClaims(study, profileName, results, {
     softwareAdapter: gpu.adapter.software,
   });
@@ -288,6 +340,7 @@ if (import.meta.main) {
     profile: profileName,
     profileReason: why,
     seeds,
+    ...(seedRun!.role ? { seedRole: seedRun!.role } : {}),
     adapter: { description: gpu.adapter.description, software: gpu.adapter.software },
     commit: await commitId(),
     started: new Date(Date.now() - (performance.now() - t0)).toISOString(),
@@ -304,5 +357,11 @@ if (import.meta.main) {
   console.log(
     `\n${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; report: ${out}/report.md`,
   );
-  Deno.exit((counts.fail ?? 0) + (counts.invalid ?? 0) > 0 ? 1 : 0);
+  const unsettled = values.strict ? strictFailures(claims, study, profileName) : [];
+  if (unsettled.length > 0) {
+    console.log(
+      `--strict: ${unsettled.length} asserted claim(s) did not pass: ${unsettled.join(", ")}`,
+    );
+  }
+  Deno.exit((counts.fail ?? 0) + (counts.invalid ?? 0) + unsettled.length > 0 ? 1 : 0);
 }

@@ -51,6 +51,19 @@ export const FINETUNE_AUGMENT: AugmentSpec = {
 };
 
 /**
+ * The fine-tune augmentation without RandAugment, at the model's own size:
+ * flip and RandomResizedCrop(size, 0.6-1, 0.9-1.1). The `small` profile's
+ * supervised runs use it on 28x28 gray images (the paper's crop and flip
+ * scaled down; RandAugment's colour operations need RGB).
+ */
+export function cropFlipAugment(size: number): AugmentSpec {
+  return {
+    randomResizedCrop: { ...FINETUNE_AUGMENT.randomResizedCrop!, size },
+    hflip: true,
+  };
+}
+
+/**
  * The authors' CUB training augmentation (their `auto_augment` key,
  * src/dataset/cub.py:59-66 of MLReproHub/SMAE): on the photo resized to a
  * short side of 64 (src/data/cub.ts caches it so), RandomResizedCrop(64,

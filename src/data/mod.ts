@@ -78,6 +78,7 @@ export {
   applyRandAugmentOp,
   augmentImage,
   type AugmentSpec,
+  cropFlipAugment,
   CUB_TRAIN_AUGMENT,
   FINETUNE_AUGMENT,
   hflipInPlace,

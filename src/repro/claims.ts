@@ -157,12 +157,21 @@ export async function loadStudy(study: string): Promise<Study> {
   return { ...raw, file };
 }
 
-/** Every experiment the claims checked in `profile` need (including controls); all claims without a profile. */
-export function experimentsOf(study: Study, profile?: ProfileName): string[] {
+/**
+ * Every experiment the claims checked in `profile` need (including
+ * controls); all claims without a profile. With `asserted`, only the claims
+ * the profile asserts (not those it only measures).
+ */
+export function experimentsOf(
+  study: Study,
+  profile?: ProfileName,
+  opts: { asserted?: boolean } = {},
+): string[] {
   const ids = new Set<string>();
   for (const c of study.claims) {
     const check = profile ? c.profiles?.[profile] : undefined;
     if (profile && !check) continue;
+    if (opts.asserted && (!check || check.measure)) continue;
     // A value that is only reported needs no negative control.
     const control = check?.measure ? undefined : c.control;
     for (const id of [c.experiment, c.greater, c.lesser, control, ...(c.bestOf ?? [])]) {
@@ -329,4 +338,24 @@ export function evaluateClaims(
     }
     return r;
   });
+}
+
+/**
+ * The claims `profile` asserts (not `measure`) whose verdict is not `pass`,
+ * as "id (verdict)": what `--strict` fails on. A timing claim demoted to
+ * `measured` on a software adapter is not asserted there, so it is left out.
+ */
+export function strictFailures(
+  results: ClaimResult[],
+  study: Study,
+  profile: ProfileName,
+): string[] {
+  const asserted = new Set(
+    study.claims.filter((c) => c.profiles?.[profile] && !c.profiles[profile]!.measure).map((c) =>
+      c.id
+    ),
+  );
+  return results
+    .filter((r) => asserted.has(r.id) && r.verdict !== "pass" && r.verdict !== "measured")
+    .map((r) => `${r.id} (${r.verdict})`);
 }

@@ -18,7 +18,7 @@
 import { ConfigError, parseYaml, toConfig, type TrainConfig } from "../train/config.ts";
 
 /** Profile names, smallest first. */
-export const PROFILES = ["smoke", "ci", "short", "paper"] as const;
+export const PROFILES = ["smoke", "ci", "small", "short", "paper"] as const;
 /** One of {@link PROFILES}. */
 export type ProfileName = typeof PROFILES[number];
 
@@ -54,6 +54,46 @@ export interface Profile {
    */
   raw: Partial<Record<Stage, unknown>>;
   file: string;
+  /**
+   * The profile's seeds, when it keeps its assertions apart from its design:
+   * `design` are the seeds whose runs set the claims' thresholds, `held` the
+   * others, on which `--seeds N` runs (the first N of them) so that a claim
+   * is never judged on the runs it was tuned on.
+   */
+  seeds?: ProfileSeeds;
+}
+
+/** A profile's design and held-apart seeds (see {@link Profile.seeds}). */
+export interface ProfileSeeds {
+  design: number[];
+  held: number[];
+}
+
+/** `seeds: { design: [...], held: [...] }` of a profile file, checked: positive integers, disjoint. */
+export function parseSeeds(raw: unknown, file: string): ProfileSeeds | undefined {
+  if (raw === undefined) return undefined;
+  const bad = (why: string): never => {
+    throw new ConfigError(file, `seeds: ${why}`);
+  };
+  if (!isObject(raw)) return bad("must be { design: [...], held: [...] }");
+  const keys = Object.keys(raw).filter((k) => k !== "design" && k !== "held");
+  if (keys.length) bad(`unknown key ${keys[0]} (design, held)`);
+  const list = (k: "design" | "held"): number[] => {
+    const v = raw[k];
+    if (!Array.isArray(v) || v.length === 0) return bad(`${k} must be a non-empty list of seeds`);
+    for (const x of v) {
+      if (!Number.isInteger(x) || x < 0) {
+        bad(`${k}: ${JSON.stringify(x)} is not a seed (integer >= 0)`);
+      }
+    }
+    if (new Set(v).size !== v.length) bad(`${k} repeats a seed`);
+    return v as number[];
+  };
+  const design = list("design");
+  const held = list("held");
+  const both = held.filter((x) => design.includes(x));
+  if (both.length) bad(`seed ${both[0]} is both a design and a held-apart seed`);
+  return { design, held };
 }
 
 const HERE = new URL("../../repro/profiles/", import.meta.url);
@@ -81,6 +121,7 @@ export async function loadProfile(name: ProfileName): Promise<Profile> {
     stages,
     raw: rawStages,
     file,
+    ...(raw.seeds === undefined ? {} : { seeds: parseSeeds(raw.seeds, file) }),
   };
 }
 
@@ -207,4 +248,44 @@ async function derivedProfile(name: ProfileName): Promise<Record<string, unknown
  */
 export async function readRawProfile(name: ProfileName): Promise<Record<string, unknown>> {
   return resolveAuto(await derivedProfile(name), new URL(`${name}.yaml`, HERE).pathname);
+}
+
+/** The seeds a repro run trains, and what they are to the profile's thresholds. */
+export interface RunSeeds {
+  seeds: number[];
+  /** One line for the report, e.g. "held apart from the design seeds 1, 2, 3". */
+  role: string;
+}
+
+/**
+ * The seeds of a run: `list` as given (`--seed-list`); else `n` seeds
+ * (`--seeds N`): the first N held-apart seeds of a profile that keeps them
+ * ({@link Profile.seeds}), otherwise 1..N; else the profile's own seed once.
+ * Throws when N is more than the profile holds apart.
+ */
+export function runSeeds(p: Profile, n?: number, list?: number[]): RunSeeds {
+  const held = p.seeds?.held ?? [];
+  const design = p.seeds?.design ?? [];
+  if (n !== undefined && p.seeds && n > held.length) {
+    throw new ConfigError(
+      p.file,
+      `--seeds ${n}: the ${p.name} profile holds ${held.length} seeds apart (seeds.held: ` +
+        `${held.join(", ")}); use at most ${held.length}, or name seeds with --seed-list`,
+    );
+  }
+  const seeds = list ??
+    (n === undefined
+      ? [p.stages.pretrain?.seed ?? 42]
+      : p.seeds
+      ? held.slice(0, n)
+      : Array.from({ length: n }, (_, i) => i + 1));
+  if (!p.seeds) return { seeds, role: "" };
+  const d = seeds.filter((s) => design.includes(s));
+  const role = d.length === 0
+    ? `held apart: the thresholds were set on the design seeds ${design.join(", ")}`
+    : d.length === seeds.length
+    ? `the design seeds, on which the thresholds were set: not a held-apart check`
+    : `seeds ${d.join(", ")} are design seeds, on which the thresholds were set: ` +
+      "not a held-apart check";
+  return { seeds, role };
 }

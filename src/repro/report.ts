@@ -18,6 +18,8 @@ export interface RunReport {
   profile: string;
   profileReason: string;
   seeds: number[];
+  /** What the seeds are to the thresholds, where the profile keeps design and held-apart seeds. */
+  seedRole?: string;
   adapter: { description: string; software: boolean };
   commit: string;
   started: string;
@@ -91,7 +93,9 @@ export function markdown(r: RunReport): string {
     `# ${r.title} — repro report (${r.study})`,
     "",
     `- profile: **${r.profile}** (${r.profileReason})`,
-    `- seeds: ${r.seeds.join(", ")}${r.seeds.length > 1 ? " (mean ± sd [95% interval])" : ""}`,
+    `- seeds: ${r.seeds.join(", ")}${r.seeds.length > 1 ? " (mean ± sd [95% interval])" : ""}${
+      r.seedRole ? `; ${r.seedRole}` : ""
+    }`,
     `- adapter: ${r.adapter.description}${r.adapter.software ? " (software rasterizer)" : ""}`,
     `- commit: ${r.commit}; started ${r.started}; ${r.seconds.toFixed(0)} s${
       r.shard ? `; shard ${r.shard}` : ""

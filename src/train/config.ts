@@ -82,8 +82,12 @@ export interface DataConfig {
   fit: "pad" | "resize";
   /** Per-batch standardisation (pretrain/probe in the paper's code) or fixed statistics. */
   normalize: "batch" | "imagenet" | "cub" | "none";
-  /** Augmentation for training batches (dino for mode dino and only there). */
-  augment: "none" | "finetune" | "cub" | "dino";
+  /**
+   * Augmentation for training batches (dino for mode dino and only there):
+   * finetune and cub are the authors' (64x64 crops, RandAugment), cropflip
+   * their crop and flip at the model's size without RandAugment.
+   */
+  augment: "none" | "finetune" | "cub" | "cropflip" | "dino";
 }
 
 /** The data of the modes that train on labels (probe, finetune, scratch, critic). */
@@ -570,8 +574,8 @@ function validate(
   if (!["batch", "imagenet", "cub", "none"].includes(c.data.normalize)) {
     bad("data.normalize", "must be batch, imagenet, cub or none");
   }
-  if (!["none", "finetune", "cub", "dino"].includes(c.data.augment)) {
-    bad("data.augment", "must be none, finetune, cub or dino");
+  if (!["none", "finetune", "cub", "cropflip", "dino"].includes(c.data.augment)) {
+    bad("data.augment", "must be none, finetune, cub, cropflip or dino");
   }
   if ("shuffleLabels" in c.data && typeof c.data.shuffleLabels !== "boolean") {
     bad("data.shuffleLabels", "must be true or false");

@@ -7,6 +7,7 @@
 import {
   type AugmentSpec,
   BatchLoader,
+  cropFlipAugment,
   CUB_TRAIN_AUGMENT,
   FINETUNE_AUGMENT,
   fitDataset,
@@ -105,6 +106,8 @@ export function evalLoader(c: TrainConfig, ds: ImageDataset): BatchLoader {
 export function augmentFor(c: TrainConfig): AugmentSpec | null {
   return c.data.augment === "finetune"
     ? FINETUNE_AUGMENT
+    : c.data.augment === "cropflip"
+    ? cropFlipAugment(c.encoder.imageSize)
     : c.data.augment === "cub"
     ? CUB_TRAIN_AUGMENT
     : null;

@@ -26,7 +26,11 @@ function assertUsage(r: { code: number; stderr: string }, fragment: string, usag
 }
 
 const CLIS: [script: string, args: string[], options: string[]][] = [
-  ["repro/run.ts", ["tin"], ["--profile", "--seeds", "--shard", "--only", "--fresh"]],
+  [
+    "repro/run.ts",
+    ["tin"],
+    ["--profile", "--seeds", "--seed-list", "--asserted", "--shard", "--only", "--fresh"],
+  ],
   ["repro/merge.ts", [], ["--out"]],
   ["src/data/fetch_cli.ts", ["tin"], ["--data-dir", "--url", "--sha256", "--no-cache"]],
   ["src/cli/train.ts", [], ["--config", "--seed", "--epochs", "--resume"]],
@@ -56,6 +60,20 @@ Deno.test("repro --seeds -1 and --seeds 0 are usage errors, not seed 42 or a Typ
     "--seeds must be an integer >= 1",
   );
   assertUsage(await cli("repro/run.ts", ["tin", "--seeds", "2.5"]), "got '2.5'");
+  assertUsage(
+    await cli("repro/run.ts", ["tin", "--seed-list", "1,x"]),
+    "--seed-list must be distinct integers >= 0 like 1,2,3; got '1,x'",
+  );
+  assertUsage(await cli("repro/run.ts", ["tin", "--seed-list", "1,1"]), "got '1,1'");
+  assertUsage(
+    await cli("repro/run.ts", ["tin", "--seeds", "2", "--seed-list", "1,2"]),
+    "--seeds and --seed-list: give one of them",
+  );
+  // The small profile holds five seeds apart from its design seeds.
+  assertUsage(
+    await cli("repro/run.ts", ["tin", "--profile", "small", "--seeds", "9", "--print-config"]),
+    "--seeds 9: the small profile holds 5 seeds apart",
+  );
 });
 
 Deno.test({

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   applyRandAugmentOp,
   augmentImage,
+  cropFlipAugment,
   FINETUNE_AUGMENT,
   hflipInPlace,
   RAND_AUGMENT_OPS,
@@ -140,4 +141,34 @@ Deno.test("augmentImage() is replayable: same seed same output, different seed d
   };
   assert.deepEqual(go(3), go(3));
   assert.notDeepEqual(go(3), go(4));
+});
+
+Deno.test("cropFlipAugment() crops at the model's size and flips, keeping a ramp monotone in every row", () => {
+  assert.deepEqual(cropFlipAugment(28), {
+    randomResizedCrop: { size: 28, scale: [0.6, 1], ratio: [0.9, 1.1] },
+    hflip: true,
+  });
+  // A gray 28x28 horizontal ramp: a crop of it resampled is still a ramp (the
+  // same way up, or mirrored), and covers at least sqrt(0.6 * 0.9) of its width.
+  const w = 28;
+  const src = new Uint8Array(w * w);
+  for (let y = 0; y < w; y++) for (let x = 0; x < w; x++) src[y * w + x] = x * 9;
+  const dirs = new Set<string>();
+  for (let seed = 0; seed < 40; seed++) {
+    const out = new Uint8Array(w * w);
+    augmentImage(cropFlipAugment(w), src, w, w, 1, new Rng(seed), out, 0);
+    const row = [...out.subarray(5 * w, 6 * w)];
+    const up = row.every((v, i) => i === 0 || v >= row[i - 1]);
+    const down = row.every((v, i) => i === 0 || v <= row[i - 1]);
+    assert.ok(up || down, `seed ${seed}: row 5 is not monotone: ${row}`);
+    dirs.add(up ? "up" : "down");
+    for (let y = 0; y < w; y++) {
+      // Up to 1 apart: the vertical pass of the resampling rounds again.
+      const d = Math.max(...row.map((v, x) => Math.abs(out[y * w + x] - v)));
+      assert.ok(d <= 1, `seed ${seed}: row ${y} differs from row 5 by ${d}`);
+    }
+    const span = Math.abs(row[w - 1] - row[0]);
+    assert.ok(span >= 0.7 * 27 * 9 - 9 && span <= 27 * 9, `seed ${seed}: span ${span}`);
+  }
+  assert.deepEqual([...dirs].sort(), ["down", "up"], "both ways up in 40 seeds");
 });

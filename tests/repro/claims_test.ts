@@ -4,6 +4,7 @@ import {
   experimentsOf,
   loadStudy,
   type Results,
+  strictFailures,
   type Study,
 } from "../../src/repro/claims.ts";
 import {
@@ -203,6 +204,9 @@ Deno.test("a `measure` check reports the value without asserting, and runs no co
   assert.equal(r[0].control, undefined);
   assert.deepEqual(experimentsOf(s, "smoke"), ["a"]);
   assert.deepEqual(experimentsOf(s, "paper"), ["a", "ctl"]);
+  // --asserted: only what asserted claims need (with their controls).
+  assert.deepEqual(experimentsOf(s, "smoke", { asserted: true }), []);
+  assert.deepEqual(experimentsOf(s, "paper", { asserted: true }), ["a", "ctl"]);
 });
 
 Deno.test("the DINO experiments train in every profile: Table 1's rows fine-tune the DINO checkpoint", async () => {
@@ -338,4 +342,27 @@ Deno.test("a claims file with a best-of claim without an experiment, or a margin
   );
   await assertRejectsMessage(() => loadStudy(file), /claim r: combine is difference or ratio/);
   await Deno.remove(file);
+});
+
+Deno.test("strictFailures() names every asserted claim that did not pass, and nothing measured", () => {
+  const s = study(([
+    { greater: "a", lesser: "b", profiles: { small: { margin: 1 } } }, // pass
+    { greater: "a", lesser: "c", profiles: { small: { margin: 1 } } }, // inconclusive
+    { greater: "a", lesser: "d", profiles: { small: { margin: 1 } } }, // not run
+    { greater: "a", lesser: "c", profiles: { small: { measure: true } } }, // reported only
+    { greater: "a", lesser: "c", profiles: { paper: { margin: 1 } } }, // not this profile's
+  ] as Partial<Claim>[]).map((c) => ({ ...c, scale: 100 })));
+  const r = evaluateClaims(
+    s,
+    "small",
+    results({ a: [0.8, 0.81, 0.82], b: [0.7, 0.7, 0.71], c: [0.79, 0.81, 0.8], d: "left out" }),
+  );
+  assert.deepEqual(r.map((x) => x.verdict), [
+    "pass",
+    "inconclusive",
+    "not run",
+    "measured",
+    "not run",
+  ]);
+  assert.deepEqual(strictFailures(r, s, "small"), ["c1 (inconclusive)", "c2 (not run)"]);
 });

@@ -130,3 +130,34 @@ Deno.test("the runner refuses a bad config before it reads data or writes anythi
   assert.deepEqual([...Deno.readDirSync(cache)], []);
   await Deno.remove(cache);
 });
+
+Deno.test("the small profile's comparisons: equal supervised epochs, the paper's budget, the random-init control", async () => {
+  const small = await loadProfile("small");
+  const tin = studyConfigs(await loadStudy("tin"), small, 11);
+  const ft = ofMode(tin["finetune-mae-random"] as TrainConfig, "finetune");
+  const scratch = ofMode(tin["scratch"] as TrainConfig, "scratch");
+  const pre = ofMode(tin["pretrain-mae-random"] as TrainConfig, "pretrain");
+  // Fine-tuning and scratch differ in the mode and the init only.
+  const { mode: _m, init: _i, ...ftRest } = ft;
+  const { mode: _s, ...scratchRest } = scratch;
+  assert.deepEqual(ftRest, scratchRest);
+  assert.deepEqual([ft.encoder.pool, ft.data.augment, ft.data.evalLimit], ["mean", "cropflip", 0]);
+  assert.equal(pre.data.trainLimit, ft.data.trainLimit, "pre-training sees the labelled images");
+  // The paper's budget: scratch as long as MAE pre-training, all else as scratch.
+  const budget = ofMode(tin["scratch-paper-budget"] as TrainConfig, "scratch");
+  assert.deepEqual(
+    [budget.optim.epochs, budget.optim.warmupEpochs],
+    [pre.optim.epochs, pre.optim.warmupEpochs],
+  );
+  assert.deepEqual(
+    { ...budget, optim: { ...budget.optim, epochs: 0, warmupEpochs: 0 } },
+    { ...scratch, optim: { ...scratch.optim, epochs: 0, warmupEpochs: 0 } },
+  );
+  const ctl = ofMode(tin["finetune-random-init"] as TrainConfig, "finetune");
+  assert.equal(ctl.init, "<checkpoint of pretrain-mae-untrained>");
+  assert.deepEqual({ ...ctl, init: "" }, { ...ft, init: "" });
+  // In the paper profile the budget run is its 400-epoch scratch stage.
+  const paper = await loadProfile("paper");
+  const long = experimentConfig(paper, "scratch-paper-budget", 1, checkpointPlaceholder);
+  assert.equal(long.optim.epochs, 400);
+});

@@ -4,8 +4,10 @@ import {
   autoWarmup,
   deriveRaw,
   loadProfile,
+  parseSeeds,
   type ProfileName,
   resolveAuto,
+  runSeeds,
   scaleStage,
   type Stage,
 } from "../../src/repro/profiles.ts";
@@ -200,4 +202,46 @@ Deno.test("learningRate() warms up from lr/3 like PyTorch LinearLR, or from 0 fo
   assert.equal(learningRate(d, 0, 0, 10), 0);
   assert.ok(Math.abs(learningRate(d, 2, 5, 10) - 1e-3 * 2.5 / 5) < 1e-15);
   assert.ok(Math.abs(learningRate(d, 5, 0, 10) - 1e-3) < 1e-15);
+});
+
+Deno.test("the small profile keeps its design seeds apart: --seeds N runs held-apart seeds only", async () => {
+  const small = await loadProfile("small");
+  const { design, held } = small.seeds!;
+  assert.ok(design.length >= 3 && held.length >= 3);
+  assert.ok(held.every((s) => !design.includes(s)));
+  const three = runSeeds(small, 3);
+  assert.deepEqual(three.seeds, held.slice(0, 3));
+  assert.match(three.role, /^held apart: the thresholds were set on the design seeds/);
+  // The profile's own seed (one run, no --seeds) is a held-apart seed too.
+  assert.ok(held.includes(runSeeds(small).seeds[0]));
+  assert.match(
+    runSeeds(small, undefined, design).role,
+    /^the design seeds.*not a held-apart check/,
+  );
+  assert.match(runSeeds(small, undefined, [held[0], design[0]]).role, /are design seeds/);
+  assertThrows(
+    () => runSeeds(small, held.length + 1),
+    `--seeds ${held.length + 1}: the small profile holds ${held.length} seeds apart`,
+  );
+  // A profile without held-apart seeds: 1..N, and no role to report.
+  const ci = await loadProfile("ci");
+  assert.deepEqual(runSeeds(ci, 3), { seeds: [1, 2, 3], role: "" });
+  assert.deepEqual(runSeeds(ci).seeds, [42]);
+});
+
+Deno.test("parseSeeds() names the profile file and what is wrong", () => {
+  assert.equal(parseSeeds(undefined, "p.yaml"), undefined);
+  assert.deepEqual(parseSeeds({ design: [1], held: [2, 3] }, "p.yaml"), {
+    design: [1],
+    held: [2, 3],
+  });
+  const bad: [unknown, string][] = [
+    [[1, 2], "p.yaml: seeds: must be { design: [...], held: [...] }"],
+    [{ design: [1], held: [2], extra: 1 }, "p.yaml: seeds: unknown key extra"],
+    [{ design: [], held: [2] }, "p.yaml: seeds: design must be a non-empty list"],
+    [{ design: [1], held: [2.5] }, "p.yaml: seeds: held: 2.5 is not a seed"],
+    [{ design: [1, 1], held: [2] }, "p.yaml: seeds: design repeats a seed"],
+    [{ design: [1, 2], held: [2] }, "p.yaml: seeds: seed 2 is both a design and a held-apart seed"],
+  ];
+  for (const [raw, msg] of bad) assertThrows(() => parseSeeds(raw, "p.yaml"), msg);
 });
