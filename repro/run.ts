@@ -340,7 +340,7 @@ if (import.meta.main) {
     profile: profileName,
     profileReason: why,
     seeds,
-    ...(seedRun!.role ? { seedRole: seedRun!.role } : {}),
+    ...(seedRun!.kind ? { seedRole: seedRun!.role, seedKind: seedRun!.kind } : {}),
     adapter: { description: gpu.adapter.description, software: gpu.adapter.software },
     commit: await commitId(),
     started: new Date(Date.now() - (performance.now() - t0)).toISOString(),

@@ -255,6 +255,8 @@ export interface RunSeeds {
   seeds: number[];
   /** One line for the report, e.g. "held apart from the design seeds 1, 2, 3". */
   role: string;
+  /** Which of the profile's seed sets the run used (none: the profile keeps no such sets). */
+  kind?: "design" | "held" | "mixed";
 }
 
 /**
@@ -281,11 +283,12 @@ export function runSeeds(p: Profile, n?: number, list?: number[]): RunSeeds {
       : Array.from({ length: n }, (_, i) => i + 1));
   if (!p.seeds) return { seeds, role: "" };
   const d = seeds.filter((s) => design.includes(s));
+  const kind = d.length === 0 ? "held" : d.length === seeds.length ? "design" : "mixed";
   const role = d.length === 0
     ? `held apart: the thresholds were set on the design seeds ${design.join(", ")}`
     : d.length === seeds.length
     ? `the design seeds, on which the thresholds were set: not a held-apart check`
     : `seeds ${d.join(", ")} are design seeds, on which the thresholds were set: ` +
       "not a held-apart check";
-  return { seeds, role };
+  return { seeds, role, kind };
 }

@@ -20,6 +20,8 @@ export interface RunReport {
   seeds: number[];
   /** What the seeds are to the thresholds, where the profile keeps design and held-apart seeds. */
   seedRole?: string;
+  /** Which of the profile's seed sets the run used: its design seeds or held-apart ones. */
+  seedKind?: "design" | "held" | "mixed";
   adapter: { description: string; software: boolean };
   commit: string;
   started: string;

@@ -20,6 +20,8 @@ export type PageRun =
     | "title"
     | "profile"
     | "seeds"
+    | "seedRole"
+    | "seedKind"
     | "adapter"
     | "commit"
     | "started"
@@ -230,13 +232,17 @@ export function renderPage(
   lines.push("");
   for (const { dir, run } of sorted) {
     lines.push(
-      `## ${run.study}, profile \`${run.profile}\``,
+      `## ${run.study}, profile \`${run.profile}\`${
+        run.seedKind === "design" ? ", design seeds" : ""
+      }`,
       "",
       `${cell(run.title)}. Commit ${run.commit}, started ${run.started}, ${
         Math.round(run.seconds)
       } s on ${run.adapter.description}${
         run.adapter.software ? " (software adapter)" : ""
-      }; seeds ${run.seeds.join(", ")}${run.shard ? `; shard ${run.shard}` : ""}.`,
+      }; seeds ${run.seeds.join(", ")}${run.seedRole ? ` (${run.seedRole})` : ""}${
+        run.shard ? `; shard ${run.shard}` : ""
+      }.`,
       "",
       "| claim | paper | ours | check | verdict | negative control |",
       "|---|---|---|---|---|---|",
@@ -264,9 +270,15 @@ export function renderPage(
   return lines.join("\n");
 }
 
-/** The folder name a run is kept under. */
+/**
+ * The folder a run is kept under: `<study>-<profile>`, plus `-design` for a
+ * run on a profile's design seeds (kept beside, not instead of, the
+ * held-apart run that judges the claims) and the shard if any.
+ */
 export function runFolder(run: PageRun): string {
-  return `${run.study}-${run.profile}${run.shard ? `-shard${run.shard.replace("/", "of")}` : ""}`;
+  return `${run.study}-${run.profile}${run.seedKind === "design" ? "-design" : ""}${
+    run.shard ? `-shard${run.shard.replace("/", "of")}` : ""
+  }`;
 }
 
 async function readRun(path: string): Promise<PageRun> {

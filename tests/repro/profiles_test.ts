@@ -212,6 +212,8 @@ Deno.test("the small profile keeps its design seeds apart: --seeds N runs held-a
   const three = runSeeds(small, 3);
   assert.deepEqual(three.seeds, held.slice(0, 3));
   assert.match(three.role, /^held apart: the thresholds were set on the design seeds/);
+  assert.equal(three.kind, "held");
+  assert.equal(runSeeds(small, undefined, design).kind, "design");
   // The profile's own seed (one run, no --seeds) is a held-apart seed too.
   assert.ok(held.includes(runSeeds(small).seeds[0]));
   assert.match(
@@ -226,6 +228,7 @@ Deno.test("the small profile keeps its design seeds apart: --seeds N runs held-a
   // A profile without held-apart seeds: 1..N, and no role to report.
   const ci = await loadProfile("ci");
   assert.deepEqual(runSeeds(ci, 3), { seeds: [1, 2, 3], role: "" });
+  assert.equal(runSeeds(ci, 3).kind, undefined);
   assert.deepEqual(runSeeds(ci).seeds, [42]);
 });
 

@@ -6,6 +6,7 @@ import {
   parseBench,
   parseRun,
   renderPage,
+  runFolder,
   writePage,
 } from "../../src/repro/results_page.ts";
 import { summarize } from "../../src/repro/stats.ts";
@@ -63,6 +64,27 @@ Deno.test("renderPage() lists each run's claims with the interval, check, verdic
   assert.ok(page.includes("- `tin-sweep` (measured): the interval spans zero at this scale"));
   assert.ok(page.includes("Commit abc1234, started 2026-11-30T10:00:00.000Z, 61 s on llvmpipe"));
   assert.ok(page.includes("| tin | small | 1, 2, 3 | abc1234 | 2026-11-30 | 1 pass, 1 measured |"));
+});
+
+Deno.test("a run on the design seeds is kept beside the held-apart run, and each says which it is", () => {
+  const held = run("tin", "small", {
+    seeds: [11, 12, 13],
+    seedKind: "held",
+    seedRole: "held apart: the thresholds were set on the design seeds 1, 2, 3",
+  });
+  const design = run("tin", "small", {
+    seedKind: "design",
+    seedRole: "the design seeds, on which the thresholds were set: not a held-apart check",
+  });
+  assert.deepEqual([runFolder(held), runFolder(design)], ["tin-small", "tin-small-design"]);
+  const page = renderPage([
+    { dir: "results/tin-small", run: held },
+    { dir: "results/tin-small-design", run: design },
+  ]);
+  assert.ok(page.includes("## tin, profile `small`\n"), page);
+  assert.ok(page.includes("## tin, profile `small`, design seeds\n"), page);
+  assert.ok(page.includes("seeds 11, 12, 13 (held apart: the thresholds were set on the design"));
+  assert.ok(page.includes("seeds 1, 2, 3 (the design seeds, on which the thresholds were set"));
 });
 
 Deno.test("renderPage() orders runs by profile size, then study", () => {
