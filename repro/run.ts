@@ -23,10 +23,12 @@ import { loadLevelJob } from "../src/repro/level_run.ts";
 import { lockDir, LockedError } from "../src/repro/lock.ts";
 import { renderFigures } from "../src/repro/figures_report.ts";
 
-const HELP = `usage: deno task repro:<study> [options]     studies: tin, cub, sweep
+const HELP = `usage: deno task repro:<study> [options]     studies: tin, cub, sweep, scale
 
 Regenerates the paper's results for one study and checks every claim in
 repro/claims/<study>.yaml against its tolerance for the chosen profile.
+The scale study (deno task repro:scale) goes beyond the paper: MAE's margins
+over a random init at 1k, 4k and 16k training images, in the small profile.
 
 options:
   --profile P     smoke | ci | small | short | paper (default: paper when a Tiny ImageNet
@@ -159,7 +161,7 @@ if (import.meta.main) {
     }
     Deno.exit(0);
   }
-  const studyName = positionals[0] ?? fail(`name a study (tin, cub, sweep)\n\n${HELP}`);
+  const studyName = positionals[0] ?? fail(`name a study (tin, cub, sweep, scale)\n\n${HELP}`);
   if (positionals.length > 1) fail(`one study at a time, got '${positionals.join(" ")}'`);
   let nSeeds = 0;
   if (values.seeds !== undefined) {

@@ -31,6 +31,8 @@ export type Plan =
     critic?: string;
     /** Changes to the stage's config, merged onto the stage as written before validation. */
     overlay?: ConfigOverlay;
+    /** The scale study's training-set size (`data.trainLimit`), laid over `overlay`. */
+    trainImages?: number;
   }
   | {
     kind: "timing";
@@ -42,6 +44,19 @@ export type Plan =
 
 /** The masking ratios of the paper's sweep (percent). */
 export const SWEEP_RATIOS = [25, 50, 60, 65, 70, 75, 80, 85, 90];
+
+/** The scale study's training-set sizes (images), each a `-n<size>` suffix of an experiment. */
+export const SCALE_SIZES = [1024, 4096, 16384];
+
+/** The experiments the scale study repeats at each size: the two MAE-vs-random comparisons. */
+export const SCALED_EXPERIMENTS = [
+  "pretrain-mae-random",
+  "pretrain-mae-untrained",
+  "probe-mae-random",
+  "probe-random-init",
+  "finetune-mae-random",
+  "scratch",
+];
 
 /** Table 5's grid: (lr, weight decay) pairs with a reported probe accuracy. */
 export const TABLE5_GRID: [lr: number, wd: number][] = [
@@ -231,6 +246,18 @@ export function planFor(id: string, p: Profile): Plan {
       id,
     );
   }
+  const scaled = /^(.+)-n(\d+)$/.exec(id);
+  if (scaled && SCALED_EXPERIMENTS.includes(scaled[1])) {
+    const n = Number(scaled[2]);
+    if (!SCALE_SIZES.includes(n)) {
+      throw new Error(
+        `unknown training-set size in experiment '${id}' (${SCALE_SIZES.join(", ")})`,
+      );
+    }
+    const base = planFor(scaled[1], p);
+    if (base.kind !== "train") return base;
+    return { ...base, trainImages: n, ...(base.init ? { init: `${base.init}-n${n}` } : {}) };
+  }
   const grid = /^(pretrain|probe)-hp-(.+)$/.exec(id);
   if (grid) {
     const cell = TABLE5_GRID.find(([lr, wd]) => gridId(lr, wd) === grid[2]);
@@ -292,6 +319,12 @@ export function experimentConfig(
     [
       { from: "", value: p.raw[plan.stage] },
       { from: `experiment ${id}`, value: plan.kind === "train" ? plan.overlay : undefined },
+      {
+        from: `the scale study for ${id}`,
+        value: plan.kind === "train" && plan.trainImages
+          ? { data: { trainLimit: plan.trainImages } }
+          : undefined,
+      },
       { from: `the runner for ${id}`, value: runner },
     ],
     `${stageFile(p.file, plan.stage)}, experiment ${id}`,

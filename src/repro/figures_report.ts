@@ -23,8 +23,9 @@ import type { MaeRunConfig, TrainConfig } from "../train/config.ts";
 import { loadSplits } from "../train/data.ts";
 import { readCheckpoint } from "../train/safetensors.ts";
 import type { Results } from "./claims.ts";
-import { SWEEP_RATIOS } from "./experiments.ts";
-import { gridFigure, type GridRow, lineChart } from "./figures.ts";
+import { SCALE_SIZES, SWEEP_RATIOS } from "./experiments.ts";
+import { gridFigure, type GridRow, lineChart, type LineSeries } from "./figures.ts";
+import { summarize } from "./stats.ts";
 import type { Profile } from "./profiles.ts";
 
 /** The paper's masking-ratio sweep (probe top-1 %, TIN, 200 + 50 epochs). */
@@ -132,6 +133,18 @@ export async function renderFigures(
       }),
     );
   }
+  const scale = scaleSeries(results);
+  if (scale.length) {
+    await save(
+      "scale.svg",
+      lineChart({
+        title: "MAE's margin over a random init by training-set size (mean, 95% interval)",
+        xLabel: "training images (x1024)",
+        yLabel: "accuracy difference (pp)",
+        series: scale,
+      }),
+    );
+  }
   const rows = await reconstructionRows(results, profile, gpu);
   if (rows.length) {
     const { png, svg } = gridFigure({
@@ -144,6 +157,37 @@ export async function renderFigures(
     await save("figure2.png", png);
   }
   return written;
+}
+
+/**
+ * The scale study's curves: per comparison (probe, fine-tune vs scratch) the
+ * mean over seeds of the paired difference in pp at each size that ran, and
+ * the ends of its 95% interval as markers; none when no size ran.
+ */
+export function scaleSeries(results: Results): LineSeries[] {
+  const out: LineSeries[] = [];
+  for (
+    const [name, greater, lesser] of [
+      ["probe: MAE - random init", "probe-mae-random", "probe-random-init"],
+      ["fine-tune: MAE - scratch", "finetune-mae-random", "scratch"],
+    ] as const
+  ) {
+    const mean: [number, number][] = [], ends: [number, number][] = [];
+    for (const n of SCALE_SIZES) {
+      const g = trained(results, `${greater}-n${n}`), l = trained(results, `${lesser}-n${n}`);
+      if (!g || !l) continue;
+      const acc = (m: Record<string, unknown>) => 100 * (m.eval as Record<string, number>).accuracy;
+      const s = summarize(g.metrics.map((m, i) => acc(m) - acc(l.metrics[i])));
+      const x = n / 1024;
+      mean.push([x, s.mean]);
+      ends.push([x, s.ci95[0]], [x, s.ci95[1]]);
+    }
+    if (mean.length) {
+      out.push({ name, points: mean, style: "line+points" });
+      out.push({ name: `${name}, 95% interval ends`, points: ends, style: "points" });
+    }
+  }
+  return out;
 }
 
 /** The MAE of a pre-training checkpoint and the config it was trained with. */

@@ -106,7 +106,7 @@ Deno.test("a claim whose negative control also passes is invalid, and profiles w
 });
 
 Deno.test("every study file loads, and every experiment it names has a plan in every profile", async () => {
-  for (const name of ["tin", "cub", "sweep"]) {
+  for (const name of ["tin", "cub", "sweep", "scale"]) {
     const st = await loadStudy(name);
     assert.ok(st.claims.length > 0);
     for (const p of PROFILES) {

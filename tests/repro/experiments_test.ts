@@ -5,6 +5,8 @@ import {
   experimentConfig,
   experimentConfigs,
   planFor,
+  SCALE_SIZES,
+  SCALED_EXPERIMENTS,
   studyConfigs,
 } from "../../src/repro/experiments.ts";
 import { loadProfile, type Profile, PROFILES } from "../../src/repro/profiles.ts";
@@ -43,7 +45,7 @@ Deno.test("the paper profile's printed configs carry each experiment's overlay o
 Deno.test("every experiment of every study validates in every profile, dependencies first", async () => {
   for (const name of PROFILES) {
     const p = await loadProfile(name);
-    for (const study of ["tin", "cub", "sweep"]) {
+    for (const study of ["tin", "cub", "sweep", "scale"]) {
       const configs = studyConfigs(await loadStudy(study), p, 1);
       const ids = Object.keys(configs);
       for (const [id, c] of Object.entries(configs)) {
@@ -160,4 +162,37 @@ Deno.test("the small profile's comparisons: equal supervised epochs, the paper's
   const paper = await loadProfile("paper");
   const long = experimentConfig(paper, "scratch-paper-budget", 1, checkpointPlaceholder);
   assert.equal(long.optim.epochs, 400);
+});
+
+Deno.test("the scale study repeats the two comparisons at each training-set size, 1024 being the small profile's own runs", async () => {
+  const small = await loadProfile("small");
+  const cfg = (id: string) => experimentConfig(small, id, 11, checkpointPlaceholder);
+  for (const base of SCALED_EXPERIMENTS) {
+    // At the profile's own size the run is the same config (its init the same run's checkpoint,
+    // and the cache keys an init by its config): the cache serves it to both studies.
+    const same = cfg(`${base}-n1024`);
+    assert.deepEqual({ ...same, init: "" }, { ...cfg(base), init: "" }, base);
+    const big = cfg(`${base}-n16384`);
+    assert.equal(big.data.trainLimit, 16384);
+    assert.deepEqual({ ...big, data: { ...big.data, trainLimit: 1024 }, init: "" }, {
+      ...cfg(base),
+      init: "",
+    });
+  }
+  const ft = planFor("finetune-mae-random-n4096", small);
+  assert.ok(ft.kind === "train" && ft.init === "pretrain-mae-random-n4096");
+  const init = (id: string) => (cfg(id) as { init?: string }).init;
+  assert.equal(init("probe-random-init-n4096"), "<checkpoint of pretrain-mae-untrained-n4096>");
+  assert.equal(init("scratch-n4096"), undefined);
+  let err = "";
+  try {
+    planFor("scratch-n5000", small);
+  } catch (e) {
+    err = (e as Error).message;
+  }
+  assert.match(
+    err,
+    /unknown training-set size in experiment 'scratch-n5000' \(1024, 4096, 16384\)/,
+  );
+  assert.equal(SCALE_SIZES.length, 3);
 });

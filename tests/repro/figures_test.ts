@@ -22,6 +22,7 @@ import {
   reconstruct,
   reconstructionRow,
   renderFigures,
+  scaleSeries,
 } from "../../src/repro/figures_report.ts";
 import type { Profile } from "../../src/repro/profiles.ts";
 import { markdown } from "../../src/repro/report.ts";
@@ -801,4 +802,38 @@ Deno.test("the report shows the SVG figures inline and links the grid's PNG", ()
     ["curves_pretrain.svg", "figure2.svg"],
   );
   assert.match(figures, /(?<!!)\[figure2\.png\]\(figure2\.png\)/);
+});
+
+Deno.test("scaleSeries() draws each comparison's paired mean difference and its interval ends by size", () => {
+  const acc = (xs: number[]) => ({
+    seeds: xs.map((_, i) => i + 1),
+    metrics: xs.map((a) => ({ eval: { accuracy: a } })),
+  });
+  const results: Results = new Map([
+    ["probe-mae-random-n1024", acc([0.70, 0.72, 0.74])],
+    ["probe-random-init-n1024", acc([0.60, 0.61, 0.65])],
+    ["probe-mae-random-n4096", acc([0.80, 0.80, 0.80])],
+    ["probe-random-init-n4096", acc([0.78, 0.78, 0.78])],
+    // Fine-tuning ran at one size only; scratch at 4096 is missing, so that size is left out.
+    ["finetune-mae-random-n1024", acc([0.8, 0.8, 0.8])],
+    ["scratch-n1024", acc([0.79, 0.79, 0.79])],
+    ["finetune-mae-random-n4096", acc([0.9, 0.9, 0.9])],
+  ]);
+  const s = scaleSeries(results);
+  assert.deepEqual(s.map((x) => x.name), [
+    "probe: MAE - random init",
+    "probe: MAE - random init, 95% interval ends",
+    "fine-tune: MAE - scratch",
+    "fine-tune: MAE - scratch, 95% interval ends",
+  ]);
+  // Paired by seed: differences 10, 11, 9 pp at 1024 (mean 10, sd 1), 2 pp at 4096.
+  const close = (a: number, b: number) => Math.abs(a - b) < 1e-9;
+  assert.ok(close(s[0].points[0][1], 10) && s[0].points[0][0] === 1);
+  assert.ok(close(s[0].points[1][1], 2) && s[0].points[1][0] === 4);
+  const half = 4.302652729911275 / Math.sqrt(3); // t(0.975, 2) sd / sqrt(n)
+  // (summarize() reads t from a table to 3 decimals.)
+  assert.ok(Math.abs(s[1].points[0][1] - (10 - half)) < 1e-3);
+  assert.ok(Math.abs(s[1].points[1][1] - (10 + half)) < 1e-3);
+  assert.equal(s[2].points.length, 1);
+  assert.deepEqual(scaleSeries(new Map()), []);
 });
