@@ -28,7 +28,7 @@ import { writeFileAtomic } from "../src/data/mod.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { Classifier } from "../src/models/classifier.ts";
 import { experimentConfig } from "../src/repro/experiments.ts";
-import { formatDuration } from "../src/repro/estimate.ts";
+import { flopsPerImage, formatDuration, kindOf, modelShape } from "../src/repro/estimate.ts";
 import { loadProfile, type Profile, scaleStage } from "../src/repro/profiles.ts";
 import type { TrainConfig } from "../src/train/config.ts";
 import { loadSplits } from "../src/train/data.ts";
@@ -169,8 +169,9 @@ async function runCiTwin(dir: string, log: (line: string) => void, fault = "") {
 }
 
 /**
- * Remaining time: the harness's stages by their images x epochs at the speed
- * it has shown, the twin's by its mean time per seed so far.
+ * Remaining time: the harness's stages by their work (images x epochs x
+ * FLOPs per image) at the speed it has shown, the twin's by its mean time
+ * per seed so far (a quarter of the harness's until measured).
  */
 class Eta {
   #harnessWork = 0;
@@ -207,7 +208,9 @@ export async function ciMaeCompare(gpu: Gpu, o: CiMaeOptions): Promise<CiMaeRepo
     experimentConfig(profile, FINETUNE, seed, () => init),
   ];
   const [p0, f0] = configs(1, "<pretrain checkpoint>");
-  const work = (c: TrainConfig) => c.optim.epochs * c.data.trainLimit;
+  // As the repro runner's progress: images x epochs x training FLOPs per image.
+  const work = (c: TrainConfig) =>
+    c.optim.epochs * c.data.trainLimit * flopsPerImage(kindOf(c.mode), modelShape(c));
   const eta = new Eta(work(p0) + work(f0), seeds.length);
   const t0 = performance.now();
   const progress = (seedIndex: number, what: string, workLeft: number, twinsLeft: number) => {

@@ -898,7 +898,7 @@ the harness's training loop and in the twin (twin/ci_mae.py), with the same
 data subset, initial parameters, epochs, batch sizes and schedule; prints the
 final masked-patch MSE ratio and fine-tuned accuracy of both, per seed and
 mean ± sd, as measured (masks, dropout and data order come from each side's
-own RNG). About 3 min per seed for the harness on a 2-core CPU adapter.
+own RNG). About 4 min per seed for the harness on a 2-core CPU adapter.
 
   --experiment E     ${TWIN_EXPERIMENTS.join(", ")}
   --seeds N          seeds 1..N (default 3)
