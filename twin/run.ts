@@ -16,7 +16,7 @@
  * @module
  */
 
-import { parseArgs } from "cli";
+import { parseFlags, usageExit } from "../src/cli/_args.ts";
 import { writeFileAtomic } from "../src/data/mod.ts";
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
 import { Classifier, type Pooling } from "../src/models/classifier.ts";
@@ -42,6 +42,10 @@ import { backward, noGrad } from "../src/tape.ts";
 import { keep, type Tensor, tensor, tidyAsync } from "../src/tensor.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "../src/train/safetensors.ts";
 import { learningRate } from "../src/train/schedule.ts";
+import { ciMaeCompare, formatCiMae, TWIN_EXPERIMENTS } from "./ci_mae.ts";
+import { torchAvailable, twinPython } from "./python.ts";
+
+export { torchAvailable, twinPython };
 
 /** The comparisons `deno task twin` knows: a training mode and its variant. */
 export const TWIN_MODES = [
@@ -57,6 +61,7 @@ export const TWIN_MODES = [
   "smae-code",
   "critic",
   "dino",
+  "dino-local",
 ] as const;
 /**
  * Known to differ: DINO as the authors' code (DINO's utils) does it, where the
@@ -68,7 +73,22 @@ export const TWIN_EXTRA_MODES = ["dino-authors"] as const;
 export type TwinMode = typeof TWIN_MODES[number] | typeof TWIN_EXTRA_MODES[number];
 
 /** Deliberately wrong twins (TWIN_FAULT of twin.py); "cls-first" is a control that must still match. */
-export type TwinFault = "" | "no-bias-correction" | "gelu" | "no-sigmoid" | "cls-first";
+export type TwinFault =
+  | ""
+  | "no-bias-correction"
+  | "gelu"
+  | "no-sigmoid"
+  | "same-view-pairs"
+  | "cls-first";
+
+/** Every {@link TwinFault} but "" (what --fault accepts). */
+export const TWIN_FAULTS: readonly TwinFault[] = [
+  "no-bias-correction",
+  "gelu",
+  "no-sigmoid",
+  "same-view-pairs",
+  "cls-first",
+];
 
 /**
  * Tolerances, f32 on both sides. The two computations differ only in
@@ -76,7 +96,8 @@ export type TwinFault = "" | "no-bias-correction" | "gelu" | "no-sigmoid" | "cls
  * kernels) and exp/sqrt rounding: one op agrees to a few ulps, a forward
  * through ~30 ops to ~1e-7..1e-6 relative. Measured worst over all the
  * modes at 10 steps (`deno task twin`) in brackets.
- * - loss at step 1 (same parameters on both sides): rtol 1e-6 [2.1e-7].
+ * - loss at step 1 (same parameters on both sides): rtol 1e-6 [4.2e-7,
+ *   dino-local].
  * - loss at every step: rtol 1e-4 [1.2e-5]. Rounding differences in the
  *   parameters grow from step to step, and fine-tuning and scratch runs
  *   overfit the batch fast (loss 2.9 -> 0.23), so the relative error of a
@@ -85,17 +106,23 @@ export type TwinFault = "" | "no-bias-correction" | "gelu" | "no-sigmoid" | "cls
  *   LinearLR/CosineAnnealingLR): rtol 1e-12 [1.6e-16].
  * - gradient at step 1: per parameter, max |harness - twin| / max |twin|
  *   (normwise: an element near zero has no meaningful elementwise relative
- *   error) within 1e-4 [8.4e-6, a bias in the last block under mean pooling].
+ *   error) within 1e-4 [1.3e-5, a bias in the last block under mean pooling].
  * - parameters after the last step: per parameter, L2 normwise,
- *   ||harness - twin|| / ||twin|| within 2e-5 [2.3e-6]. Not the max norm:
- *   Adam divides by sqrt(v), so an element whose gradient is cancellation
- *   noise takes independent +-lr steps on each side. Seen once, in the
- *   critic: one of 16384 elements of features.11.expand1x1.weight, step-1
- *   gradient 4e-10 vs -3.6e-9 (largest in the tensor 9e-3), 5e-5 apart
- *   after 10 steps. A wrong rule moves every element and shows in L2.
+ *   ||harness - twin|| / ||twin|| within 2e-5 [1.1e-6]. Not the max norm,
+ *   and without noise elements ({@link noiseElements}): Adam divides by
+ *   sqrt(v), so an element whose gradient is cancellation noise takes
+ *   independent +-lr steps on each side. Seen twice: in the critic, one of
+ *   16384 elements of features.11.expand1x1.weight, step-1 gradient 4e-10
+ *   vs -3.6e-9 (largest in the tensor 9e-3), 5e-5 apart after 10 steps
+ *   (within L2 by itself); in dino-local, one of 3072 elements of
+ *   encoder.blocks.1.qkv.w (a key weight), 2.0e-8 vs -3.1e-8 (largest
+ *   0.19), 2.4e-4 apart after 10 steps, 2.4e-5 in L2 (1e-6 without it).
+ *   Such elements are left out, counted in the report; a wrong rule moves
+ *   every element and shows in L2.
  * - BatchNorm running statistics and DINO's centre: max normwise 1e-4
- *   [1.7e-6]; DINO's teacher: as the parameters [1.5e-7]; DINO's gradient
- *   norm before clipping, every step: as the loss [1.0e-5].
+ *   [1.7e-6; the centre 3.6e-7]; DINO's teacher: as the parameters
+ *   [1.5e-7]; DINO's gradient norm before clipping, every step: as the
+ *   loss [1.0e-5].
  */
 export const TOLERANCES = {
   loss1: 1e-6,
@@ -203,8 +230,18 @@ export const DINO_TWIN = {
   // Global norms run 16.6 -> 4.1 over the 10 steps: steps 1-5 clip, 6-10 do not.
   clipGrad: 8,
   freezeLastLayerEpochs: 1,
+  /**
+   * Local crops per image (multi-crop, the config's `dino.localCrops`; 0:
+   * the two global views only) and their side (a multiple of the patch).
+   * Mode dino-local uses {@link DINO_LOCAL_CROPS} crops of 8x8.
+   */
+  localCrops: 0,
+  localCropSize: 0,
   semantics: "harness" as "harness" | "authors",
 };
+
+/** Mode dino-local: local crops per image and their side (imageSize / 2, as `dinoLocalSize`). */
+export const DINO_LOCAL_CROPS = { crops: 2, size: 8 } as const;
 
 /** What the run writes to config.json (read by twin.py). */
 export interface TwinConfig {
@@ -266,6 +303,9 @@ export function twinConfig(variant: TwinMode, steps: number): TwinConfig {
       ? {
         dino: {
           ...DINO_TWIN,
+          ...(variant === "dino-local"
+            ? { localCrops: DINO_LOCAL_CROPS.crops, localCropSize: DINO_LOCAL_CROPS.size }
+            : {}),
           semantics: variant === "dino-authors" ? "authors" as const : "harness" as const,
         },
       }
@@ -349,6 +389,14 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
   const images = rng.fork("images").normalArray(B * E.channels * E.imageSize * E.imageSize);
   const lrng = rng.fork("labels");
   const labels = Int32Array.from({ length: B }, () => lrng.int(CLASSES));
+  // DINO's local crops: N per image of the B / 2 images (the batch's rows are
+  // two views of each), crop-major as the loader lays them out, fixed like
+  // the views; both sides read them from batch.safetensors.
+  const nLocal = c.dino?.localCrops ?? 0, localSize = c.dino?.localCropSize ?? 0;
+  const localShape = [nLocal * (B / 2), E.channels, localSize, localSize];
+  const localImages = nLocal
+    ? rng.fork("local").normalArray(localShape.reduce((a, b) => a * b, 1))
+    : null;
 
   let stores: ParamStore[];
   let trainable: ParamStore[];
@@ -449,7 +497,10 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
           epoch,
         );
         const { probs } = teacherTargets(teacherOut, dino.centre, temp);
-        l = multiCropDinoLoss(dino.forward(dino.student, x, drop), null, probs, d.studentTemp);
+        const localOut = localImages
+          ? dino.forward(dino.student, tensor(gpu, localImages, localShape), drop)
+          : null;
+        l = multiCropDinoLoss(dino.forward(dino.student, x, drop), localOut, probs, d.studentTemp);
         backward(l);
         clipper!.clip();
         if (epoch < d.freezeLastLayerEpochs) gpu.clear(dino.student.get(LAST_LAYER).grad!.binding);
@@ -510,6 +561,7 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
     ["images", { shape: [B, E.channels, E.imageSize, E.imageSize], data: images }],
     ["labels", { shape: [B], data: labels }],
   ]);
+  if (localImages) batch.set("local", { shape: localShape, data: localImages });
   if (idsKeep.length) {
     const K = idsKeep[0].length / B;
     const all = new Int32Array(steps * B * K);
@@ -533,25 +585,6 @@ export async function runHarness(gpu: Gpu, variant: TwinMode, steps: number, dir
     clf.encoder.destroy();
   }
   return rec;
-}
-
-/** The interpreter the twin runs under (TWIN_PYTHON overrides /usr/bin/python3). */
-export function twinPython(): string {
-  return Deno.env.get("TWIN_PYTHON") ?? "/usr/bin/python3";
-}
-
-/** Whether `python3 -c "import torch"` works (the twin's only dependency). */
-export async function torchAvailable(): Promise<boolean> {
-  try {
-    const r = await new Deno.Command(twinPython(), {
-      args: ["-c", "import torch"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return r.success;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs twin/twin.py on `dir` (with TWIN_FAULT = `fault`) and reads its numbers. */
@@ -606,7 +639,48 @@ function relErr(a: number, b: number): number {
   return Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
 }
 
-/** Per-tensor normwise error max|a - b| / max|b| over the tensors named `prefix`*. */
+/**
+ * Below this fraction of its tensor's largest step-1 gradient, an element's
+ * step-1 gradient is rounding noise (f32 cancellation: the cases seen were
+ * 1e-7 and 4e-7 of the largest).
+ */
+export const GRAD_NOISE = 1e-6;
+
+/**
+ * The elements of each parameter whose step-1 gradients are noise on both
+ * sides and of opposite signs: Adam normalises each into a full +-lr step,
+ * so such an element moves independently on each side from step 1 on (see
+ * {@link TOLERANCES}, parameters). Zero gradients (a frozen layer) are not
+ * noise. By parameter name; absent when none.
+ */
+export function noiseElements(
+  h: Map<string, Float32Array>,
+  t: Map<string, Float32Array>,
+): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  for (const [n, b] of t) {
+    if (!n.startsWith("grad.")) continue;
+    const a = h.get(n);
+    if (!a || a.length !== b.length) continue;
+    let top = 0;
+    for (const x of b) top = Math.max(top, Math.abs(x));
+    const floor = GRAD_NOISE * top;
+    let mask: Uint8Array | null = null;
+    for (let i = 0; i < a.length; i++) {
+      if (a[i] * b[i] < 0 && Math.abs(a[i]) <= floor && Math.abs(b[i]) <= floor) {
+        (mask ??= new Uint8Array(a.length))[i] = 1;
+      }
+    }
+    if (mask) out.set(n.slice(5), mask);
+  }
+  return out;
+}
+
+/**
+ * Per-tensor normwise error max|a - b| / max|b| (or in L2) over the tensors
+ * named `prefix`*; `leaveOut` names elements to leave out, by the name after
+ * the prefix (their count shows in `worst`).
+ */
 function compareTensors(
   what: string,
   prefix: string,
@@ -615,6 +689,7 @@ function compareTensors(
   tol: number,
   skip: ReadonlySet<string> = new Set(),
   norm: "max" | "l2" = "max",
+  leaveOut: ReadonlyMap<string, Uint8Array> = new Map(),
 ): Check {
   const mine = (n: string) => n.startsWith(prefix) && !skip.has(n.slice(prefix.length));
   const names = [...h.keys()].filter(mine);
@@ -631,7 +706,7 @@ function compareTensors(
       count: 0,
     };
   }
-  let worst = "", maxAbs = 0, maxRel = 0;
+  let worst = "", maxAbs = 0, maxRel = 0, left = 0;
   for (const n of names) {
     const a = h.get(n)!, b = t.get(n)!;
     if (a.length !== b.length) {
@@ -646,7 +721,12 @@ function compareTensors(
       };
     }
     let d = 0, s = 0, d2 = 0, s2 = 0;
+    const out = leaveOut.get(n.slice(prefix.length));
     for (let i = 0; i < a.length; i++) {
+      if (out?.[i]) {
+        left++;
+        continue;
+      }
       const e = Math.abs(a[i] - b[i]);
       d = e > d || Number.isNaN(e) ? e : d;
       s = Math.max(s, Math.abs(b[i]));
@@ -661,6 +741,7 @@ function compareTensors(
     }
     if (!(d <= maxAbs)) maxAbs = d;
   }
+  if (left) worst += `; ${left} noise element${left === 1 ? "" : "s"} left out`;
   return { what, worst, maxAbs, maxRel, tol, ok: maxRel <= tol, count: names.length };
 }
 
@@ -697,6 +778,7 @@ export function compare(
   t: StepRecord,
 ): TwinReport {
   const followed = new Set(t.followed ?? []);
+  const noise = noiseElements(h.tensors, t.tensors);
   const checks = [
     compareSeries("loss, step 1", h.loss.slice(0, 1), t.loss.slice(0, 1), TOLERANCES.loss1),
     compareSeries("loss, every step", h.loss, t.loss, TOLERANCES.loss),
@@ -710,6 +792,7 @@ export function compare(
       TOLERANCES.param,
       followed,
       "l2",
+      noise,
     ),
   ];
   if (followed.size) checks.push(bnNullGradients(h.tensors, t.tensors, [...followed]));
@@ -724,6 +807,7 @@ export function compare(
         TOLERANCES.param,
         new Set(),
         "l2",
+        noise,
       ),
       compareTensors("DINO centre", "dino.", h.tensors, t.tensors, TOLERANCES.bn),
     );
@@ -790,61 +874,112 @@ export function formatReport(r: TwinReport): string {
   return lines.join("\n");
 }
 
-const HELP = `deno task twin [--mode M] [--steps N] [--fault F] [--keep DIR]
+const HELP = `usage: deno task twin [--mode M] [--steps N] [--fault F] [--keep DIR]
+       deno task twin --experiment ci-mae [--seeds N] [--epochs-scale S] [--out FILE] [--keep DIR]
 
-Trains N steps (default 10) of the harness and of its PyTorch twin
-(twin/twin.py, needs /usr/bin/python3 with torch; TWIN_PYTHON overrides)
-from the same parameters and batch, and prints loss and lr at every step,
-gradients at step 1 and parameters after step N, each against its tolerance.
+Step by step (default): trains N steps (default 10) of the harness and of its
+PyTorch twin (twin/twin.py, needs /usr/bin/python3 with torch; TWIN_PYTHON
+overrides) from the same parameters and batch, and prints loss and lr at every
+step, gradients at step 1 and parameters after step N, each against its
+tolerance. Exits 1 when any comparison fails.
 
-  --mode M    one of ${TWIN_MODES.join(", ")}, or all (default);
-              also ${TWIN_EXTRA_MODES.join(", ")} (known to differ, see twin/README.md)
-  --steps N   steps per mode (default 10)
-  --fault F   make the twin deliberately wrong: no-bias-correction, gelu,
-              no-sigmoid (smae-code), or cls-first (a control: must still match)
-  --keep DIR  keep the exchanged files under DIR/<mode>
-Exits 1 when any comparison fails.`;
+  --mode M           all (default), or one of
+                       ${TWIN_MODES.slice(0, 5).join(", ")},
+                       ${TWIN_MODES.slice(5, 10).join(", ")},
+                       ${TWIN_MODES.slice(10).join(", ")};
+                     also ${TWIN_EXTRA_MODES.join(", ")} (known to differ, see twin/README.md)
+  --steps N          steps per mode (default 10)
+  --fault F          make the twin deliberately wrong: ${TWIN_FAULTS.slice(0, 2).join(", ")},
+                     ${TWIN_FAULTS.slice(2, 4).join(", ")}; or cls-first (a control:
+                     it must still match)
+  --keep DIR         keep the exchanged files under DIR/<mode>
+
+Whole run (--experiment ci-mae): the ci profile's MAE pre-training, then
+fine-tuning from it (experiments pretrain-mae-random, finetune-mae-random), in
+the harness's training loop and in the twin (twin/ci_mae.py), with the same
+data subset, initial parameters, epochs, batch sizes and schedule; prints the
+final masked-patch MSE ratio and fine-tuned accuracy of both, per seed and
+mean ± sd, as measured (masks, dropout and data order come from each side's
+own RNG). About 4 min per seed for the harness on a 2-core CPU adapter.
+
+  --experiment E     ${TWIN_EXPERIMENTS.join(", ")}
+  --seeds N          seeds 1..N (default 3)
+  --epochs-scale S   scale every epoch count of both stages by S in (0, 1]
+                     (at least 1 epoch each; default 1: the profile's)
+  --out FILE         also write the table as markdown to FILE
+  --keep DIR         keep every run's files under DIR/seed<N>
+  -h, --help         this text`;
+
+/** A positive number from flag `name`, or a usage exit. */
+function positive(name: string, v: string, integer: boolean, max = Infinity): number {
+  const n = integer ? (/^\d+$/.test(v) ? Number(v) : NaN) : Number(v);
+  if (!(n > 0 && n <= max) || (integer && !Number.isSafeInteger(n))) {
+    usageExit(
+      "twin",
+      `--${name} must be ${integer ? "an integer >= 1" : `a number in (0, ${max}]`}, got '${v}'`,
+      HELP,
+    );
+  }
+  return n;
+}
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      mode: { type: "string", default: "all" },
-      steps: { type: "string", default: "10" },
-      fault: { type: "string", default: "" },
-      keep: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
-  const modes: TwinMode[] = values.mode === "all" ? [...TWIN_MODES] : [values.mode as TwinMode];
-  const known: readonly string[] = [...TWIN_MODES, ...TWIN_EXTRA_MODES];
-  for (const m of modes) {
-    if (!known.includes(m)) {
-      console.error(`twin: --mode ${m} is not one of ${known.join(", ")}, all`);
-      Deno.exit(2);
+  const { values } = parseFlags("twin", Deno.args, {
+    mode: { type: "string" },
+    steps: { type: "string" },
+    fault: { type: "string" },
+    keep: { type: "string" },
+    experiment: { type: "string" },
+    seeds: { type: "string" },
+    "epochs-scale": { type: "string" },
+    out: { type: "string" },
+  }, HELP);
+  const experiment = values.experiment as string | undefined;
+  if (experiment !== undefined) {
+    if (!(TWIN_EXPERIMENTS as readonly string[]).includes(experiment)) {
+      usageExit(
+        "twin",
+        `--experiment ${experiment} is not one of ${TWIN_EXPERIMENTS.join(", ")}`,
+        HELP,
+      );
+    }
+    for (const f of ["mode", "steps", "fault"]) {
+      if (values[f] !== undefined) usageExit("twin", `--${f} does not go with --experiment`, HELP);
+    }
+  } else {
+    for (const f of ["seeds", "epochs-scale", "out"]) {
+      if (values[f] !== undefined) usageExit("twin", `--${f} needs --experiment`, HELP);
     }
   }
-  const steps = Number(values.steps);
-  if (!Number.isInteger(steps) || steps < 1) {
-    console.error(`twin: --steps ${values.steps} is not a positive integer`);
-    Deno.exit(2);
+  const known: readonly string[] = [...TWIN_MODES, ...TWIN_EXTRA_MODES];
+  const mode = values.mode ?? "all";
+  if (mode !== "all" && !known.includes(mode)) {
+    usageExit("twin", `--mode ${mode} is not one of ${known.join(", ")}, all`, HELP);
   }
-  const fault = values.fault as TwinFault;
-  if (!["", "no-bias-correction", "gelu", "no-sigmoid", "cls-first"].includes(fault)) {
-    console.error(
-      `twin: --fault ${fault} is not one of no-bias-correction, gelu, no-sigmoid, cls-first`,
-    );
-    Deno.exit(2);
+  const steps = positive("steps", values.steps ?? "10", true);
+  const fault = (values.fault ?? "") as TwinFault;
+  if (fault && !TWIN_FAULTS.includes(fault)) {
+    usageExit("twin", `--fault ${fault} is not one of ${TWIN_FAULTS.join(", ")}`, HELP);
   }
+  const seeds = positive("seeds", values.seeds ?? "3", true);
+  const epochsScale = positive("epochs-scale", values["epochs-scale"] ?? "1", false, 1);
   if (!(await torchAvailable())) {
     console.error(`twin: ${twinPython()} cannot import torch (apt-get install python3-torch)`);
     Deno.exit(2);
   }
   const gpu = await openGpu({ log: false });
+  if (experiment) {
+    const report = await ciMaeCompare(gpu, {
+      seeds,
+      epochsScale,
+      ...(values.keep ? { dir: values.keep } : {}),
+    });
+    const md = formatCiMae(report);
+    console.log(md);
+    if (values.out) await writeFileAtomic(values.out, new TextEncoder().encode(md + "\n"));
+    Deno.exit(0);
+  }
+  const modes: TwinMode[] = mode === "all" ? [...TWIN_MODES] : [mode as TwinMode];
   let ok = true;
   for (const m of modes) {
     const r = await twinCompare(gpu, m, steps, {

@@ -11,7 +11,7 @@ schedule (what the authors' configs use, stepped per epoch).
 
 reads DIR/config.json, DIR/init.safetensors (every parameter, by the
 harness's names), DIR/batch.safetensors (images, labels, per-step kept
-indices for MAE) and DIR/trace.safetensors (the harness's parameters after
+indices for MAE, local crops for DINO) and DIR/trace.safetensors (the harness's parameters after
 each step, used only for BN_NULL below), runs config.steps steps and writes DIR/twin.safetensors
 (grad.<name> at step 1, param.<name> after the last step, bn.* for
 classifiers) and DIR/twin.json (loss and lr per step).
@@ -37,9 +37,12 @@ authors' code differs):
   L_pixel + alpha s_perc L_percep with s_pix = 1, s_perc = L_pixel / L_percep
   at step 1 (paper), or each s the mean of the term's inverse over the
   calibration steps, frozen after (code);
-- DINO: student on the two views, teacher (no gradient) on the swapped views,
-  targets softmax((t - centre) / teacher temperature), loss the mean
-  cross-entropy against log softmax(s / 0.1); gradient clipping, last layer
+- DINO: student on the two views (and on the local crops, batch "local",
+  at their own size: fewer tokens with their own positions), teacher (no
+  gradient) on the two views, targets softmax((t - centre) / teacher
+  temperature), loss DINO's DINOLoss: the mean over the pairs (teacher
+  view i, student crop v != i) of the cross-entropy against
+  log softmax(s / 0.1); gradient clipping, last layer
   without gradient in the first epoch(s), AdamW with DINO's cosine weight
   decay, then the teacher's EMA (cosine momentum) and the centre's EMA.
   config.dino.semantics "harness" clips by the global norm, uses GELU's tanh
@@ -53,7 +56,8 @@ authors' code differs):
 TWIN_FAULT (environment) makes the twin deliberately wrong, to show the
 comparison catches it: "no-bias-correction" (Adam without bias correction),
 "gelu" (GELU instead of ReLU), "no-sigmoid" (the code's SMAE scaling without
-the sigmoid on the critic features); "cls-first" (class token first) is a control
+the sigmoid on the critic features), "same-view-pairs" (DINO's loss also
+pairing each teacher view with the student's own view); "cls-first" (class token first) is a control
 that must still match (see twin/README.md).
 """
 
@@ -68,7 +72,7 @@ import torch
 import torch.nn.functional as F
 
 FAULT = os.environ.get("TWIN_FAULT", "")
-FAULTS = ("", "no-bias-correction", "gelu", "no-sigmoid", "cls-first")
+FAULTS = ("", "no-bias-correction", "gelu", "no-sigmoid", "same-view-pairs", "cls-first")
 if FAULT not in FAULTS:
     sys.exit(f"twin.py: TWIN_FAULT={FAULT!r} is not one of {FAULTS[1:]}")
 
@@ -384,20 +388,39 @@ def make_schedule(cfg, opt):
 # --- run ----------------------------------------------------------------------
 
 
-def dino_step(S, T, centre, cfg, opt, images, step, params, norms):
-    """One DINO step up to the optimizer: loss on the two views, backward, clipping, last-layer freeze.
-    Returns the loss and the teacher's raw outputs (for the centre)."""
+def dino_loss(s_out, t_out, centre, temp, d, crops):
+    """DINO's DINOLoss: the student's outputs in `crops` chunks [view 1, view 2, local 1..N], the
+    teacher's targets in 2 chunks [view 1, view 2]; the mean over the pairs (teacher view i, student
+    crop v), v != i, of the batch-mean cross-entropy."""
+    student = (s_out / d["studentTemp"]).chunk(crops)
+    targets = ((t_out - centre) / temp).softmax(-1).detach().chunk(2)
+    total, terms = 0.0, 0
+    for i, q in enumerate(targets):
+        for v, s in enumerate(student):
+            if v == i and FAULT != "same-view-pairs":
+                continue
+            total = total + (-q * F.log_softmax(s, -1)).sum(-1).mean()
+            terms += 1
+    return total / terms
+
+
+def dino_step(S, T, centre, cfg, opt, images, local, step, params, norms):
+    """One DINO step up to the optimizer: loss over the two views (and the local crops), backward,
+    clipping, last-layer freeze. Returns the loss and the teacher's raw outputs (for the centre)."""
     d = cfg["dino"]
     spe = cfg["schedule"]["stepsPerEpoch"]
     epoch = step // spe
     total = cfg["schedule"]["epochs"] * spe
     opt.param_groups[0]["weight_decay"] = dino_cosine(cfg["optim"]["weightDecay"], d["weightDecayEnd"], step, total)
-    B = images.shape[0] // 2
     with torch.no_grad():
-        t_out = dino_forward(T, cfg, torch.cat([images[B:], images[:B]]))
-        targets = ((t_out - centre) / teacher_temperature(d, epoch)).softmax(-1)
+        t_out = dino_forward(T, cfg, images)  # the global views only
     s_out = dino_forward(S, cfg, images)
-    loss = (-targets * F.log_softmax(s_out / d["studentTemp"], -1)).sum(-1).mean()
+    crops = 2
+    if local is not None:
+        # Local crops go through the student only, at their own size (fewer tokens, own positions).
+        s_out = torch.cat([s_out, dino_forward(S, cfg, local)])
+        crops += d["localCrops"]
+    loss = dino_loss(s_out, t_out, centre, teacher_temperature(d, epoch), d, crops)
     loss.backward()
     total = torch.norm(torch.stack([p.grad.norm(2) for p in params]), 2).item()
     norms.append(total)
@@ -453,7 +476,7 @@ def main(argv):
         lr = opt.param_groups[0]["lr"]
         opt.zero_grad(set_to_none=False)
         if mode == "dino":
-            loss, t_out = dino_step(P, T, centre, cfg, opt, images, step, train, norms)
+            loss, t_out = dino_step(P, T, centre, cfg, opt, images, batch.get("local"), step, train, norms)
         else:
             if mode == "pretrain":
                 loss = mae_loss(P, cfg, images, batch["ids_keep"][step])

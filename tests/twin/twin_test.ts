@@ -9,11 +9,13 @@ import { assert } from "../_assert.ts";
 import { testGpu } from "../_helpers.ts";
 import {
   formatReport,
+  noiseElements,
   torchAvailable,
   TWIN_MODES,
   twinCompare,
   type TwinReport,
 } from "../../twin/run.ts";
+import { ciMaeCompare, formatCiMae, lrMismatch, meanSpread } from "../../twin/ci_mae.ts";
 
 const hasTorch = await torchAvailable();
 const ci = Deno.env.get("CI") === "true";
@@ -78,6 +80,28 @@ twinTest(
 );
 
 twinTest(
+  "a twin whose DINO loss also pairs a teacher view with its own student view is caught at step 1",
+  async () => {
+    const r = await twinCompare(await testGpu(), "dino-local", STEPS, { fault: "same-view-pairs" });
+    assert(!r.ok, formatReport(r));
+    assert(r.losses[0][2] > 1e-3, formatReport(r));
+    assert(!check(r, "gradients").ok, formatReport(r));
+  },
+);
+
+Deno.test("noise elements: opposite signs below 1e-6 of the tensor's largest gradient, zeros excluded", () => {
+  const h = new Map([["grad.w", new Float32Array([1, 2e-8, -3e-8, 0, 1e-3, 2e-6])]]);
+  const t = new Map([["grad.w", new Float32Array([1, -3e-8, -2e-8, 1e-8, -1e-3, -2e-6])]]);
+  // Element 1: noise, opposite signs. 2: same sign. 3: a zero. 4: opposite but
+  // far above the floor (a real disagreement). 5: opposite, 2e-6 of the largest (above the floor).
+  assert(
+    JSON.stringify([...noiseElements(h, t).get("w")!]) === "[0,1,0,0,0,0]",
+    String(noiseElements(h, t).get("w")),
+  );
+  assert(noiseElements(h, new Map([["grad.w", h.get("grad.w")!]])).size === 0);
+});
+
+twinTest(
   "putting the class token first instead of last changes no number (attention is permutation-equivariant)",
   async () => {
     // Positions are added to the patch tokens only and no attention mask
@@ -89,3 +113,83 @@ twinTest(
     }
   },
 );
+
+/**
+ * The whole-run plumbing of `deno task twin --experiment ci-mae` on a cut-down
+ * ci run (1 epoch each, 256 / 128 images of the harness's subset, one seed):
+ * the numbers are measured, not compared, but the deterministic parts are
+ * asserted: both sides run the same per-epoch schedule, and the twin,
+ * evaluating the harness's fine-tuned checkpoint with its own data pipeline
+ * and forward pass, gets the harness's accuracy (up to a near-tie).
+ */
+const CI_SMALL = { seeds: 1, epochsScale: 0.05, trainLimit: 256, evalLimit: 128 };
+
+twinTest(
+  "ci-mae: the harness's whole MAE run and its twin's, side by side (cut down)",
+  async () => {
+    const r = await ciMaeCompare(await testGpu(), { ...CI_SMALL, log: () => {} });
+    const md = formatCiMae(r);
+    assert(r.seeds.length === 1 && r.seeds[0].seed === 1, md);
+    const s = r.seeds[0];
+    assert(r.setup.pretrain.epochs === 1 && r.setup.finetune.epochs === 1, md);
+    assert(r.setup.pretrain.train === 256 && r.setup.pretrain.eval === 128, md);
+    assert(s.harness.lr.pretrain.length === 1 && lrMismatch(s) <= 1e-12, md);
+    for (const side of [s.harness, s.twin]) {
+      assert(side.mseRatio > 0 && Number.isFinite(side.mseRatio), md);
+      assert(side.accuracy >= 0 && side.accuracy <= 1, md);
+    }
+    assert(Math.abs(s.twinOnHarnessCheckpoint - s.harness.accuracy) <= 1 / 128 + 1e-12, md);
+    assert(md.includes("| 1 | ") && md.includes("mean ± sd (1 seed)"), md);
+  },
+);
+
+twinTest(
+  "ci-mae: a twin that normalises by x / 255 instead of per batch misreads the harness's checkpoint",
+  async () => {
+    const r = await ciMaeCompare(await testGpu(), {
+      ...CI_SMALL,
+      fault: "unit-scale",
+      log: () => {},
+    });
+    const s = r.seeds[0];
+    assert(Math.abs(s.twinOnHarnessCheckpoint - s.harness.accuracy) > 0.05, formatCiMae(r));
+  },
+);
+
+Deno.test("ci-mae: mean and sample standard deviation over seeds", () => {
+  const { mean, sd } = meanSpread([0.5, 0.7]);
+  assert(Math.abs(mean - 0.6) < 1e-12 && Math.abs(sd - Math.sqrt(0.02)) < 1e-12, `${mean} ${sd}`);
+  assert(meanSpread([0.3]).sd === 0);
+});
+
+Deno.test("deno task twin: a bad flag or value exits 2 naming it", async () => {
+  const run = async (...args: string[]) => {
+    const script = new URL("../../twin/run.ts", import.meta.url).pathname;
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", script, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: r.code, err: new TextDecoder().decode(r.stderr) };
+  };
+  for (
+    const [args, says] of [
+      [["--bogus"], "unknown option '--bogus'"],
+      [["--experiment", "nope"], "--experiment nope is not one of ci-mae"],
+      [["--experiment", "ci-mae", "--seeds", "0"], "--seeds must be an integer >= 1"],
+      [
+        ["--experiment", "ci-mae", "--epochs-scale", "2"],
+        "--epochs-scale must be a number in (0, 1]",
+      ],
+      [["--experiment", "ci-mae", "--mode", "dino"], "--mode does not go with --experiment"],
+      [["--out", "x.md"], "--out needs --experiment"],
+      [["--fault", "nope"], "--fault nope is not one of"],
+    ] as const
+  ) {
+    const r = await run(...args);
+    assert(
+      r.code === 2 && r.err.includes(says) && r.err.includes("usage:"),
+      `${args}: ${r.code} ${r.err}`,
+    );
+  }
+});
