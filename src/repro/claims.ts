@@ -160,18 +160,19 @@ export async function loadStudy(study: string): Promise<Study> {
 /**
  * Every experiment the claims checked in `profile` need (including
  * controls); all claims without a profile. With `asserted`, only the claims
- * the profile asserts (not those it only measures).
+ * the profile asserts (not those it only measures, nor, on a software
+ * adapter, the timing claims, which are only measured there).
  */
 export function experimentsOf(
   study: Study,
   profile?: ProfileName,
-  opts: { asserted?: boolean } = {},
+  opts: { asserted?: boolean; softwareAdapter?: boolean } = {},
 ): string[] {
   const ids = new Set<string>();
   for (const c of study.claims) {
     const check = profile ? c.profiles?.[profile] : undefined;
     if (profile && !check) continue;
-    if (opts.asserted && (!check || check.measure)) continue;
+    if (opts.asserted && (!check || check.measure || (c.timing && opts.softwareAdapter))) continue;
     // A value that is only reported needs no negative control.
     const control = check?.measure ? undefined : c.control;
     for (const id of [c.experiment, c.greater, c.lesser, control, ...(c.bestOf ?? [])]) {
@@ -342,18 +343,20 @@ export function evaluateClaims(
 
 /**
  * The claims `profile` asserts (not `measure`) whose verdict is not `pass`,
- * as "id (verdict)": what `--strict` fails on. A timing claim demoted to
- * `measured` on a software adapter is not asserted there, so it is left out.
+ * as "id (verdict)": what `--strict` fails on. Timing claims on a software
+ * adapter are only measured there, so they are left out.
  */
 export function strictFailures(
   results: ClaimResult[],
   study: Study,
   profile: ProfileName,
+  context: RunContext = {},
 ): string[] {
   const asserted = new Set(
-    study.claims.filter((c) => c.profiles?.[profile] && !c.profiles[profile]!.measure).map((c) =>
-      c.id
-    ),
+    study.claims.filter((c) =>
+      c.profiles?.[profile] && !c.profiles[profile]!.measure &&
+      !(c.timing && context.softwareAdapter)
+    ).map((c) => c.id),
   );
   return results
     .filter((r) => asserted.has(r.id) && r.verdict !== "pass" && r.verdict !== "measured")

@@ -207,6 +207,9 @@ Deno.test("a `measure` check reports the value without asserting, and runs no co
   // --asserted: only what asserted claims need (with their controls).
   assert.deepEqual(experimentsOf(s, "smoke", { asserted: true }), []);
   assert.deepEqual(experimentsOf(s, "paper", { asserted: true }), ["a", "ctl"]);
+  const timed = study([{ experiment: "t", timing: true, profiles: { ci: { max: 1 } } }]);
+  assert.deepEqual(experimentsOf(timed, "ci", { asserted: true }), ["t"]);
+  assert.deepEqual(experimentsOf(timed, "ci", { asserted: true, softwareAdapter: true }), []);
 });
 
 Deno.test("the DINO experiments train in every profile: Table 1's rows fine-tune the DINO checkpoint", async () => {
@@ -365,4 +368,9 @@ Deno.test("strictFailures() names every asserted claim that did not pass, and no
     "not run",
   ]);
   assert.deepEqual(strictFailures(r, s, "small"), ["c1 (inconclusive)", "c2 (not run)"]);
+  // A timing claim is only measured on a software adapter: left out there, even when not run.
+  const t = study([{ experiment: "x", timing: true, profiles: { small: { max: 1 } } }]);
+  const tr = evaluateClaims(t, "small", results({ x: "left out" }), { softwareAdapter: true });
+  assert.deepEqual(strictFailures(tr, t, "small"), ["c0 (not run)"]);
+  assert.deepEqual(strictFailures(tr, t, "small", { softwareAdapter: true }), []);
 });
