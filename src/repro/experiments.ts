@@ -128,6 +128,22 @@ export function planFor(id: string, p: Profile): Plan {
       data: "tin",
       init: "pretrain-mae-untrained",
     },
+    // The class token's row of the probe comparison (the paper's head), for
+    // profiles whose probe stage reads pooled tokens.
+    "probe-mae-random-cls": {
+      kind: "train",
+      stage: "probe",
+      data: "tin",
+      init: "pretrain-mae-random",
+      overlay: { encoder: { pool: "cls" } },
+    },
+    "probe-random-init-cls": {
+      kind: "train",
+      stage: "probe",
+      data: "tin",
+      init: "pretrain-mae-untrained",
+      overlay: { encoder: { pool: "cls" } },
+    },
     "probe-mae-shuffled-labels": {
       kind: "train",
       stage: "probe",
