@@ -10,7 +10,9 @@
 //   attention_merge_heads:  dst[off + (b*T + t)*stride + h*dh + c] =
 //                           alpha * src[bh, t, c] + beta * dst[..], for t < T.
 //   attention_softmax_rows: s[bh, i, :] = softmax(scale * s[bh, i, :T]) (0 past T, 0 on
-//                           rows i >= T), lse[bh * Tp + i] = its logsumexp.
+//                           rows i >= T), lse[(bh * T + i) * 2] = its logsumexp for i < T
+//                           (the (B, H, T, 2) stats of attention.wgsl, so either
+//                           implementation's backward can follow either's forward).
 //   attention_softmax_backward: from raw scores s, dP = dO V^T and lse:
 //                           P = exp(scale s - lse) / (its row sum) on the T x T part,
 //                           D_i = sum_j P_ij dP_ij,
@@ -112,9 +114,9 @@ fn attention_softmax_rows(
   if (r >= p.batch_heads * p.seq_pad) { return; }
   let nv = p.seq_pad / 4u;
   let base = r * nv;
-  if (r % p.seq_pad >= p.seq) {
+  let i = r % p.seq_pad;
+  if (i >= p.seq) {
     for (var j = 0u; j < nv; j++) { s[base + j] = vec4f(0.0); }
-    lse_out[r] = 0.0;
     return;
   }
   // scale > 0, so max(scale s) = scale max(s).
@@ -130,7 +132,7 @@ fn attention_softmax_rows(
   let sum = (sum4.x + sum4.y) + (sum4.z + sum4.w);
   let inv = 1.0 / sum;
   for (var j = 0u; j < nv; j++) { s[base + j] *= inv; }
-  lse_out[r] = m + log(sum);
+  lse_out[((r / p.seq_pad) * p.seq + i) * 2u] = m + log(sum);
 }
 
 @compute @workgroup_size(64)
@@ -143,7 +145,8 @@ fn attention_softmax_backward(
   if (r >= p.batch_heads * p.seq_pad) { return; }
   let nv = p.seq_pad / 4u;
   let base = r * nv;
-  if (r % p.seq_pad >= p.seq) {
+  let i = r % p.seq_pad;
+  if (i >= p.seq) {
     for (var j = 0u; j < nv; j++) {
       s[base + j] = vec4f(0.0);
       dp[base + j] = vec4f(0.0);
@@ -154,7 +157,7 @@ fn attention_softmax_backward(
   // 1e-4 relative at scores ~1800), and near one-hot rows would turn that into
   // dS = P (dP - D) ~ 1e-4 dP. Renormalising by the recomputed row sum makes P
   // sum to 1 in f32 again, as the fused kernel's D = dO . O does.
-  let lse = lse_in[r];
+  let lse = lse_in[((r / p.seq_pad) * p.seq + i) * 2u];
   var sum4 = vec4f(0.0);
   var d4 = vec4f(0.0);
   for (var j = 0u; j < nv; j++) {

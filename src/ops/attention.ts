@@ -111,20 +111,33 @@ export type AttentionKernel = "fused" | "matmul";
 
 /** Options of {@link attention} and {@link attentionQKV}. */
 export interface AttentionOptions {
-  /** Force an implementation (tests); by default {@link attentionKernel} picks. */
-  kernel?: AttentionKernel;
+  /** Force the forward's implementation (tests); by default {@link attentionKernels} picks. */
+  forward?: AttentionKernel;
+  /** Force the backward's implementation (tests); by default {@link attentionKernels} picks. */
+  backward?: AttentionKernel;
 }
 
 /**
- * The default implementation for head dimension `dh`: "matmul" when dh is
- * divisible by 4, so that every product runs on matmul_vec4. Measured on
- * llvmpipe (see kernels/attention_heads.wgsl's header) that is several times
- * faster than the fused kernels at ViT-Lite's shapes; other head dims would
- * fall to the slower tiled matmul and keep the fused kernels (the matmul
- * kernel's head permutes move vec4s and refuse them).
+ * The default implementations for T tokens of head dimension `dh`. Both
+ * share the saved state (the output and per-row logsumexp), so forward and
+ * backward could choose independently; today they choose alike. "matmul"
+ * needs dh divisible by 4, so that every product runs on matmul_vec4, and
+ * pays off once a head's products are large: measured on llvmpipe (B = 32,
+ * 4 heads, medians of 3 interleaved runs at load ~3.5; forward+backward ms,
+ * fused vs matmul) T = 65, dh = 64: 536 vs 139; T = 257, dh = 64: 5618 vs
+ * 888; T = 257, dh = 16: 1038 vs 612; T = 65, dh = 32: 325 vs 113; but
+ * T = 50, dh = 16 (the small profile): 69 vs 72, forward alone 17 vs 23,
+ * where the 16x16 matmul blocks are mostly padding. So matmul from
+ * T * dh >= 1280 (between 800 and 2080); other head dims would fall to the
+ * slower tiled matmul and keep the fused kernels (the matmul kernel's head
+ * permutes move vec4s and refuse them).
  */
-export function attentionKernel(dh: number): AttentionKernel {
-  return dh % 4 === 0 ? "matmul" : "fused";
+export function attentionKernels(
+  T: number,
+  dh: number,
+): { forward: AttentionKernel; backward: AttentionKernel } {
+  const k = dh % 4 === 0 && T * dh >= 1280 ? "matmul" : "fused";
+  return { forward: k, backward: k };
 }
 
 /** How q, k, v sit in their buffers: (B*T, stride) rows, each part at a column offset. */
@@ -173,7 +186,7 @@ export function attention(qkv: Tensor, heads: number, options: AttentionOptions 
   const D = D3 / 3;
   checkHeads(op, D, heads, `qkv ${qkv.describe()}`);
   const layout = { B, T, D, H: heads, stride: D3, qOff: 0, kOff: D, vOff: 2 * D };
-  return launch(op, qkv.gpu, layout, qkv, qkv, qkv, options.kernel);
+  return launch(op, qkv.gpu, layout, qkv, qkv, qkv, options);
 }
 
 /**
@@ -202,7 +215,7 @@ export function attentionQKV(
   const [B, T, D] = q.shape;
   checkHeads(op, D, heads, `q ${q.describe()}`);
   const layout = { B, T, D, H: heads, stride: D, qOff: 0, kOff: 0, vOff: 0 };
-  return launch(op, q.gpu, layout, q, k, v, options.kernel);
+  return launch(op, q.gpu, layout, q, k, v, options);
 }
 
 function launch(
@@ -212,18 +225,41 @@ function launch(
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  kernel?: AttentionKernel,
+  options: AttentionOptions,
 ): Tensor {
   const { B, T, D, H } = L;
   const dh = D / H;
-  if ((kernel ?? attentionKernel(dh)) === "matmul") {
-    if (dh % 4 !== 0) {
-      throw new OpError(op, `the matmul kernel needs a head dimension divisible by 4, not ${dh}`);
-    }
-    return launchMatmul(op, gpu, L, q, k, v);
+  const defaults = attentionKernels(T, dh);
+  const forward = options.forward ?? defaults.forward;
+  const backward = options.backward ?? defaults.backward;
+  if ((forward === "matmul" || backward === "matmul") && dh % 4 !== 0) {
+    throw new OpError(op, `the matmul kernel needs a head dimension divisible by 4, not ${dh}`);
   }
   const out = empty(gpu, [B, T, D]);
+  // (B, H, T, 2): [logsumexp of row t's scaled scores, D_t (the fused backward's)]
   const stats = empty(gpu, [B, H, T, 2]);
+  const fused = fusedKernels(gpu, L, q, k, v, out, stats);
+  const mm = matmulKernels(gpu, L, q, k, v, out, stats);
+  if (out.size > 0) (forward === "fused" ? fused : mm).forward();
+  const inputs = [...new Set([q, k, v])];
+  // saves: the inputs, the output and stats
+  return record(op, out, inputs, (g) => {
+    if (out.size > 0) (backward === "fused" ? fused : mm).backward(g);
+  });
+}
+
+/** The fused kernels of attention.wgsl; the backward reads stats[.., 0] and fills stats[.., 1]. */
+function fusedKernels(
+  gpu: Gpu,
+  L: Layout,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  stats: Tensor,
+): { forward: () => void; backward: (g: Tensor) => void } {
+  const { B, T, D, H } = L;
+  const dh = D / H;
   const groups = grid1d(B * H * Math.ceil(T / BLOCK));
   const constants = { DH4: Math.max(1, Math.ceil(dh / 4)) };
   const base = {
@@ -239,20 +275,16 @@ function launch(
     scale: 1 / Math.sqrt(dh),
     dv_in_dk: 0,
   };
-  const forwardParams = { ...base, grad_stride: 0, dq_off: 0, dk_off: 0, dv_off: 0 };
-  if (out.size > 0) {
+  const forward = () => {
     gpu.dispatch(
       FORWARD,
-      forwardParams,
+      { ...base, grad_stride: 0, dq_off: 0, dk_off: 0, dv_off: 0 },
       [q.binding, k.binding, v.binding, out.binding, stats.binding],
       groups,
       constants,
     );
-  }
-  const inputs = [...new Set([q, k, v])];
-  // saves: the inputs, the output and stats = (logsumexp, later D) per (b, h, row)
-  return record(op, out, inputs, (g) => {
-    if (out.size === 0) return;
+  };
+  const backward = (g: Tensor) => {
     // dq, dk, dv share q, k, v's layout: a packed qkv gets one packed gradient.
     // An input that needs no gradient gets a scratch buffer the kernel may write.
     const scratch: Tensor[] = [];
@@ -293,32 +325,32 @@ function launch(
     }
     // Safe at once: dispatches run in order, so a later owner writes after these reads.
     for (const t of scratch) t.dispose();
-  });
+  };
+  return { forward, backward };
 }
 
 /**
  * Attention as batched matmuls over head-major copies (B*H, Tp, dh), Tp = T
- * rounded up to 4 (zero rows past T):
- *   forward:  S = Q K^T, P = softmax(scale S) with lse saved, O = P V;
+ * rounded up to 4 (zero rows past T), with attention_heads.wgsl's kernels:
+ *   forward:  S = Q K^T, P = softmax(scale S) with lse into stats[.., 0], O = P V;
  *   backward: S and dP = dO V^T recomputed, P and dS = P * (dP - D) in place,
  *             dv += P^T dO, dk += scale dS^T Q, dq += scale dS K.
  * Each gradient is added into its part of the input's gradient by its own
  * dispatch, so a packed qkv's one gradient buffer is never bound twice.
  */
-function launchMatmul(
-  op: string,
+function matmulKernels(
   gpu: Gpu,
   L: Layout,
   q: Tensor,
   k: Tensor,
   v: Tensor,
-): Tensor {
+  out: Tensor,
+  stats: Tensor,
+): { forward: () => void; backward: (g: Tensor) => void } {
   const { B, T, D, H } = L;
   const dh = D / H;
   const BH = B * H;
   const Tp = Math.ceil(T / 4) * 4;
-  const out = empty(gpu, [B, T, D]);
-  const lse = empty(gpu, [BH, Tp]);
   const base = {
     batch_heads: BH,
     heads: H,
@@ -335,12 +367,7 @@ function launchMatmul(
   /** Head-major (B*H, Tp, dh) copy of the part at column `off` of `t`. */
   const split = (t: Tensor, off: number, stride: number): Tensor => {
     const h = empty(gpu, [BH, Tp, dh]);
-    gpu.dispatch(
-      SPLIT_HEADS,
-      { ...base, off, stride },
-      [t.binding, h.binding],
-      items(BH * Tp),
-    );
+    gpu.dispatch(SPLIT_HEADS, { ...base, off, stride }, [t.binding, h.binding], items(BH * Tp));
     return h;
   };
   /** dst[part at `off`] = alpha * src + beta * dst[..] over the first T rows of each head. */
@@ -361,46 +388,35 @@ function launchMatmul(
   };
   const scores = { batch: BH, m: Tp, k: dh, n: Tp };
   const byHead = { batch: BH, m: Tp, k: Tp, n: dh };
+  const qkv = () => [
+    split(q, L.qOff, L.stride),
+    split(k, L.kOff, L.stride),
+    split(v, L.vOff, L.stride),
+  ];
   /** S = Q K^T (B*H, Tp, Tp), raw (unscaled). */
   const qkT = (qh: Tensor, kh: Tensor): Tensor => {
     const s = empty(gpu, [BH, Tp, Tp]);
     matmulInto(gpu, qh, kh, s, scores, { transB: true });
     return s;
   };
-  if (out.size > 0) {
-    const [qh, kh, vh] = [
-      split(q, L.qOff, L.stride),
-      split(k, L.kOff, L.stride),
-      split(v, L.vOff, L.stride),
-    ];
+  const forward = () => {
+    const [qh, kh, vh] = qkv();
     const s = qkT(qh, kh);
-    gpu.dispatch(SOFTMAX_ROWS, base, [s.binding, lse.binding], items(BH * Tp));
+    gpu.dispatch(SOFTMAX_ROWS, base, [s.binding, stats.binding], items(BH * Tp));
     const oh = empty(gpu, [BH, Tp, dh]);
     matmulInto(gpu, s, vh, oh, byHead, {});
     merge(oh, out, 0, D, 1, 0);
     // Safe at once: dispatches run in order, so a later owner writes after these reads.
     for (const t of [qh, kh, vh, s, oh]) t.dispose();
-  }
-  const inputs = [...new Set([q, k, v])];
-  // saves: the inputs and lse per (b, h, row)
-  return record(op, out, inputs, (g) => {
-    if (out.size === 0) return;
-    const [qh, kh, vh, doh] = [
-      split(q, L.qOff, L.stride),
-      split(k, L.kOff, L.stride),
-      split(v, L.vOff, L.stride),
-      split(g, 0, D),
-    ];
+  };
+  const backward = (g: Tensor) => {
+    const [qh, kh, vh] = qkv();
+    const doh = split(g, 0, D);
     const s = qkT(qh, kh);
     const dp = empty(gpu, [BH, Tp, Tp]);
     matmulInto(gpu, doh, vh, dp, scores, { transB: true });
     // s := P, dp := dS
-    gpu.dispatch(
-      SOFTMAX_BACKWARD,
-      base,
-      [s.binding, dp.binding, lse.binding],
-      items(BH * Tp),
-    );
+    gpu.dispatch(SOFTMAX_BACKWARD, base, [s.binding, dp.binding, stats.binding], items(BH * Tp));
     const tmp = empty(gpu, [BH, Tp, dh]);
     if (v.requiresGrad) {
       matmulInto(gpu, s, doh, tmp, byHead, { transA: true }); // P^T dO
@@ -415,5 +431,6 @@ function launchMatmul(
       merge(tmp, gradOf(q), L.qOff, L.stride, base.scale, 1);
     }
     for (const t of [qh, kh, vh, doh, s, dp, tmp]) t.dispose();
-  });
+  };
+  return { forward, backward };
 }

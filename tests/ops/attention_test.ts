@@ -3,7 +3,8 @@ import {
   attention,
   attentionFlops,
   type AttentionKernel,
-  attentionKernel,
+  attentionKernels,
+  type AttentionOptions,
   attentionQKV,
 } from "../../src/ops/attention.ts";
 import { OpError } from "../../src/ops/_check.ts";
@@ -51,13 +52,13 @@ async function checkPacked(
   X: Float32Array,
   label: string,
   bound: { forward: Tolerance; backward: Tolerance } = tol,
-  kernel?: AttentionKernel,
+  kernels: AttentionOptions = {},
 ): Promise<void> {
   const { B, T, D, H } = s;
   const W = rand(7, B * T * D);
   const x = leaf(gpu, X, [B, T, 3 * D]);
   const y = tidy(() => {
-    const out = attention(x, H, { kernel });
+    const out = attention(x, H, kernels);
     backward(out, tensor(gpu, W, out.shape));
     return out;
   });
@@ -77,6 +78,7 @@ async function checkPacked(
 const KERNELS: AttentionKernel[] = ["fused", "matmul"];
 const takes = (kernel: AttentionKernel, s: AttentionShape) =>
   kernel === "fused" || (s.D / s.H) % 4 === 0;
+const both = (kernel: AttentionKernel): AttentionOptions => ({ forward: kernel, backward: kernel });
 
 for (const kernel of KERNELS) {
   gpuTest(
@@ -93,7 +95,7 @@ for (const kernel of KERNELS) {
       ];
       for (const s of shapes.filter((s) => takes(kernel, s))) {
         const X = rand(s.T, s.B * s.T * 3 * s.D, -2, 2);
-        await checkPacked(gpu, s, X, `${kernel} ${JSON.stringify(s)}`, tol, kernel);
+        await checkPacked(gpu, s, X, `${kernel} ${JSON.stringify(s)}`, tol, both(kernel));
       }
     },
   );
@@ -117,7 +119,7 @@ for (const kernel of KERNELS) {
           leaf(gpu, V, [B, T, D]),
         ];
         const y = tidy(() => {
-          const out = attentionQKV(q, k, v, H, { kernel });
+          const out = attentionQKV(q, k, v, H, both(kernel));
           backward(out, tensor(gpu, W, out.shape));
           return out;
         });
@@ -140,7 +142,7 @@ for (const kernel of KERNELS) {
       const Q = rand(41, n, -2, 2), K = rand(42, n, -2, 2), V = rand(43, n), W = rand(44, n);
       const q = tensor(gpu, Q, [1, 20, 8]), k = tensor(gpu, K, [1, 20, 8]);
       const v = leaf(gpu, V, [1, 20, 8]);
-      tidy(() => backward(attentionQKV(q, k, v, 2, { kernel }), tensor(gpu, W, [1, 20, 8])));
+      tidy(() => backward(attentionQKV(q, k, v, 2, both(kernel)), tensor(gpu, W, [1, 20, 8])));
       assert.equal(q.grad, null);
       assert.equal(k.grad, null);
       assertClose(await gradData(v), refBack(Q, K, V, W, s).dv, tol.backward, "dv alone");
@@ -166,7 +168,7 @@ for (const kernel of KERNELS) {
         X,
         `${kernel} large logits`,
         { forward: wide, backward: wide },
-        kernel,
+        both(kernel),
       );
     },
   );
@@ -176,7 +178,7 @@ for (const kernel of KERNELS) {
     const X = rand(31, 9 * 24), W = rand(32, 9 * 8);
     const x = leaf(gpu, X, [1, 9, 24]);
     for (let i = 0; i < 2; i++) {
-      tidy(() => backward(attention(x, 2, { kernel }), tensor(gpu, W, [1, 9, 8])));
+      tidy(() => backward(attention(x, 2, both(kernel)), tensor(gpu, W, [1, 9, 8])));
     }
     const [q, k, v] = splitQkvRef(X, 1, 9, 8);
     const g = refBack(q, k, v, W, s);
@@ -186,14 +188,32 @@ for (const kernel of KERNELS) {
   });
 }
 
-gpuTest("attention() runs dh % 4 == 0 on matmuls, refuses them otherwise", (gpu) => {
-  assert.equal(attentionKernel(16), "matmul");
-  assert.equal(attentionKernel(64), "matmul");
-  assert.equal(attentionKernel(3), "fused");
-  const x = tensor(gpu, new Float32Array(2 * 3 * 36), [2, 3, 36]);
-  assertThrows(() => attention(x, 4, { kernel: "matmul" }), "divisible by 4, not 3");
-  x.dispose();
+gpuTest("either implementation's backward follows either's forward (shared stats)", async (gpu) => {
+  const mixed: AttentionOptions[] = [
+    { forward: "fused", backward: "matmul" },
+    { forward: "matmul", backward: "fused" },
+  ];
+  for (const kernels of mixed) {
+    for (const s of [{ B: 2, T: 17, D: 24, H: 3 }, { B: 1, T: 66, D: 64, H: 4 }]) {
+      const X = rand(s.T + 5, s.B * s.T * 3 * s.D, -2, 2);
+      await checkPacked(gpu, s, X, `${JSON.stringify(kernels)} ${JSON.stringify(s)}`, tol, kernels);
+    }
+  }
 });
+
+gpuTest(
+  "attention() runs large heads with dh % 4 == 0 on matmuls, refuses them otherwise",
+  (gpu) => {
+    assert.deepEqual(attentionKernels(65, 64), { forward: "matmul", backward: "matmul" });
+    assert.deepEqual(attentionKernels(257, 16), { forward: "matmul", backward: "matmul" });
+    assert.deepEqual(attentionKernels(50, 16), { forward: "fused", backward: "fused" });
+    assert.deepEqual(attentionKernels(257, 3), { forward: "fused", backward: "fused" });
+    const x = tensor(gpu, new Float32Array(2 * 3 * 36), [2, 3, 36]);
+    assertThrows(() => attention(x, 4, { forward: "matmul" }), "divisible by 4, not 3");
+    assertThrows(() => attention(x, 4, { backward: "matmul" }), "divisible by 4, not 3");
+    x.dispose();
+  },
+);
 
 gpuTest("attention() rejects bad shapes with an OpError naming the op and shapes", (gpu) => {
   const t = (shape: number[]) =>
