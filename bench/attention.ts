@@ -1,12 +1,13 @@
 /**
- * Throughput of the fused attention kernel (src/ops/attention.ts) at the
+ * Throughput of attention (src/ops/attention.ts, the implementation that
+ * attentionKernels() picks: batched matmuls at these shapes) at the
  * encoder's width (D = 256, 4 heads) on the unmasked (T = 257) and MAE-masked
  * (T = 65) token counts, forward alone and forward + backward.
  *
  * Timed like the TensorFlow.js peer (bench/peer_tfjs.ts): `timeQueued` queues
  * several calls, then syncs once, so the ~12 ms sync latency of llvmpipe does
- * not swamp the kernel time. GFLOP/s counts model flops, not what the kernel
- * recomputes: attentionFlops() = 4 B H T^2 dh for the forward, and three times
+ * not swamp the kernel time. GFLOP/s counts model flops, not what the kernels
+ * recompute or pad: attentionFlops() = 4 B H T^2 dh for the forward, and three times
  * that for forward + backward (the backward's four T x T x dh products).
  *
  * Run as main: `DENO_WEBGPU_BACKEND=vulkan deno run -A bench/attention.ts [--quick]`.

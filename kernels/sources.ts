@@ -18,6 +18,7 @@ import layernorm from "./layernorm.wgsl" with { type: "text" };
 import patch from "./patch.wgsl" with { type: "text" };
 import batchnorm from "./batchnorm.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
+import attention_heads from "./attention_heads.wgsl" with { type: "text" };
 import conv2d from "./conv2d.wgsl" with { type: "text" };
 import max_pool2d from "./max_pool2d.wgsl" with { type: "text" };
 import concat_channels from "./concat_channels.wgsl" with { type: "text" };
@@ -52,6 +53,7 @@ export const KERNEL_SOURCES = {
   "patch.wgsl": withIncludes(patch),
   "batchnorm.wgsl": withIncludes(batchnorm),
   "attention.wgsl": withIncludes(attention),
+  "attention_heads.wgsl": withIncludes(attention_heads),
   "conv2d.wgsl": withIncludes(conv2d),
   "max_pool2d.wgsl": withIncludes(max_pool2d),
   "concat_channels.wgsl": withIncludes(concat_channels),

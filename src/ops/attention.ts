@@ -18,6 +18,7 @@ import type { Gpu, KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+import { matmulInto } from "./matmul.ts";
 import { attentionBackwardRef, attentionRef } from "../ref/attention.ts";
 import type { OpDeclarations } from "./_op.ts";
 
@@ -47,11 +48,41 @@ const FORWARD = {
 const BACKWARD_QUERY = { ...FORWARD, entry: "attention_backward_query" } as const;
 const BACKWARD_KEY = { ...FORWARD, entry: "attention_backward_key" } as const;
 
+const HEADS_PARAMS = {
+  batch_heads: "u32",
+  heads: "u32",
+  seq: "u32",
+  seq_pad: "u32",
+  dh: "u32",
+  stride: "u32",
+  off: "u32",
+  scale: "f32",
+  alpha: "f32",
+  beta: "f32",
+} as const;
+const SPLIT_HEADS = {
+  source: KERNEL_SOURCES["attention_heads.wgsl"],
+  entry: "attention_split_heads",
+  params: HEADS_PARAMS,
+  workgroup: [64],
+} as const satisfies KernelSpec<typeof HEADS_PARAMS>;
+const MERGE_HEADS = { ...SPLIT_HEADS, entry: "attention_merge_heads" } as const;
+const SOFTMAX_ROWS = { ...SPLIT_HEADS, entry: "attention_softmax_rows" } as const;
+const SOFTMAX_BACKWARD = { ...SPLIT_HEADS, entry: "attention_softmax_backward" } as const;
+
 /** Fused attention: kernels, f64 references and tolerances. */
 export const ATTENTION_OPS = {
   attention: {
     kind: "differentiable",
-    kernels: [FORWARD, BACKWARD_QUERY, BACKWARD_KEY],
+    kernels: [
+      FORWARD,
+      BACKWARD_QUERY,
+      BACKWARD_KEY,
+      SPLIT_HEADS,
+      MERGE_HEADS,
+      SOFTMAX_ROWS,
+      SOFTMAX_BACKWARD,
+    ],
     reference: { forward: attentionRef, backward: attentionBackwardRef },
     // Unit-scale inputs, T <= 257: a convex combination of v after dh-term dots, measured
     // <= 2.1e-7 (forward) and 1.5e-7 (backward); large logits get a wider bound in the test.
@@ -68,6 +99,45 @@ export const ATTENTION_MAX_HEAD_DIM = 64;
 /** Flops of one attention forward (two T x T x dh products per head), for benchmarks. */
 export function attentionFlops(B: number, T: number, D: number, H: number): number {
   return 4 * B * H * T * T * (D / H);
+}
+
+/**
+ * Which implementation runs: "fused" (attention.wgsl: one forward and two
+ * backward dispatches, the scores never stored) or "matmul" (batched matmuls
+ * over head-major copies of q, k, v, with the (B*H, T, T) scores in a
+ * temporary buffer, and attention_heads.wgsl's softmax and head permutes).
+ */
+export type AttentionKernel = "fused" | "matmul";
+
+/** Options of {@link attention} and {@link attentionQKV}. */
+export interface AttentionOptions {
+  /** Force the forward's implementation (tests); by default {@link attentionKernels} picks. */
+  forward?: AttentionKernel;
+  /** Force the backward's implementation (tests); by default {@link attentionKernels} picks. */
+  backward?: AttentionKernel;
+}
+
+/**
+ * The default implementations for T tokens of head dimension `dh`. Both
+ * share the saved state (the output and per-row logsumexp), so forward and
+ * backward could choose independently; today they choose alike. "matmul"
+ * needs dh divisible by 4, so that every product runs on matmul_vec4, and
+ * pays off once a head's products are large: measured on llvmpipe (B = 32,
+ * 4 heads, medians of 3 interleaved runs at load ~3.5; forward+backward ms,
+ * fused vs matmul) T = 65, dh = 64: 536 vs 139; T = 257, dh = 64: 5618 vs
+ * 888; T = 257, dh = 16: 1038 vs 612; T = 65, dh = 32: 325 vs 113; but
+ * T = 50, dh = 16 (the small profile): 69 vs 72, forward alone 17 vs 23,
+ * where the 16x16 matmul blocks are mostly padding. So matmul from
+ * T * dh >= 1280 (between 800 and 2080); other head dims would fall to the
+ * slower tiled matmul and keep the fused kernels (the matmul kernel's head
+ * permutes move vec4s and refuse them).
+ */
+export function attentionKernels(
+  T: number,
+  dh: number,
+): { forward: AttentionKernel; backward: AttentionKernel } {
+  const k = dh % 4 === 0 && T * dh >= 1280 ? "matmul" : "fused";
+  return { forward: k, backward: k };
 }
 
 /** How q, k, v sit in their buffers: (B*T, stride) rows, each part at a column offset. */
@@ -104,7 +174,7 @@ function checkHeads(op: string, D: number, heads: number, what: string): void {
  * const y = attention(qkv, 4); // qkv (B, T, 768) -> y (B, T, 256)
  * ```
  */
-export function attention(qkv: Tensor, heads: number): Tensor {
+export function attention(qkv: Tensor, heads: number, options: AttentionOptions = {}): Tensor {
   const op = "attention";
   sameDevice(op, qkv);
   dtypeIs(op, qkv, "f32");
@@ -116,14 +186,20 @@ export function attention(qkv: Tensor, heads: number): Tensor {
   const D = D3 / 3;
   checkHeads(op, D, heads, `qkv ${qkv.describe()}`);
   const layout = { B, T, D, H: heads, stride: D3, qOff: 0, kOff: D, vOff: 2 * D };
-  return launch(op, qkv.gpu, layout, qkv, qkv, qkv);
+  return launch(op, qkv.gpu, layout, qkv, qkv, qkv, options);
 }
 
 /**
  * Self-attention over separate `q`, `k`, `v`, each (B, T, D); `heads` splits D.
  * Returns (B, T, D), heads concatenated on the last axis.
  */
-export function attentionQKV(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
+export function attentionQKV(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  heads: number,
+  options: AttentionOptions = {},
+): Tensor {
   const op = "attentionQKV";
   sameDevice(op, q, k, v);
   for (const t of [q, k, v]) dtypeIs(op, t, "f32");
@@ -139,14 +215,51 @@ export function attentionQKV(q: Tensor, k: Tensor, v: Tensor, heads: number): Te
   const [B, T, D] = q.shape;
   checkHeads(op, D, heads, `q ${q.describe()}`);
   const layout = { B, T, D, H: heads, stride: D, qOff: 0, kOff: 0, vOff: 0 };
-  return launch(op, q.gpu, layout, q, k, v);
+  return launch(op, q.gpu, layout, q, k, v, options);
 }
 
-function launch(op: string, gpu: Gpu, L: Layout, q: Tensor, k: Tensor, v: Tensor): Tensor {
+function launch(
+  op: string,
+  gpu: Gpu,
+  L: Layout,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options: AttentionOptions,
+): Tensor {
   const { B, T, D, H } = L;
   const dh = D / H;
+  const defaults = attentionKernels(T, dh);
+  const forward = options.forward ?? defaults.forward;
+  const backward = options.backward ?? defaults.backward;
+  if ((forward === "matmul" || backward === "matmul") && dh % 4 !== 0) {
+    throw new OpError(op, `the matmul kernel needs a head dimension divisible by 4, not ${dh}`);
+  }
   const out = empty(gpu, [B, T, D]);
+  // (B, H, T, 2): [logsumexp of row t's scaled scores, D_t (the fused backward's)]
   const stats = empty(gpu, [B, H, T, 2]);
+  const fused = fusedKernels(gpu, L, q, k, v, out, stats);
+  const mm = matmulKernels(gpu, L, q, k, v, out, stats);
+  if (out.size > 0) (forward === "fused" ? fused : mm).forward();
+  const inputs = [...new Set([q, k, v])];
+  // saves: the inputs, the output and stats
+  return record(op, out, inputs, (g) => {
+    if (out.size > 0) (backward === "fused" ? fused : mm).backward(g);
+  });
+}
+
+/** The fused kernels of attention.wgsl; the backward reads stats[.., 0] and fills stats[.., 1]. */
+function fusedKernels(
+  gpu: Gpu,
+  L: Layout,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  stats: Tensor,
+): { forward: () => void; backward: (g: Tensor) => void } {
+  const { B, T, D, H } = L;
+  const dh = D / H;
   const groups = grid1d(B * H * Math.ceil(T / BLOCK));
   const constants = { DH4: Math.max(1, Math.ceil(dh / 4)) };
   const base = {
@@ -162,20 +275,16 @@ function launch(op: string, gpu: Gpu, L: Layout, q: Tensor, k: Tensor, v: Tensor
     scale: 1 / Math.sqrt(dh),
     dv_in_dk: 0,
   };
-  const forwardParams = { ...base, grad_stride: 0, dq_off: 0, dk_off: 0, dv_off: 0 };
-  if (out.size > 0) {
+  const forward = () => {
     gpu.dispatch(
       FORWARD,
-      forwardParams,
+      { ...base, grad_stride: 0, dq_off: 0, dk_off: 0, dv_off: 0 },
       [q.binding, k.binding, v.binding, out.binding, stats.binding],
       groups,
       constants,
     );
-  }
-  const inputs = [...new Set([q, k, v])];
-  // saves: the inputs, the output and stats = (logsumexp, later D) per (b, h, row)
-  return record(op, out, inputs, (g) => {
-    if (out.size === 0) return;
+  };
+  const backward = (g: Tensor) => {
     // dq, dk, dv share q, k, v's layout: a packed qkv gets one packed gradient.
     // An input that needs no gradient gets a scratch buffer the kernel may write.
     const scratch: Tensor[] = [];
@@ -216,5 +325,112 @@ function launch(op: string, gpu: Gpu, L: Layout, q: Tensor, k: Tensor, v: Tensor
     }
     // Safe at once: dispatches run in order, so a later owner writes after these reads.
     for (const t of scratch) t.dispose();
-  });
+  };
+  return { forward, backward };
+}
+
+/**
+ * Attention as batched matmuls over head-major copies (B*H, Tp, dh), Tp = T
+ * rounded up to 4 (zero rows past T), with attention_heads.wgsl's kernels:
+ *   forward:  S = Q K^T, P = softmax(scale S) with lse into stats[.., 0], O = P V;
+ *   backward: S and dP = dO V^T recomputed, P and dS = P * (dP - D) in place,
+ *             dv += P^T dO, dk += scale dS^T Q, dq += scale dS K.
+ * Each gradient is added into its part of the input's gradient by its own
+ * dispatch, so a packed qkv's one gradient buffer is never bound twice.
+ */
+function matmulKernels(
+  gpu: Gpu,
+  L: Layout,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  stats: Tensor,
+): { forward: () => void; backward: (g: Tensor) => void } {
+  const { B, T, D, H } = L;
+  const dh = D / H;
+  const BH = B * H;
+  const Tp = Math.ceil(T / 4) * 4;
+  const base = {
+    batch_heads: BH,
+    heads: H,
+    seq: T,
+    seq_pad: Tp,
+    dh,
+    stride: L.stride,
+    off: 0,
+    scale: 1 / Math.sqrt(dh),
+    alpha: 1,
+    beta: 0,
+  };
+  const items = (n: number) => grid1d(Math.ceil(n / 64));
+  /** Head-major (B*H, Tp, dh) copy of the part at column `off` of `t`. */
+  const split = (t: Tensor, off: number, stride: number): Tensor => {
+    const h = empty(gpu, [BH, Tp, dh]);
+    gpu.dispatch(SPLIT_HEADS, { ...base, off, stride }, [t.binding, h.binding], items(BH * Tp));
+    return h;
+  };
+  /** dst[part at `off`] = alpha * src + beta * dst[..] over the first T rows of each head. */
+  const merge = (
+    src: Tensor,
+    dst: Tensor,
+    off: number,
+    stride: number,
+    alpha: number,
+    beta: number,
+  ) => {
+    gpu.dispatch(
+      MERGE_HEADS,
+      { ...base, off, stride, alpha, beta },
+      [src.binding, dst.binding],
+      items(BH * T),
+    );
+  };
+  const scores = { batch: BH, m: Tp, k: dh, n: Tp };
+  const byHead = { batch: BH, m: Tp, k: Tp, n: dh };
+  const qkv = () => [
+    split(q, L.qOff, L.stride),
+    split(k, L.kOff, L.stride),
+    split(v, L.vOff, L.stride),
+  ];
+  /** S = Q K^T (B*H, Tp, Tp), raw (unscaled). */
+  const qkT = (qh: Tensor, kh: Tensor): Tensor => {
+    const s = empty(gpu, [BH, Tp, Tp]);
+    matmulInto(gpu, qh, kh, s, scores, { transB: true });
+    return s;
+  };
+  const forward = () => {
+    const [qh, kh, vh] = qkv();
+    const s = qkT(qh, kh);
+    gpu.dispatch(SOFTMAX_ROWS, base, [s.binding, stats.binding], items(BH * Tp));
+    const oh = empty(gpu, [BH, Tp, dh]);
+    matmulInto(gpu, s, vh, oh, byHead, {});
+    merge(oh, out, 0, D, 1, 0);
+    // Safe at once: dispatches run in order, so a later owner writes after these reads.
+    for (const t of [qh, kh, vh, s, oh]) t.dispose();
+  };
+  const backward = (g: Tensor) => {
+    const [qh, kh, vh] = qkv();
+    const doh = split(g, 0, D);
+    const s = qkT(qh, kh);
+    const dp = empty(gpu, [BH, Tp, Tp]);
+    matmulInto(gpu, doh, vh, dp, scores, { transB: true });
+    // s := P, dp := dS
+    gpu.dispatch(SOFTMAX_BACKWARD, base, [s.binding, dp.binding, stats.binding], items(BH * Tp));
+    const tmp = empty(gpu, [BH, Tp, dh]);
+    if (v.requiresGrad) {
+      matmulInto(gpu, s, doh, tmp, byHead, { transA: true }); // P^T dO
+      merge(tmp, gradOf(v), L.vOff, L.stride, 1, 1);
+    }
+    if (k.requiresGrad) {
+      matmulInto(gpu, dp, qh, tmp, byHead, { transA: true }); // dS^T Q
+      merge(tmp, gradOf(k), L.kOff, L.stride, base.scale, 1);
+    }
+    if (q.requiresGrad) {
+      matmulInto(gpu, dp, kh, tmp, byHead, {}); // dS K
+      merge(tmp, gradOf(q), L.qOff, L.stride, base.scale, 1);
+    }
+    for (const t of [qh, kh, vh, doh, s, dp, tmp]) t.dispose();
+  };
+  return { forward, backward };
 }

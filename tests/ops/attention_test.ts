@@ -1,5 +1,12 @@
 import { assertClose, dot, finiteDifference } from "../../src/audit.ts";
-import { attention, attentionFlops, attentionQKV } from "../../src/ops/attention.ts";
+import {
+  attention,
+  attentionFlops,
+  type AttentionKernel,
+  attentionKernels,
+  type AttentionOptions,
+  attentionQKV,
+} from "../../src/ops/attention.ts";
 import { OpError } from "../../src/ops/_check.ts";
 import { OPS, type Tolerance } from "../../src/ops/registry.ts";
 import { type AttentionShape, packQkvRef, splitQkvRef } from "../../src/ref/attention.ts";
@@ -45,12 +52,13 @@ async function checkPacked(
   X: Float32Array,
   label: string,
   bound: { forward: Tolerance; backward: Tolerance } = tol,
+  kernels: AttentionOptions = {},
 ): Promise<void> {
   const { B, T, D, H } = s;
   const W = rand(7, B * T * D);
   const x = leaf(gpu, X, [B, T, 3 * D]);
   const y = tidy(() => {
-    const out = attention(x, H);
+    const out = attention(x, H, kernels);
     backward(out, tensor(gpu, W, out.shape));
     return out;
   });
@@ -66,86 +74,146 @@ async function checkPacked(
   x.dispose();
 }
 
-gpuTest(
-  "attention() on packed qkv matches the f64 reference for T = 1, 17, 65, 257",
-  async (gpu) => {
-    const shapes: AttentionShape[] = [
-      { B: 2, T: 1, D: 16, H: 2 },
-      { B: 2, T: 17, D: 12, H: 4 }, // dh = 3: not a multiple of 4
-      { B: 1, T: 65, D: 32, H: 4 },
-      { B: 1, T: 257, D: 16, H: 1 },
-      { B: 1, T: 33, D: 256, H: 4 }, // the encoder's width: dh = 64, the largest supported
-    ];
-    for (const s of shapes) {
-      const X = rand(s.T, s.B * s.T * 3 * s.D, -2, 2);
-      await checkPacked(gpu, s, X, JSON.stringify(s));
-    }
-  },
-);
+// Both implementations, on every shape each takes: the matmul kernel needs dh % 4 == 0.
+const KERNELS: AttentionKernel[] = ["fused", "matmul"];
+const takes = (kernel: AttentionKernel, s: AttentionShape) =>
+  kernel === "fused" || (s.D / s.H) % 4 === 0;
+const both = (kernel: AttentionKernel): AttentionOptions => ({ forward: kernel, backward: kernel });
 
-gpuTest("attentionQKV() on separate q, k, v matches the f64 reference", async (gpu) => {
-  for (const s of [{ B: 2, T: 17, D: 12, H: 4 }, { B: 1, T: 65, D: 16, H: 2 }]) {
-    const { B, T, D, H } = s;
-    const n = B * T * D;
-    const Q = rand(11, n, -2, 2), K = rand(12, n, -2, 2), V = rand(13, n), W = rand(14, n);
-    const [q, k, v] = [leaf(gpu, Q, [B, T, D]), leaf(gpu, K, [B, T, D]), leaf(gpu, V, [B, T, D])];
-    const y = tidy(() => {
-      const out = attentionQKV(q, k, v, H);
-      backward(out, tensor(gpu, W, out.shape));
-      return out;
-    });
-    const label = JSON.stringify(s);
-    assertClose(await y.read(), ref(Q, K, V, s), tol.forward, `attentionQKV ${label}`);
-    const g = refBack(Q, K, V, W, s);
-    assertClose(await gradData(q), g.dq, tol.backward, `dq ${label}`);
-    assertClose(await gradData(k), g.dk, tol.backward, `dk ${label}`);
-    assertClose(await gradData(v), g.dv, tol.backward, `dv ${label}`);
-    for (const t of [y, q, k, v]) t.dispose();
+for (const kernel of KERNELS) {
+  gpuTest(
+    `attention() (${kernel}) on packed qkv matches the f64 reference for T = 1, 17, 65, 257`,
+    async (gpu) => {
+      const shapes: AttentionShape[] = [
+        { B: 2, T: 1, D: 16, H: 2 },
+        { B: 2, T: 17, D: 12, H: 4 }, // dh = 3: not a multiple of 4
+        { B: 3, T: 17, D: 24, H: 3 }, // dh = 8, T not a multiple of 4, odd B
+        { B: 1, T: 65, D: 32, H: 4 },
+        { B: 1, T: 257, D: 16, H: 1 },
+        { B: 2, T: 50, D: 64, H: 4 }, // the small profile's attention: dh = 16
+        { B: 1, T: 33, D: 256, H: 4 }, // the encoder's width: dh = 64, the largest supported
+      ];
+      for (const s of shapes.filter((s) => takes(kernel, s))) {
+        const X = rand(s.T, s.B * s.T * 3 * s.D, -2, 2);
+        await checkPacked(gpu, s, X, `${kernel} ${JSON.stringify(s)}`, tol, both(kernel));
+      }
+    },
+  );
+}
+
+for (const kernel of KERNELS) {
+  gpuTest(
+    `attentionQKV() (${kernel}) on separate q, k, v matches the f64 reference`,
+    async (gpu) => {
+      for (
+        const s of [{ B: 2, T: 17, D: 12, H: 4 }, { B: 1, T: 65, D: 16, H: 2 }].filter((s) =>
+          takes(kernel, s)
+        )
+      ) {
+        const { B, T, D, H } = s;
+        const n = B * T * D;
+        const Q = rand(11, n, -2, 2), K = rand(12, n, -2, 2), V = rand(13, n), W = rand(14, n);
+        const [q, k, v] = [
+          leaf(gpu, Q, [B, T, D]),
+          leaf(gpu, K, [B, T, D]),
+          leaf(gpu, V, [B, T, D]),
+        ];
+        const y = tidy(() => {
+          const out = attentionQKV(q, k, v, H, both(kernel));
+          backward(out, tensor(gpu, W, out.shape));
+          return out;
+        });
+        const label = `${kernel} ${JSON.stringify(s)}`;
+        assertClose(await y.read(), ref(Q, K, V, s), tol.forward, `attentionQKV ${label}`);
+        const g = refBack(Q, K, V, W, s);
+        assertClose(await gradData(q), g.dq, tol.backward, `dq ${label}`);
+        assertClose(await gradData(k), g.dk, tol.backward, `dk ${label}`);
+        assertClose(await gradData(v), g.dv, tol.backward, `dv ${label}`);
+        for (const t of [y, q, k, v]) t.dispose();
+      }
+    },
+  );
+
+  gpuTest(
+    `attentionQKV() (${kernel}) gives gradients only to the inputs that need them`,
+    async (gpu) => {
+      const s = { B: 1, T: 20, D: 8, H: 2 };
+      const n = 20 * 8;
+      const Q = rand(41, n, -2, 2), K = rand(42, n, -2, 2), V = rand(43, n), W = rand(44, n);
+      const q = tensor(gpu, Q, [1, 20, 8]), k = tensor(gpu, K, [1, 20, 8]);
+      const v = leaf(gpu, V, [1, 20, 8]);
+      tidy(() => backward(attentionQKV(q, k, v, 2, both(kernel)), tensor(gpu, W, [1, 20, 8])));
+      assert.equal(q.grad, null);
+      assert.equal(k.grad, null);
+      assertClose(await gradData(v), refBack(Q, K, V, W, s).dv, tol.backward, "dv alone");
+      for (const t of [q, k, v]) t.dispose();
+    },
+  );
+
+  gpuTest(
+    `attention() (${kernel}) stays finite and accurate with large logits (near one-hot rows)`,
+    async (gpu) => {
+      const s = { B: 1, T: 40, D: 8, H: 2 };
+      const X = rand(21, s.B * s.T * 3 * s.D, -1, 1);
+      // q and k entries of +-30 give scaled scores up to ~1800: exp overflows without the max shift.
+      for (let r = 0; r < s.B * s.T; r++) {
+        for (let c = 0; c < 2 * s.D; c++) X[r * 3 * s.D + c] *= 30;
+      }
+      // f32 rounds a score s to within ~|s| eps = 1e-4, which moves each p by that relative
+      // amount: the bound scales with the logits, not with the registry's unit-scale inputs.
+      const wide = { atol: 2e-5, rtol: 1e-4 };
+      await checkPacked(
+        gpu,
+        s,
+        X,
+        `${kernel} large logits`,
+        { forward: wide, backward: wide },
+        both(kernel),
+      );
+    },
+  );
+
+  gpuTest(`attention() (${kernel}) accumulates into existing gradients`, async (gpu) => {
+    const s = { B: 1, T: 9, D: 8, H: 2 };
+    const X = rand(31, 9 * 24), W = rand(32, 9 * 8);
+    const x = leaf(gpu, X, [1, 9, 24]);
+    for (let i = 0; i < 2; i++) {
+      tidy(() => backward(attention(x, 2, both(kernel)), tensor(gpu, W, [1, 9, 8])));
+    }
+    const [q, k, v] = splitQkvRef(X, 1, 9, 8);
+    const g = refBack(q, k, v, W, s);
+    const want = packQkvRef(g.dq, g.dk, g.dv, 1, 9, 8).map((d) => 2 * d);
+    assertClose(await gradData(x), want, tol.backward, `${kernel} twice`);
+    x.dispose();
+  });
+}
+
+gpuTest("either implementation's backward follows either's forward (shared stats)", async (gpu) => {
+  const mixed: AttentionOptions[] = [
+    { forward: "fused", backward: "matmul" },
+    { forward: "matmul", backward: "fused" },
+  ];
+  for (const kernels of mixed) {
+    for (const s of [{ B: 2, T: 17, D: 24, H: 3 }, { B: 1, T: 66, D: 64, H: 4 }]) {
+      const X = rand(s.T + 5, s.B * s.T * 3 * s.D, -2, 2);
+      await checkPacked(gpu, s, X, `${JSON.stringify(kernels)} ${JSON.stringify(s)}`, tol, kernels);
+    }
   }
 });
 
-gpuTest("attentionQKV() gives gradients only to the inputs that need them", async (gpu) => {
-  const s = { B: 1, T: 20, D: 8, H: 2 };
-  const n = 20 * 8;
-  const Q = rand(41, n, -2, 2), K = rand(42, n, -2, 2), V = rand(43, n), W = rand(44, n);
-  const q = tensor(gpu, Q, [1, 20, 8]), k = tensor(gpu, K, [1, 20, 8]);
-  const v = leaf(gpu, V, [1, 20, 8]);
-  tidy(() => backward(attentionQKV(q, k, v, 2), tensor(gpu, W, [1, 20, 8])));
-  assert.equal(q.grad, null);
-  assert.equal(k.grad, null);
-  assertClose(await gradData(v), refBack(Q, K, V, W, s).dv, tol.backward, "dv alone");
-  for (const t of [q, k, v]) t.dispose();
-});
-
 gpuTest(
-  "attention() stays finite and accurate with large logits (near one-hot rows)",
-  async (gpu) => {
-    const s = { B: 1, T: 40, D: 8, H: 2 };
-    const X = rand(21, s.B * s.T * 3 * s.D, -1, 1);
-    // q and k entries of +-30 give scaled scores up to ~1800: exp overflows without the max shift.
-    for (let r = 0; r < s.B * s.T; r++) {
-      for (let c = 0; c < 2 * s.D; c++) X[r * 3 * s.D + c] *= 30;
-    }
-    // f32 rounds a score s to within ~|s| eps = 1e-4, which moves each p by that relative
-    // amount: the bound scales with the logits, not with the registry's unit-scale inputs.
-    const wide = { atol: 2e-5, rtol: 1e-4 };
-    await checkPacked(gpu, s, X, "large logits", { forward: wide, backward: wide });
+  "attention() runs large heads with dh % 4 == 0 on matmuls, refuses them otherwise",
+  (gpu) => {
+    assert.deepEqual(attentionKernels(65, 64), { forward: "matmul", backward: "matmul" });
+    assert.deepEqual(attentionKernels(257, 16), { forward: "matmul", backward: "matmul" });
+    assert.deepEqual(attentionKernels(50, 16), { forward: "fused", backward: "fused" });
+    assert.deepEqual(attentionKernels(257, 3), { forward: "fused", backward: "fused" });
+    const x = tensor(gpu, new Float32Array(2 * 3 * 36), [2, 3, 36]);
+    assertThrows(() => attention(x, 4, { forward: "matmul" }), "divisible by 4, not 3");
+    assertThrows(() => attention(x, 4, { backward: "matmul" }), "divisible by 4, not 3");
+    x.dispose();
   },
 );
-
-gpuTest("attention() accumulates into existing gradients", async (gpu) => {
-  const s = { B: 1, T: 9, D: 8, H: 2 };
-  const X = rand(31, 9 * 24), W = rand(32, 9 * 8);
-  const x = leaf(gpu, X, [1, 9, 24]);
-  for (let i = 0; i < 2; i++) {
-    tidy(() => backward(attention(x, 2), tensor(gpu, W, [1, 9, 8])));
-  }
-  const [q, k, v] = splitQkvRef(X, 1, 9, 8);
-  const g = refBack(q, k, v, W, s);
-  const want = packQkvRef(g.dq, g.dk, g.dv, 1, 9, 8).map((d) => 2 * d);
-  assertClose(await gradData(x), want, tol.backward, "twice");
-  x.dispose();
-});
 
 gpuTest("attention() rejects bad shapes with an OpError naming the op and shapes", (gpu) => {
   const t = (shape: number[]) =>
