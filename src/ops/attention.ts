@@ -130,13 +130,20 @@ export interface AttentionOptions {
  * where the 16x16 matmul blocks are mostly padding. So matmul from
  * T * dh >= 1280 (between 800 and 2080); other head dims would fall to the
  * slower tiled matmul and keep the fused kernels (the matmul kernel's head
- * permutes move vec4s and refuse them).
+ * permutes move vec4s and refuse them). "matmul" also holds the (B * H, Tp,
+ * Tp) scores in one tensor (Tp: T rounded up to 4); when that is over
+ * `scoreLimit` bytes (the device's binding limit; ViT-Lite at batch 128 needs
+ * 138 MB against WebGPU's default 128 MiB) the fused kernels, which keep no
+ * scores, run instead.
  */
 export function attentionKernels(
   T: number,
   dh: number,
+  scores?: { heads: number; batch: number; limit: number },
 ): { forward: AttentionKernel; backward: AttentionKernel } {
-  const k = dh % 4 === 0 && T * dh >= 1280 ? "matmul" : "fused";
+  const Tp = Math.ceil(T / 4) * 4;
+  const fits = !scores || scores.batch * scores.heads * Tp * Tp * 4 <= scores.limit;
+  const k = dh % 4 === 0 && T * dh >= 1280 && fits ? "matmul" : "fused";
   return { forward: k, backward: k };
 }
 
@@ -229,7 +236,11 @@ function launch(
 ): Tensor {
   const { B, T, D, H } = L;
   const dh = D / H;
-  const defaults = attentionKernels(T, dh);
+  const defaults = attentionKernels(T, dh, {
+    heads: H,
+    batch: B,
+    limit: gpu.device.limits.maxStorageBufferBindingSize,
+  });
   const forward = options.forward ?? defaults.forward;
   const backward = options.backward ?? defaults.backward;
   if ((forward === "matmul" || backward === "matmul") && dh % 4 !== 0) {

@@ -208,6 +208,11 @@ gpuTest(
     assert.deepEqual(attentionKernels(257, 16), { forward: "matmul", backward: "matmul" });
     assert.deepEqual(attentionKernels(50, 16), { forward: "fused", backward: "fused" });
     assert.deepEqual(attentionKernels(257, 3), { forward: "fused", backward: "fused" });
+    // Scores over the binding limit: ViT-Lite at batch 128 (4 heads, 260^2 floats each) needs
+    // 138,444,800 bytes, over WebGPU's default 128 MiB, and keeps the fused kernels; batch 64 fits.
+    const limit = 134217728;
+    assert.deepEqual(attentionKernels(257, 64, { heads: 4, batch: 128, limit }).forward, "fused");
+    assert.deepEqual(attentionKernels(257, 64, { heads: 4, batch: 64, limit }).forward, "matmul");
     const x = tensor(gpu, new Float32Array(2 * 3 * 36), [2, 3, 36]);
     assertThrows(() => attention(x, 4, { forward: "matmul" }), "divisible by 4, not 3");
     assertThrows(() => attention(x, 4, { backward: "matmul" }), "divisible by 4, not 3");
