@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from twin import attention, make_schedule, patchify, positions, read_safetensors  # noqa: E402
+from twin import attention, embed, make_schedule, positions, read_safetensors  # noqa: E402
 
 
 def block(P, pre, x, heads, p, training):
@@ -65,12 +65,6 @@ def encode(P, enc, tokens, training):
     for i in range(enc["depth"]):
         x = block(P, f"encoder.blocks.{i}", x, enc["heads"], p, training)
     return F.layer_norm(x, (enc["width"],), P["encoder.norm.w"], P["encoder.norm.b"], 1e-5)
-
-
-def embed(P, enc, images):
-    patches = patchify(images, enc["patch"])
-    pe = positions(patches.shape[1], enc["width"])
-    return patches, F.linear(patches, P["encoder.embed.w"], P["encoder.embed.b"]) + pe
 
 
 def random_keep(B, T, keep, gen):
