@@ -171,14 +171,6 @@ export function planFor(id: string, p: Profile): Plan {
       data: "tin",
       init: "pretrain-mae-block",
     },
-    // Negative control for MAE vs scratch: fine-tuning the lr-0 checkpoint
-    // (the seeded random init) gains nothing from pre-training.
-    "finetune-random-init": {
-      kind: "train",
-      stage: "finetune",
-      data: "tin",
-      init: "pretrain-mae-untrained",
-    },
     "scratch": { kind: "train", stage: "scratch", data: "tin" },
     // The paper's budget: training from scratch as many epochs as MAE
     // pre-training takes (400 and 400 in the paper), against MAE pre-training plus
