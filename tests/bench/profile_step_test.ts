@@ -11,13 +11,19 @@ gpuTest(
       const share = p.rows.reduce((a, r) => a + r.share, 0);
       assert.ok(Math.abs(share - 1) < 1e-9, `${p.name}: shares sum to ${share}`);
       const kernels = new Set(p.rows.map((r) => r.entry));
+      // At ViT-Lite's shapes attention runs as batched matmuls around a row softmax.
       for (
-        const k of ["matmul_vec4", "attention_forward", "attention_backward_key", "adamw_step"]
+        const k of [
+          "matmul_vec4",
+          "attention_softmax_rows",
+          "attention_softmax_backward",
+          "adamw_step",
+        ]
       ) {
         assert.ok(kernels.has(k), `${p.name} runs ${k}`);
       }
-      // ViT-Lite-7/4 has 7 blocks: an attention forward each (MAE adds its 2-block decoder).
-      const attention = p.rows.find((r) => r.entry === "attention_forward")!;
+      // ViT-Lite-7/4 has 7 blocks: one attention softmax each (MAE adds its 2-block decoder).
+      const attention = p.rows.find((r) => r.entry === "attention_softmax_rows")!;
       assert.equal(attention.dispatchesPerStep, p.name === "finetune-step" ? 7 : 9);
     }
   },
