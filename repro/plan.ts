@@ -10,7 +10,7 @@ import { parseFlags } from "../src/cli/_args.ts";
 import { writeFileAtomic } from "../src/data/mod.ts";
 import { openGpu } from "../src/gpu/device.ts";
 import { calibrate, SOFTWARE_CALIBRATION_BATCH } from "../src/repro/calibrate.ts";
-import { formatPlan, loadPlan, planJson, STUDIES } from "../src/repro/planner.ts";
+import { EXTRA_STUDIES, formatPlan, loadPlan, planJson, STUDIES } from "../src/repro/planner.ts";
 import { loadProfile, type ProfileName, PROFILES } from "../src/repro/profiles.ts";
 
 const HELP = `usage: deno task repro:plan [tin|cub|sweep|all] [options]
@@ -64,8 +64,9 @@ if (import.meta.main) {
     Deno.exit(2);
   };
   const study = positionals[0] ?? "all";
-  if (study !== "all" && !(STUDIES as readonly string[]).includes(study)) {
-    fail(`unknown study '${study}' (${STUDIES.join(", ")}, all)`);
+  const known: readonly string[] = [...STUDIES, ...EXTRA_STUDIES];
+  if (study !== "all" && !known.includes(study)) {
+    fail(`unknown study '${study}' (${known.join(", ")}, all)`);
   }
   if (positionals.length > 1) fail(`one study at most, got ${positionals.join(" ")}`);
   if (!PROFILES.includes(values.profile as ProfileName)) {

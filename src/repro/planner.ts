@@ -13,8 +13,11 @@ import { estimatePlan, formatDuration, stepsPerEpoch, type Workload } from "./es
 import { workloadsOf } from "./calibrate.ts";
 import type { Profile } from "./profiles.ts";
 
-/** The studies a plan can cover; "all" is every one of them. */
+/** The paper's studies; "all" is every one of them (what the GPU workflow plans). */
 export const STUDIES = ["tin", "cub", "sweep"] as const;
+
+/** Studies beyond the paper, planned by name only (never part of "all"). */
+export const EXTRA_STUDIES = ["scale"] as const;
 
 /** A plan before any measurement. */
 export interface Plan {

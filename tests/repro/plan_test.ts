@@ -269,3 +269,15 @@ Deno.test("rates missing from the calibration are derived from the FLOP/s the me
   assert.ok(!rates.has("-"));
   assert.equal(deriveRates(wk, new Map(), []).rates.size, 0);
 });
+
+Deno.test("the scale study plans by name in the small profile, and stays out of 'all'", async () => {
+  const small = await loadProfile("small");
+  const plan = await loadPlan("scale", small);
+  const ids = plan.dag.map((n) => n.id);
+  for (const n of [1024, 4096, 16384]) {
+    assert.ok(ids.includes(`finetune-mae-random-n${n}`) && ids.includes(`scratch-n${n}`), `${n}`);
+  }
+  assert.equal(plan.work.get("pretrain-mae-random-n16384")?.trainImages, 16384);
+  const all = await loadPlan("all", small);
+  assert.ok(!all.dag.some((n) => /-n\d+$/.test(n.id)));
+});
