@@ -69,7 +69,7 @@ export interface ProfileSeeds {
   held: number[];
 }
 
-/** `seeds: { design: [...], held: [...] }` of a profile file, checked: positive integers, disjoint. */
+/** `seeds: { design: [...], held: [...] }` of a profile file, checked: integers >= 0, disjoint. */
 export function parseSeeds(raw: unknown, file: string): ProfileSeeds | undefined {
   if (raw === undefined) return undefined;
   const bad = (why: string): never => {
