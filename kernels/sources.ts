@@ -20,6 +20,7 @@ import batchnorm from "./batchnorm.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
 import attention_heads from "./attention_heads.wgsl" with { type: "text" };
 import conv2d from "./conv2d.wgsl" with { type: "text" };
+import im2col from "./im2col.wgsl" with { type: "text" };
 import max_pool2d from "./max_pool2d.wgsl" with { type: "text" };
 import concat_channels from "./concat_channels.wgsl" with { type: "text" };
 import sigmoid from "./sigmoid.wgsl" with { type: "text" };
@@ -55,6 +56,7 @@ export const KERNEL_SOURCES = {
   "attention.wgsl": withIncludes(attention),
   "attention_heads.wgsl": withIncludes(attention_heads),
   "conv2d.wgsl": withIncludes(conv2d),
+  "im2col.wgsl": withIncludes(im2col),
   "max_pool2d.wgsl": withIncludes(max_pool2d),
   "concat_channels.wgsl": withIncludes(concat_channels),
   "sigmoid.wgsl": withIncludes(sigmoid),

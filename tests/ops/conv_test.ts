@@ -1,5 +1,13 @@
 import { assertClose, dot, finiteDifference } from "../../src/audit.ts";
-import { concatChannels, conv2d, maxPool2d, type Pair, sigmoid } from "../../src/ops/conv.ts";
+import {
+  concatChannels,
+  conv2d,
+  type Conv2dOptions,
+  im2colSuits,
+  maxPool2d,
+  type Pair,
+  sigmoid,
+} from "../../src/ops/conv.ts";
 import { OPS } from "../../src/ops/registry.ts";
 import {
   convOutSize,
@@ -91,8 +99,16 @@ const CASES: ConvCase[] = [
   [1, 2, 3, 3, 2, 5, 5, 1, 1], // kernel as large as the padded input: 1x1 output
 ];
 
+/** The three ways a convolution runs: implicit GEMM with either input-gradient kernel, and im2col. */
+const IMPL_OPTIONS = {
+  "implicit gemm": { impl: "implicit", inputGrad: "gemm" },
+  "implicit direct": { impl: "implicit", inputGrad: "direct" },
+  im2col: { impl: "im2col" },
+} as const satisfies Record<string, Conv2dOptions>;
+const IMPLS = Object.keys(IMPL_OPTIONS) as (keyof typeof IMPL_OPTIONS)[];
+
 gpuTest(
-  "conv2d() forward and backward (GEMM and direct input gradient) match the f64 reference on odd, strided, padded and non-square cases",
+  "conv2d() forward and backward (implicit GEMM with GEMM or direct input gradient, and im2col on matmul_vec4) match the f64 reference on odd, strided, padded and non-square cases",
   async (gpu) => {
     for (const [i, [n, c, h, w, k, kh, kw, stride, pad]] of CASES.entries()) {
       const d = dims(n, c, h, w, k, kh, kw, stride, pad);
@@ -100,7 +116,7 @@ gpuTest(
       const X = rand(100 + i, n * c * h * w), Wt = rand(200 + i, k * c * kh * kw);
       const B = rand(300 + i, k), G = rand(400 + i, n * k * ho * wo);
       const withBias = i % 3 !== 2;
-      for (const inputGrad of ["gemm", "direct"] as const) {
+      for (const form of IMPLS) {
         const x = leaf(gpu, X, [n, c, h, w]);
         const wt = leaf(gpu, Wt, [k, c, kh, kw]);
         const b = leaf(gpu, B, [k]);
@@ -108,13 +124,13 @@ gpuTest(
           const out = conv2d(x, wt, {
             stride,
             padding: pad,
-            inputGrad,
+            ...IMPL_OPTIONS[form],
             ...(withBias ? { bias: b } : {}),
           });
           backward(out, tensor(gpu, G, out.shape));
           return out;
         });
-        const label = `conv ${n}x${c}x${h}x${w} k${k} ${kh}x${kw} s${stride} p${pad} ${inputGrad}`;
+        const label = `conv ${n}x${c}x${h}x${w} k${k} ${kh}x${kw} s${stride} p${pad} ${form}`;
         assert.deepEqual(y.shape, [n, k, ho, wo]);
         assertClose(
           await y.read(),
@@ -135,19 +151,58 @@ gpuTest(
 );
 
 gpuTest(
+  "conv2d() takes the im2col form only where all three products run on matmul_vec4 and the patches fit one binding",
+  (gpu) => {
+    const fire = { n: 32, c: 16, k: 64, kh: 3, kw: 3, ho: 15, wo: 15 };
+    assert.ok(im2colSuits(gpu, fire), "a Fire expand3x3");
+    assert.ok(
+      im2colSuits(gpu, { ...fire, c: 3, ho: 31, wo: 31 }),
+      "conv1: 27 patch values padded to 28",
+    );
+    assert.ok(!im2colSuits(gpu, { ...fire, k: 10 }), "10 filters: the forward product is not vec4");
+    // 128 images of 2^12 pixels, 16 * 9 values each: 302 MB of patches.
+    const limit = gpu.device.limits.maxStorageBufferBindingSize;
+    const big = { ...fire, n: 128, ho: 64, wo: 64 };
+    assert.equal(
+      im2colSuits(gpu, big),
+      128 * 4096 * 144 * 4 <= limit,
+      "patches over the binding limit",
+    );
+  },
+);
+
+gpuTest(
   "conv2d() backward adds into existing gradients instead of overwriting them",
   async (gpu) => {
     const d = dims(1, 3, 6, 5, 4, 3, 3, 1, 1);
     const X = rand(1, 90), Wt = rand(2, 108), G = rand(3, 4 * 6 * 5);
-    const x = leaf(gpu, X, [1, 3, 6, 5]), wt = leaf(gpu, Wt, [4, 3, 3, 3]);
-    for (let rep = 0; rep < 2; rep++) {
-      tidy(() => backward(conv2d(x, wt, { padding: 1 }), tensor(gpu, G, [1, 4, 6, 5])));
-    }
     const want = conv.reference.backward(X, Wt, G, d);
-    assertClose(await gradData(x), want.dx.map((v) => 2 * v), conv.tolerance.backward, "dx twice");
-    assertClose(await gradData(wt), want.dw.map((v) => 2 * v), conv.tolerance.backward, "dw twice");
-    x.dispose();
-    wt.dispose();
+    for (const form of IMPLS) {
+      const x = leaf(gpu, X, [1, 3, 6, 5]), wt = leaf(gpu, Wt, [4, 3, 3, 3]);
+      for (let rep = 0; rep < 2; rep++) {
+        tidy(() =>
+          backward(
+            conv2d(x, wt, { padding: 1, ...IMPL_OPTIONS[form] }),
+            tensor(gpu, G, [1, 4, 6, 5]),
+          )
+        );
+      }
+      const twice = (v: number) => 2 * v;
+      assertClose(
+        await gradData(x),
+        want.dx.map(twice),
+        conv.tolerance.backward,
+        `dx twice ${form}`,
+      );
+      assertClose(
+        await gradData(wt),
+        want.dw.map(twice),
+        conv.tolerance.backward,
+        `dw twice ${form}`,
+      );
+      x.dispose();
+      wt.dispose();
+    }
   },
 );
 
