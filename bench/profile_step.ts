@@ -1,6 +1,7 @@
 /**
  * `deno task bench:profile`: where the time of a training step goes. Runs one
- * MAE pre-training step and one fine-tuning step of ViT-Lite-7/4 (64x64) under
+ * MAE pre-training step and one fine-tuning step of ViT-Lite-7/4 (64x64), or
+ * with `--model small` of the ci and small profiles' model, under
  * the runtime's timestamp-query profiler (every dispatch in its own timed
  * pass) and prints, per kernel entry point, its dispatches per step, GPU
  * milliseconds per step and share of the step's kernel time.
@@ -16,7 +17,7 @@
 
 import { parseArgs } from "cli";
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
-import { withTrainSteps } from "./train_step.ts";
+import { STEP_MODELS, type StepModel, VIT_LITE_STEPS, withTrainSteps } from "./train_step.ts";
 
 /** One kernel's line of the profile. */
 export interface ProfileRow {
@@ -29,6 +30,8 @@ export interface ProfileRow {
 /** A profiled step: its kernels, slowest first, and its unprofiled wall time. */
 export interface StepProfile {
   name: string;
+  /** The model's label ("ViT-Lite-7/4 64x64"). */
+  model: string;
   batch: number;
   rows: ProfileRow[];
   kernelMs: number;
@@ -38,6 +41,7 @@ export interface StepProfile {
 async function profileSteps(
   gpu: Gpu,
   name: string,
+  model: string,
   batch: number,
   steps: number,
   step: () => void,
@@ -60,17 +64,27 @@ async function profileSteps(
     msPerStep: t.ms / steps,
     share: t.ms / steps / kernelMs,
   }));
-  return { name, batch, rows, kernelMs, wallMs };
+  return { name, model, batch, rows, kernelMs, wallMs };
 }
 
-/** Profiles one MAE pre-training step and one fine-tuning step at `batch`. */
-export function profileTrainSteps(gpu: Gpu, batch: number, steps = 1): Promise<StepProfile[]> {
-  return withTrainSteps(gpu, batch, (name, step) => profileSteps(gpu, name, batch, steps, step));
+/** Profiles one MAE pre-training step and one fine-tuning step of `model` at `batch`. */
+export function profileTrainSteps(
+  gpu: Gpu,
+  batch: number,
+  steps = 1,
+  model: StepModel = VIT_LITE_STEPS,
+): Promise<StepProfile[]> {
+  return withTrainSteps(
+    gpu,
+    batch,
+    (name, step) => profileSteps(gpu, name, model.label, batch, steps, step),
+    model,
+  );
 }
 
 /** The profile as a table: "kernel | dispatches per step | ms per step | share". */
 export function formatProfile(p: StepProfile, markdown: boolean): string {
-  const head = `${p.name}, ViT-Lite-7/4 64x64, batch ${p.batch}: ` +
+  const head = `${p.name}, ${p.model}, batch ${p.batch}: ` +
     `${p.kernelMs.toFixed(1)} ms of kernels, ${p.wallMs.toFixed(1)} ms wall per step`;
   const cells = p.rows.map((r) => [
     r.entry,
@@ -101,6 +115,7 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       batch: { type: "string", default: "32" },
+      model: { type: "string", default: "vit-lite" },
       steps: { type: "string", default: "1" },
       markdown: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
@@ -108,15 +123,19 @@ if (import.meta.main) {
     },
   });
   if (values.help) {
-    console.log(`usage: deno task bench:profile [--batch N] [--steps N] [--markdown | --json]
+    console.log(
+      `usage: deno task bench:profile [--model M] [--batch N] [--steps N] [--markdown | --json]
 
-Per-kernel GPU time of one MAE pre-training step and one fine-tuning step of
-ViT-Lite-7/4 (64x64), from timestamp queries (one timed pass per dispatch):
+Per-kernel GPU time of one MAE pre-training step and one fine-tuning step,
+from timestamp queries (one timed pass per dispatch):
 kernel | dispatches per step | ms per step | share.
+--model     vit-lite: ViT-Lite-7/4 on 64x64 RGB (default); small: the ci and
+            small profiles' 2-block ViT on 28x28 gray (batch 128 is theirs)
 --batch     images per step (default 32)
 --steps     profiled steps averaged, after one warm-up step (default 1)
 --markdown  tables in Markdown (deno task results --step-profile keeps them on the results page)
---json      one JSON object per step`);
+--json      one JSON object per step`,
+    );
     Deno.exit(0);
   }
   const batch = Number(values.batch), steps = Number(values.steps);
@@ -126,8 +145,17 @@ kernel | dispatches per step | ms per step | share.
       Deno.exit(2);
     }
   }
+  const model = STEP_MODELS[values.model!];
+  if (!model) {
+    console.error(
+      `profile_step: --model ${values.model}: unknown (one of ${
+        Object.keys(STEP_MODELS).join(", ")
+      })`,
+    );
+    Deno.exit(2);
+  }
   const gpu = await openGpu();
-  for (const p of await profileTrainSteps(gpu, batch, steps)) {
+  for (const p of await profileTrainSteps(gpu, batch, steps, model)) {
     console.log(values.json ? JSON.stringify(p) : formatProfile(p, values.markdown) + "\n");
   }
 }

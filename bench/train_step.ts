@@ -9,8 +9,8 @@
  */
 
 import type { Gpu } from "../src/gpu/device.ts";
-import { Classifier } from "../src/models/classifier.ts";
-import { Mae, MAE_DECODER } from "../src/models/mae.ts";
+import { Classifier, type Pooling } from "../src/models/classifier.ts";
+import { Mae, MAE_DECODER, type MaeConfig } from "../src/models/mae.ts";
 import { patchGeometry, VIT_LITE_7_4, type VitConfig } from "../src/models/vit.ts";
 import { DropoutContext } from "../src/nn.ts";
 import { crossEntropy } from "../src/ops/loss.ts";
@@ -50,23 +50,82 @@ export function stepFlopsPerImage(
 /** The two benchmarked training steps. */
 export type TrainStepName = "mae-pretrain-step" | "finetune-step";
 
+/** A model whose two training steps are benchmarked or profiled. */
+export interface StepModel {
+  /** Its name in tables: "ViT-Lite-7/4 64x64". */
+  label: string;
+  encoder: VitConfig;
+  decoder: Pick<MaeConfig, "decoderWidth" | "decoderDepth" | "decoderHeads" | "decoderMlp">;
+  classes: number;
+  pool: Pooling;
+}
+
+/** ViT-Lite-7/4 on 64x64 RGB with the paper's decoder and a class-token head (200 classes). */
+export const VIT_LITE_STEPS: StepModel = {
+  label: "ViT-Lite-7/4 64x64",
+  encoder: VIT_LITE_7_4,
+  decoder: MAE_DECODER,
+  classes: 200,
+  pool: "cls",
+};
+
 /**
- * The ViT-Lite-7/4 training steps on synthetic 64x64 images at `batch`: hands
- * `use` one MAE pre-training step (random 75% masking), then one fine-tuning
- * step of a classifier on its encoder, each a full forward, backward and
- * AdamW update; frees everything afterwards.
+ * The `ci` and `small` profiles' model (repro/profiles/small.yaml): a
+ * 2-block width-64 ViT on 28x28 gray images, its small decoder and a head
+ * on the mean of the patch tokens (10 classes). Its steps are what those
+ * profiles' CPU time is made of.
+ */
+export const SMALL_STEPS: StepModel = {
+  label: "small ViT 28x28",
+  encoder: {
+    imageSize: 28,
+    channels: 1,
+    patch: 4,
+    width: 64,
+    depth: 2,
+    heads: 4,
+    mlp: 128,
+    dropout: 0.1,
+  },
+  decoder: { decoderWidth: 32, decoderDepth: 1, decoderHeads: 4, decoderMlp: 64 },
+  classes: 10,
+  pool: "mean",
+};
+
+/** The models `--model` names. */
+export const STEP_MODELS: Record<string, StepModel> = {
+  "vit-lite": VIT_LITE_STEPS,
+  small: SMALL_STEPS,
+};
+
+/**
+ * A model's training steps (default ViT-Lite-7/4) on synthetic images at
+ * `batch`: hands `use` one MAE pre-training step (random 75% masking), then
+ * one fine-tuning step of a classifier on its encoder, each a full forward,
+ * backward and AdamW update; frees everything afterwards.
  */
 export async function withTrainSteps<T>(
   gpu: Gpu,
   batch: number,
   use: (name: TrainStepName, step: () => void) => Promise<T>,
+  model: StepModel = VIT_LITE_STEPS,
 ): Promise<T[]> {
-  const images = tensor(gpu, new Rng(1).normalArray(batch * 3 * 64 * 64), [batch, 3, 64, 64]);
-  const labels = tensor(gpu, Int32Array.from({ length: batch }, (_, i) => i % 200), [batch], "i32");
+  const { imageSize: size, channels } = model.encoder;
+  const images = tensor(
+    gpu,
+    new Rng(1).normalArray(batch * channels * size * size),
+    [batch, channels, size, size],
+  );
+  const labels = tensor(
+    gpu,
+    Int32Array.from({ length: batch }, (_, i) => i % model.classes),
+    [batch],
+    "i32",
+  );
   const out: T[] = [];
   const mae = new Mae(gpu, {
-    encoder: VIT_LITE_7_4,
-    ...MAE_DECODER,
+    encoder: model.encoder,
+    ...model.decoder,
     maskRatio: 0.75,
     masking: "random",
     normPixLoss: false,
@@ -83,7 +142,7 @@ export async function withTrainSteps<T>(
       })),
   );
   for (const o of maeOpt) o.destroy();
-  const clf = new Classifier(gpu, VIT_LITE_7_4, 200, 1, mae.encoder);
+  const clf = new Classifier(gpu, model.encoder, model.classes, 1, mae.encoder, model.pool);
   const clfOpt = clf.stores.map((s) => new AdamW(s, { lr: 1e-3, weightDecay: 0.05 }));
   out.push(
     await use("finetune-step", () =>
