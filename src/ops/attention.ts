@@ -47,6 +47,9 @@ const FORWARD = {
 } as const satisfies KernelSpec<typeof PARAMS>;
 const BACKWARD_QUERY = { ...FORWARD, entry: "attention_backward_query" } as const;
 const BACKWARD_KEY = { ...FORWARD, entry: "attention_backward_key" } as const;
+const ROWS_FORWARD = { ...FORWARD, entry: "attention_rows_forward", workgroup: [64] } as const;
+const ROWS_BACKWARD_QUERY = { ...ROWS_FORWARD, entry: "attention_rows_backward_query" } as const;
+const ROWS_BACKWARD_KEY = { ...ROWS_FORWARD, entry: "attention_rows_backward_key" } as const;
 
 const HEADS_PARAMS = {
   batch_heads: "u32",
@@ -78,6 +81,9 @@ export const ATTENTION_OPS = {
       FORWARD,
       BACKWARD_QUERY,
       BACKWARD_KEY,
+      ROWS_FORWARD,
+      ROWS_BACKWARD_QUERY,
+      ROWS_BACKWARD_KEY,
       SPLIT_HEADS,
       MERGE_HEADS,
       SOFTMAX_ROWS,
@@ -103,11 +109,14 @@ export function attentionFlops(B: number, T: number, D: number, H: number): numb
 
 /**
  * Which implementation runs: "fused" (attention.wgsl: one forward and two
- * backward dispatches, the scores never stored) or "matmul" (batched matmuls
- * over head-major copies of q, k, v, with the (B*H, T, T) scores in a
- * temporary buffer, and attention_heads.wgsl's softmax and head permutes).
+ * backward dispatches, the scores never stored, a workgroup per 32 rows of a
+ * head sharing tiles through workgroup memory), "rows" (the same passes, one
+ * thread per row of a head, vec4 reads, no barriers; head dims divisible by
+ * 4) or "matmul" (batched matmuls over head-major copies of q, k, v, with the
+ * (B*H, T, T) scores in a temporary buffer, and attention_heads.wgsl's
+ * softmax and head permutes).
  */
-export type AttentionKernel = "fused" | "matmul";
+export type AttentionKernel = "fused" | "rows" | "matmul";
 
 /** Options of {@link attention} and {@link attentionQKV}. */
 export interface AttentionOptions {
@@ -133,8 +142,11 @@ export interface AttentionOptions {
  * permutes move vec4s and refuse them). "matmul" also holds the (B * H, Tp,
  * Tp) scores in one tensor (Tp: T rounded up to 4); when that is over
  * `scoreLimit` bytes (the device's binding limit; ViT-Lite at batch 128 needs
- * 138 MB against WebGPU's default 128 MiB) the fused kernels, which keep no
- * scores, run instead.
+ * 138 MB against WebGPU's default 128 MiB) the rows kernels, which keep no
+ * scores, run instead. Below the matmul threshold, head dims divisible by 4
+ * take the rows form: measured on llvmpipe (deno task bench:profile --model
+ * small, batch 128) it beat the fused kernels on the small profile's shapes
+ * (T = 13 and 50, dh = 16); other head dims keep the fused kernels.
  */
 export function attentionKernels(
   T: number,
@@ -143,7 +155,7 @@ export function attentionKernels(
 ): { forward: AttentionKernel; backward: AttentionKernel } {
   const Tp = Math.ceil(T / 4) * 4;
   const fits = !scores || scores.batch * scores.heads * Tp * Tp * 4 <= scores.limit;
-  const k = dh % 4 === 0 && T * dh >= 1280 && fits ? "matmul" : "fused";
+  const k = dh % 4 !== 0 ? "fused" : T * dh >= 1280 && fits ? "matmul" : "rows";
   return { forward: k, backward: k };
 }
 
@@ -243,23 +255,35 @@ function launch(
   });
   const forward = options.forward ?? defaults.forward;
   const backward = options.backward ?? defaults.backward;
-  if ((forward === "matmul" || backward === "matmul") && dh % 4 !== 0) {
-    throw new OpError(op, `the matmul kernel needs a head dimension divisible by 4, not ${dh}`);
+  for (const kernel of [forward, backward]) {
+    if (kernel !== "fused" && dh % 4 !== 0) {
+      throw new OpError(
+        op,
+        `the ${kernel} kernel needs a head dimension divisible by 4, not ${dh}`,
+      );
+    }
   }
   const out = empty(gpu, [B, T, D]);
   // (B, H, T, 2): [logsumexp of row t's scaled scores, D_t (the fused backward's)]
   const stats = empty(gpu, [B, H, T, 2]);
-  const fused = fusedKernels(gpu, L, q, k, v, out, stats);
-  const mm = matmulKernels(gpu, L, q, k, v, out, stats);
-  if (out.size > 0) (forward === "fused" ? fused : mm).forward();
+  const forms = {
+    fused: fusedKernels(gpu, L, q, k, v, out, stats, "fused"),
+    rows: fusedKernels(gpu, L, q, k, v, out, stats, "rows"),
+    matmul: matmulKernels(gpu, L, q, k, v, out, stats),
+  };
+  if (out.size > 0) forms[forward].forward();
   const inputs = [...new Set([q, k, v])];
   // saves: the inputs, the output and stats
   return record(op, out, inputs, (g) => {
-    if (out.size > 0) (backward === "fused" ? fused : mm).backward(g);
+    if (out.size > 0) forms[backward].backward(g);
   });
 }
 
-/** The fused kernels of attention.wgsl; the backward reads stats[.., 0] and fills stats[.., 1]. */
+/**
+ * The three passes of attention.wgsl, in its fused form (a workgroup per 32
+ * rows) or its rows form (a thread per row); the backward reads stats[.., 0]
+ * and fills stats[.., 1].
+ */
 function fusedKernels(
   gpu: Gpu,
   L: Layout,
@@ -268,10 +292,16 @@ function fusedKernels(
   v: Tensor,
   out: Tensor,
   stats: Tensor,
+  form: "fused" | "rows",
 ): { forward: () => void; backward: (g: Tensor) => void } {
   const { B, T, D, H } = L;
   const dh = D / H;
-  const groups = grid1d(B * H * Math.ceil(T / BLOCK));
+  const [FORWARD_PASS, QUERY_PASS, KEY_PASS] = form === "fused"
+    ? [FORWARD, BACKWARD_QUERY, BACKWARD_KEY]
+    : [ROWS_FORWARD, ROWS_BACKWARD_QUERY, ROWS_BACKWARD_KEY];
+  const groups = form === "fused"
+    ? grid1d(B * H * Math.ceil(T / BLOCK))
+    : grid1d(Math.ceil((B * H * T) / 64));
   const constants = { DH4: Math.max(1, Math.ceil(dh / 4)) };
   const base = {
     batch_heads: B * H,
@@ -288,7 +318,7 @@ function fusedKernels(
   };
   const forward = () => {
     gpu.dispatch(
-      FORWARD,
+      FORWARD_PASS,
       { ...base, grad_stride: 0, dq_off: 0, dk_off: 0, dv_off: 0 },
       [q.binding, k.binding, v.binding, out.binding, stats.binding],
       groups,
@@ -313,7 +343,7 @@ function fusedKernels(
       dv_off: L.vOff,
     };
     gpu.dispatch(
-      BACKWARD_QUERY,
+      QUERY_PASS,
       grads,
       [q.binding, k.binding, v.binding, out.binding, g.binding, stats.binding, dq.binding],
       groups,
@@ -324,10 +354,11 @@ function fusedKernels(
       // A packed qkv (or k and v one tensor) has one gradient for both: it is bound
       // once and dv goes through the dk binding; the dv slot gets a placeholder.
       const shared = dk === dv;
-      const dvBinding = shared ? (scratch.push(empty(gpu, [1])), scratch.at(-1)!) : dv;
+      // (four floats: the rows form views it as vec4s)
+      const dvBinding = shared ? (scratch.push(empty(gpu, [4])), scratch.at(-1)!) : dv;
       // Runs after the query pass (same encoder), which filled stats[.., 1] = D.
       gpu.dispatch(
-        BACKWARD_KEY,
+        KEY_PASS,
         { ...grads, dv_in_dk: shared ? 1 : 0 },
         [q.binding, k.binding, v.binding, g.binding, stats.binding, dk.binding, dvBinding.binding],
         groups,

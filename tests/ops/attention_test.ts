@@ -74,8 +74,8 @@ async function checkPacked(
   x.dispose();
 }
 
-// Both implementations, on every shape each takes: the matmul kernel needs dh % 4 == 0.
-const KERNELS: AttentionKernel[] = ["fused", "matmul"];
+// Every implementation, on every shape each takes: rows and matmul need dh % 4 == 0.
+const KERNELS: AttentionKernel[] = ["fused", "rows", "matmul"];
 const takes = (kernel: AttentionKernel, s: AttentionShape) =>
   kernel === "fused" || (s.D / s.H) % 4 === 0;
 const both = (kernel: AttentionKernel): AttentionOptions => ({ forward: kernel, backward: kernel });
@@ -188,34 +188,46 @@ for (const kernel of KERNELS) {
   });
 }
 
-gpuTest("either implementation's backward follows either's forward (shared stats)", async (gpu) => {
-  const mixed: AttentionOptions[] = [
-    { forward: "fused", backward: "matmul" },
-    { forward: "matmul", backward: "fused" },
-  ];
-  for (const kernels of mixed) {
-    for (const s of [{ B: 2, T: 17, D: 24, H: 3 }, { B: 1, T: 66, D: 64, H: 4 }]) {
-      const X = rand(s.T + 5, s.B * s.T * 3 * s.D, -2, 2);
-      await checkPacked(gpu, s, X, `${JSON.stringify(kernels)} ${JSON.stringify(s)}`, tol, kernels);
+gpuTest(
+  "each implementation's backward follows each other's forward (shared stats)",
+  async (gpu) => {
+    const mixed: AttentionOptions[] = KERNELS.flatMap((forward) =>
+      KERNELS.filter((backward) => backward !== forward).map((backward) => ({ forward, backward }))
+    );
+    for (const kernels of mixed) {
+      for (const s of [{ B: 2, T: 17, D: 24, H: 3 }, { B: 1, T: 66, D: 64, H: 4 }]) {
+        const X = rand(s.T + 5, s.B * s.T * 3 * s.D, -2, 2);
+        await checkPacked(
+          gpu,
+          s,
+          X,
+          `${JSON.stringify(kernels)} ${JSON.stringify(s)}`,
+          tol,
+          kernels,
+        );
+      }
     }
-  }
-});
+  },
+);
 
 gpuTest(
-  "attention() runs large heads with dh % 4 == 0 on matmuls, refuses them otherwise",
+  "attention() runs large heads with dh % 4 == 0 on matmuls, small ones by rows, refuses both otherwise",
   (gpu) => {
     assert.deepEqual(attentionKernels(65, 64), { forward: "matmul", backward: "matmul" });
     assert.deepEqual(attentionKernels(257, 16), { forward: "matmul", backward: "matmul" });
-    assert.deepEqual(attentionKernels(50, 16), { forward: "fused", backward: "fused" });
+    assert.deepEqual(attentionKernels(50, 16), { forward: "rows", backward: "rows" });
+    assert.deepEqual(attentionKernels(13, 16), { forward: "rows", backward: "rows" });
     assert.deepEqual(attentionKernels(257, 3), { forward: "fused", backward: "fused" });
     // Scores over the binding limit: ViT-Lite at batch 128 (4 heads, 260^2 floats each) needs
-    // 138,444,800 bytes, over WebGPU's default 128 MiB, and keeps the fused kernels; batch 64 fits.
+    // 138,444,800 bytes, over WebGPU's default 128 MiB, and runs by rows; batch 64 fits.
     const limit = 134217728;
-    assert.deepEqual(attentionKernels(257, 64, { heads: 4, batch: 128, limit }).forward, "fused");
+    assert.deepEqual(attentionKernels(257, 64, { heads: 4, batch: 128, limit }).forward, "rows");
     assert.deepEqual(attentionKernels(257, 64, { heads: 4, batch: 64, limit }).forward, "matmul");
     const x = tensor(gpu, new Float32Array(2 * 3 * 36), [2, 3, 36]);
-    assertThrows(() => attention(x, 4, { forward: "matmul" }), "divisible by 4, not 3");
-    assertThrows(() => attention(x, 4, { backward: "matmul" }), "divisible by 4, not 3");
+    for (const kernel of ["matmul", "rows"] as const) {
+      assertThrows(() => attention(x, 4, { forward: kernel }), "divisible by 4, not 3");
+      assertThrows(() => attention(x, 4, { backward: kernel }), "divisible by 4, not 3");
+    }
     x.dispose();
   },
 );
