@@ -19,11 +19,12 @@
 // rs taps); workgroup 256; grid (x, y) with x * y >= ceil(threads / 256),
 // x <= 65535. Every loop runs at most kh or kw times.
 
-struct Im2colParams { // im2col_forward, col2im_backward
+struct Im2colParams { // im2col_forward, col2im_backward (conv2d.wgsl's geometry, then cols_stride)
   n: u32,
   c: u32,
   h: u32,
   w: u32,
+  k: u32, // filters: unused here
   kh: u32,
   kw: u32,
   stride_h: u32,

@@ -25,7 +25,8 @@ import { EXACT, type OpDeclarations, POINTWISE } from "./_op.ts";
 import { matmulInto, matmulKernel } from "./matmul.ts";
 import { sumAxisInto } from "./reduce.ts";
 
-const CONV_PARAMS = {
+/** A convolution's geometry: the leading fields of both WGSL files' uniform structs. */
+const GEOMETRY_PARAMS = {
   n: "u32",
   c: "u32",
   h: "u32",
@@ -39,6 +40,9 @@ const CONV_PARAMS = {
   pad_w: "u32",
   ho: "u32",
   wo: "u32",
+} as const;
+const CONV_PARAMS = {
+  ...GEOMETRY_PARAMS,
   has_bias: "u32",
   chunk: "u32",
   splits: "u32",
@@ -67,21 +71,7 @@ const CONV_BACKWARD_BIAS = {
   workgroup: [64],
 } as const;
 
-const IM2COL_PARAMS = {
-  n: "u32",
-  c: "u32",
-  h: "u32",
-  w: "u32",
-  kh: "u32",
-  kw: "u32",
-  stride_h: "u32",
-  stride_w: "u32",
-  pad_h: "u32",
-  pad_w: "u32",
-  ho: "u32",
-  wo: "u32",
-  cols_stride: "u32",
-} as const;
+const IM2COL_PARAMS = { ...GEOMETRY_PARAMS, cols_stride: "u32" } as const;
 const IM2COL = {
   source: KERNEL_SOURCES["im2col.wgsl"],
   entry: "im2col_forward",
@@ -236,22 +226,8 @@ function im2col(gpu: Gpu, geo: ConvGeometry, x: Tensor): Tensor {
 }
 
 function im2colParams(geo: ConvGeometry) {
-  const { n, c, h, w, kh, kw, stride_h, stride_w, pad_h, pad_w, ho, wo } = geo;
-  return {
-    n,
-    c,
-    h,
-    w,
-    kh,
-    kw,
-    stride_h,
-    stride_w,
-    pad_h,
-    pad_w,
-    ho,
-    wo,
-    cols_stride: colsStride(geo),
-  };
+  const { has_bias: _bias, chunk: _chunk, splits: _splits, ...geometry } = geo;
+  return { ...geometry, cols_stride: colsStride(geo) };
 }
 
 /** dst (batch, cols, rows) = src (batch, rows, cols) transposed per batch item. */
