@@ -48,6 +48,21 @@ for (const mode of TWIN_MODES) {
 }
 
 twinTest(
+  "the critic's check judges the code, not the rounding: it still matches from three starts an ulp away",
+  async () => {
+    // SqueezeNet's ReLUs and max-pools make its trajectory sensitive; this is what was
+    // measured at the code's lr 5e-4, where nudge 1 moved the step-9 loss by 1.2e-2.
+    const plain = await twinCompare(await testGpu(), "critic", STEPS);
+    for (const seed of [1, 2, 3]) {
+      const r = await twinCompare(await testGpu(), "critic", STEPS, { nudge: seed });
+      assert(r.ok, `nudge ${seed}:\n${formatReport(r)}`);
+      // The nudge moved the harness's trajectory (not the twin's start).
+      assert(r.losses.some(([h], i) => h !== plain.losses[i][0]), `nudge ${seed} changed nothing`);
+    }
+  },
+);
+
+twinTest(
   "a twin with Adam's bias correction left out is caught after step 1, not before",
   async () => {
     const r = await twinCompare(await testGpu(), "finetune", STEPS, {
