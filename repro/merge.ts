@@ -8,16 +8,21 @@
 import { parseFlags, usageExit } from "../src/cli/_args.ts";
 import { evaluateClaims, loadStudy, type Results } from "../src/repro/claims.ts";
 import type { ProfileName } from "../src/repro/profiles.ts";
+import { joinSeedRuns } from "../src/repro/join_seeds.ts";
 import { claimsTable, type RunReport, verdictCounts, writeReport } from "../src/repro/report.ts";
 
-const HELP = `usage: deno task repro:merge [--out DIR] SHARD_DIR...
+const HELP = `usage: deno task repro:merge [--out DIR] [--join-seeds] RUN_DIR...
 
-Reads SHARD_DIR/claims.json from each shard of one study and profile (as
+Reads RUN_DIR/claims.json from each shard of one study and profile (as
 written by deno task repro:<study> --shard i/n) and writes the merged
 claims.json and report.md to --out (default runs/repro-<study>-<profile>-merged).
 
 options:
   --out DIR       merged report directory
+  --join-seeds    the runs hold different seeds of the same experiments (e.g. seeds
+                  11-13 and 14-15): every claim is judged on all their seeds together;
+                  an experiment some run lacks reads "not run"; design and held-apart
+                  seeds of a profile are never joined
   -h, --help      this text
 
 exit: 0 all checked claims pass, 1 a claim fails, 2 bad usage or unreadable shards.`;
@@ -26,7 +31,7 @@ if (import.meta.main) {
   const { values, positionals } = parseFlags(
     "repro:merge",
     Deno.args,
-    { out: { type: "string" } },
+    { out: { type: "string" }, "join-seeds": { type: "boolean", default: false } },
     HELP,
     true,
   );
@@ -41,23 +46,37 @@ if (import.meta.main) {
     }
   }
   const first = parts[0];
-  for (const p of parts) {
-    if (
-      p.study !== first.study || p.profile !== first.profile ||
-      p.seeds.join() !== first.seeds.join()
-    ) {
-      console.error(
-        `repro:merge: shards differ in study, profile or seeds (${p.study}/${p.profile} vs ${first.study}/${first.profile})`,
-      );
+  const join = values["join-seeds"] as boolean;
+  let results: Results = new Map();
+  let seeds = first.seeds, commit = first.commit;
+  if (join) {
+    try {
+      const joined = joinSeedRuns(parts);
+      results = joined.results;
+      seeds = joined.seeds;
+      commit = joined.commits.join(" + ");
+    } catch (e) {
+      console.error(`repro:merge: ${(e as Error).message}`);
       Deno.exit(2);
     }
-  }
-  const results: Results = new Map();
-  for (const p of parts) {
-    for (const [id, r] of Object.entries(p.experiments)) {
-      const prev = results.get(id);
-      // An experiment that ran wins over a shard where it was only listed as not run.
-      if (!prev || "notrun" in prev) results.set(id, r as never);
+  } else {
+    for (const p of parts) {
+      if (
+        p.study !== first.study || p.profile !== first.profile ||
+        p.seeds.join() !== first.seeds.join()
+      ) {
+        console.error(
+          `repro:merge: shards differ in study, profile or seeds (${p.study}/${p.profile} vs ${first.study}/${first.profile}); runs of other seeds join with --join-seeds`,
+        );
+        Deno.exit(2);
+      }
+    }
+    for (const p of parts) {
+      for (const [id, r] of Object.entries(p.experiments)) {
+        const prev = results.get(id);
+        // An experiment that ran wins over a shard where it was only listed as not run.
+        if (!prev || "notrun" in prev) results.set(id, r as never);
+      }
     }
   }
   const study = await loadStudy(first.study);
@@ -67,7 +86,9 @@ if (import.meta.main) {
   const out = values.out ?? `runs/repro-${first.study}-${first.profile}-merged`;
   await writeReport(out, {
     ...first,
-    shard: `merged from ${parts.map((p) => p.shard ?? "?").join(", ")}`,
+    seeds,
+    commit,
+    shard: join ? null : `merged from ${parts.map((p) => p.shard ?? "?").join(", ")}`,
     seconds: parts.reduce((a, p) => a + p.seconds, 0),
     claims,
     results,
