@@ -20,9 +20,10 @@ claims.json and report.md to --out (default runs/repro-<study>-<profile>-merged)
 options:
   --out DIR       merged report directory
   --join-seeds    the runs hold different seeds of the same experiments (e.g. seeds
-                  11-13 and 14-15): every claim is judged on all their seeds together;
-                  an experiment some run lacks reads "not run"; design and held-apart
-                  seeds of a profile are never joined
+                  11-13 and 14-15): each experiment keeps the seeds of every run it ran
+                  in, and a claim is judged on them together; a claim pairing experiments
+                  of different seeds reads "not run"; design and held-apart seeds of a
+                  profile are never joined
   -h, --help      this text
 
 exit: 0 all checked claims pass, 1 a claim fails, 2 bad usage or unreadable shards.`;

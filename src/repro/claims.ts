@@ -201,6 +201,26 @@ function values(results: Results, id: string, path: string, scale: number): numb
   }
 }
 
+/**
+ * Why experiments `ids` cannot be paired seed by seed, or "" when they ran on
+ * the same seeds in the same order (a run joined from others may hold some
+ * experiments on more seeds than others).
+ */
+function unpaired(results: Results, ids: string[]): string {
+  const ran = ids.map((id) => [id, results.get(id)] as const)
+    .filter((e): e is readonly [string, { seeds: number[]; metrics: Record<string, unknown>[] }] =>
+      !!e[1] && !("notrun" in e[1])
+    );
+  const [id0, r0] = ran[0] ?? [];
+  for (const [id, r] of ran.slice(1)) {
+    if (r.seeds.join() !== r0!.seeds.join()) {
+      return `${id0} ran on seeds ${r0!.seeds.join(", ")} and ${id} on ${r.seeds.join(", ")}: ` +
+        "a paired comparison needs the same seeds";
+    }
+  }
+  return "";
+}
+
 /** The software adapters among the runs of `ids` (summary field `adapter`), by description. */
 function softwareAdapters(results: Results, ids: string[]): string[] {
   const found = new Set<string>();
@@ -252,6 +272,8 @@ function evaluateWith(
   const scale = c.scale ?? 1;
   const a = values(results, main, c.value, scale);
   if (typeof a === "string") return { ours: null, verdict: "not run", reason: a };
+  const apart = unpaired(results, [main, ...(c.lesser ? [c.lesser] : []), ...(c.bestOf ?? [])]);
+  if (apart) return { ours: null, verdict: "not run", reason: apart };
   let xs = a;
   if (c.lesser) {
     const b = values(results, c.lesser, c.value, scale);

@@ -20,9 +20,9 @@ type Ran = { seeds: number[]; metrics: Record<string, unknown>[] };
 
 /**
  * Joins `parts` (claims.json of runs with disjoint seeds) experiment by
- * experiment: an experiment that ran in every part gets all their seeds, in
- * increasing order with their metrics; one that some part did not run is
- * "not run" (a paired comparison needs the same seeds on both sides). Throws,
+ * experiment: each gets the seeds of every part it ran in, in increasing
+ * order with their metrics, so experiments some part did not run keep fewer
+ * seeds (the claims refuse to pair experiments of different seeds). Throws,
  * naming what differs, when the parts differ in study or profile, share a
  * seed, or mix a profile's design seeds with its held-apart ones (an interval
  * that judges a threshold must not include the seeds it was set on).
@@ -52,18 +52,16 @@ export function joinSeedRuns(parts: RunReport[]): JoinedSeeds {
   const results: Results = new Map();
   for (const id of ids) {
     const entries = parts.map((p) => p.experiments[id] as Ran | { notrun: string } | undefined);
-    const missing = parts.filter((_, i) => !entries[i] || "notrun" in entries[i]!);
-    if (missing.length) {
-      results.set(id, {
-        notrun: `not run for seeds ${
-          missing.flatMap((p) => p.seeds).join(", ")
-        } of the joined runs`,
-      });
+    const ran = entries.filter((e): e is Ran => !!e && !("notrun" in e));
+    if (ran.length === 0) {
+      const why = entries.find((e) => e && "notrun" in e) as { notrun: string } | undefined;
+      results.set(id, { notrun: why?.notrun ?? "not run in any of the joined runs" });
       continue;
     }
-    const pairs = (entries as Ran[]).flatMap((e) =>
-      e.seeds.map((seed, i) => [seed, e.metrics[i]] as const)
-    ).sort((a, b) => a[0] - b[0]);
+    const pairs = ran.flatMap((e) => e.seeds.map((seed, i) => [seed, e.metrics[i]] as const)).sort((
+      a,
+      b,
+    ) => a[0] - b[0]);
     results.set(id, { seeds: pairs.map(([s]) => s), metrics: pairs.map(([, m]) => m) });
   }
   return {

@@ -37,7 +37,7 @@ function run(
   };
 }
 
-Deno.test("joinSeedRuns() gives each experiment every run's seeds in order, with their own metrics", () => {
+Deno.test("joinSeedRuns() gives each experiment the seeds of every run it ran in, in order, with their own metrics", () => {
   const a = run([11, 12, 13], { probe: (s) => s / 100, scratch: (s) => s / 200, dino: "notrun" });
   const b = run([15, 14], { probe: (s) => s / 100, scratch: "notrun", dino: "notrun" }, {
     commit: "def5678",
@@ -55,11 +55,9 @@ Deno.test("joinSeedRuns() gives each experiment every run's seeds in order, with
     probe.metrics.map((m) => (m.eval as { accuracy: number }).accuracy),
     [0.11, 0.12, 0.13, 0.14, 0.15],
   );
-  // Ran in one run only: not run, naming the seeds it lacks (a pair needs the same seeds).
-  assert.deepEqual(j.results.get("scratch"), {
-    notrun: "not run for seeds 15, 14 of the joined runs",
-  });
-  assert.ok("notrun" in j.results.get("dino")!);
+  // Ran in one run only: keeps that run's seeds; run in none: not run, with the reason.
+  assert.deepEqual((j.results.get("scratch") as { seeds: number[] }).seeds, [11, 12, 13]);
+  assert.deepEqual(j.results.get("dino"), { notrun: "not asked for" });
 });
 
 Deno.test("joinSeedRuns() refuses a shared seed, another study or profile, and design with held-apart seeds", () => {
@@ -85,8 +83,17 @@ Deno.test("deno task repro:merge --join-seeds judges the claims on every run's s
   try {
     const acc = (base: number) => (s: number) => base + s / 1000;
     const runs = [
-      run([11, 12, 13], { "probe-mae-random": acc(0.6), "probe-random-init": acc(0.5) }),
-      run([14, 15], { "probe-mae-random": acc(0.6), "probe-random-init": acc(0.5) }),
+      run([11, 12, 13], {
+        "probe-mae-random": acc(0.6),
+        "probe-random-init": acc(0.5),
+        "finetune-mae-random": acc(0.7),
+        scratch: acc(0.6),
+      }),
+      run([14, 15], {
+        "probe-mae-random": acc(0.6),
+        "probe-random-init": acc(0.5),
+        "finetune-mae-random": acc(0.7),
+      }),
     ];
     for (const [i, r] of runs.entries()) {
       await Deno.writeTextFile(`${dirs[i]}/claims.json`, JSON.stringify(r));
@@ -108,6 +115,13 @@ Deno.test("deno task repro:merge --join-seeds judges the claims on every run's s
     // Every seed's difference is exactly 10 pp: n = 5, mean 10.
     assert.equal(probe.ours!.n, 5);
     assert.ok(Math.abs(probe.ours!.mean - 10) < 1e-9, JSON.stringify(probe.ours));
+    // Fine-tuning ran on five seeds, scratch on three: no pairing by position.
+    const ft = report.claims.find((c) => c.id === "mae-beats-supervised-tin")!;
+    assert.equal(ft.verdict, "not run");
+    assert.match(
+      ft.reason,
+      /finetune-mae-random ran on seeds 11, 12, 13, 14, 15 and scratch on 11, 12, 13/,
+    );
   } finally {
     for (const d of [...dirs, out]) await Deno.remove(d, { recursive: true });
   }
