@@ -168,6 +168,9 @@ gpuTest(
       128 * 4096 * 144 * 4 <= limit,
       "patches over the binding limit",
     );
+    // The per-image weight gradients: 128 x 256 filters x 2304 patch values is 302 MB.
+    const wide = { ...fire, n: 128, c: 256, k: 256, ho: 2, wo: 2 };
+    assert.equal(im2colSuits(gpu, wide), 128 * 256 * 2304 * 4 <= limit, "weight gradients");
   },
 );
 
