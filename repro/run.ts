@@ -86,13 +86,19 @@ const CPU_ESTIMATE_HOURS: Record<ProfileName, number> = {
   paper: 20000,
 };
 
+/**
+ * The commit the run's code comes from, read when the run starts (a long run
+ * may outlive it), with "-dirty" when tracked files differ from it then.
+ */
 async function commitId(): Promise<string> {
   try {
-    const out = await new Deno.Command("git", {
-      args: ["rev-parse", "--short", "HEAD"],
-      stderr: "null",
-    }).output();
-    return new TextDecoder().decode(out.stdout).trim() || "unknown";
+    const git = (...args: string[]) =>
+      new Deno.Command("git", { args, stdout: "piped", stderr: "null" }).output();
+    const head = new TextDecoder().decode((await git("rev-parse", "--short", "HEAD")).stdout)
+      .trim();
+    if (!head) return "unknown";
+    const dirty = (await git("diff", "--quiet", "HEAD", "--")).code === 1;
+    return dirty ? `${head}-dirty` : head;
   } catch {
     return "unknown";
   }
@@ -100,6 +106,7 @@ async function commitId(): Promise<string> {
 
 if (import.meta.main) {
   const t0 = performance.now();
+  const commit = commitId();
   const fail = (msg: string): never => {
     console.error(`repro: ${msg}`);
     Deno.exit(2);
@@ -348,7 +355,7 @@ if (import.meta.main) {
     seeds,
     ...(seedRun!.kind ? { seedRole: seedRun!.role, seedKind: seedRun!.kind } : {}),
     adapter: { description: gpu.adapter.description, software: gpu.adapter.software },
-    commit: await commitId(),
+    commit: await commit,
     started: new Date(Date.now() - (performance.now() - t0)).toISOString(),
     seconds: (performance.now() - t0) / 1000,
     shard: shard ? `${shard.index + 1}/${shard.count}` : null,
