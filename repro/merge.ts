@@ -21,9 +21,9 @@ options:
   --out DIR       merged report directory
   --join-seeds    the runs hold different seeds of the same experiments (e.g. seeds
                   11-13 and 14-15): each experiment keeps the seeds of every run it ran
-                  in, and a claim is judged on them together; a claim pairing experiments
-                  of different seeds reads "not run"; design and held-apart seeds of a
-                  profile are never joined
+                  in, and a claim is judged on them together (a comparison of experiments
+                  with different seeds, on the seeds they share, and says so); design and
+                  held-apart seeds of a profile are never joined
   -h, --help      this text
 
 exit: 0 all checked claims pass, 1 a claim fails, 2 bad usage or unreadable shards.`;

@@ -189,12 +189,19 @@ function metric(m: Record<string, unknown>, path: string): number {
   return v;
 }
 
-function values(results: Results, id: string, path: string, scale: number): number[] | string {
+function values(
+  results: Results,
+  id: string,
+  path: string,
+  scale: number,
+  seeds?: number[],
+): number[] | string {
   const r = results.get(id);
   if (!r) return `experiment ${id} was not run in this shard`;
   if ("notrun" in r) return `${id}: ${r.notrun}`;
   try {
-    return r.metrics.map((m) => metric(m, path) * scale);
+    const ms = seeds ? seeds.map((s) => r.metrics[r.seeds.indexOf(s)]) : r.metrics;
+    return ms.map((m) => metric(m, path) * scale);
   } catch (e) {
     // e.g. a run cached before the trainer recorded this metric (rerun with --fresh)
     return `${id}: ${(e as Error).message}`;
@@ -202,23 +209,27 @@ function values(results: Results, id: string, path: string, scale: number): numb
 }
 
 /**
- * Why experiments `ids` cannot be paired seed by seed, or "" when they ran on
- * the same seeds in the same order (a run joined from others may hold some
- * experiments on more seeds than others).
+ * The seeds a comparison of experiments `ids` pairs on: all of them when the
+ * experiments ran on the same seeds, else the ones every experiment ran (a
+ * run joined from others may hold some experiments on more seeds), with a
+ * note saying so; an experiment that did not run is left to values().
  */
-function unpaired(results: Results, ids: string[]): string {
-  const ran = ids.map((id) => [id, results.get(id)] as const)
-    .filter((e): e is readonly [string, { seeds: number[]; metrics: Record<string, unknown>[] }] =>
-      !!e[1] && !("notrun" in e[1])
+function pairedSeeds(results: Results, ids: string[]): { seeds?: number[]; note: string } {
+  const ran = ids.map((id) => results.get(id))
+    .filter((r): r is { seeds: number[]; metrics: Record<string, unknown>[] } =>
+      !!r && !("notrun" in r)
     );
-  const [id0, r0] = ran[0] ?? [];
-  for (const [id, r] of ran.slice(1)) {
-    if (r.seeds.join() !== r0!.seeds.join()) {
-      return `${id0} ran on seeds ${r0!.seeds.join(", ")} and ${id} on ${r.seeds.join(", ")}: ` +
-        "a paired comparison needs the same seeds";
-    }
+  if (ran.length < ids.length || ran.every((r) => r.seeds.join() === ran[0].seeds.join())) {
+    return { note: "" };
   }
-  return "";
+  const seeds = ran[0].seeds.filter((s) => ran.every((r) => r.seeds.includes(s)))
+    .sort((a, b) => a - b);
+  return {
+    seeds,
+    note: seeds.length
+      ? `paired on seeds ${seeds.join(", ")}, the ones ${ids.join(", ")} all ran`
+      : `${ids.join(", ")} ran on no seed in common`,
+  };
 }
 
 /** The software adapters among the runs of `ids` (summary field `adapter`), by description. */
@@ -270,13 +281,13 @@ function evaluateWith(
   main: string,
 ): { ours: Summary | null; verdict: Verdict; reason: string } {
   const scale = c.scale ?? 1;
-  const a = values(results, main, c.value, scale);
+  const paired = pairedSeeds(results, [main, ...(c.lesser ? [c.lesser] : []), ...(c.bestOf ?? [])]);
+  if (paired.seeds?.length === 0) return { ours: null, verdict: "not run", reason: paired.note };
+  const a = values(results, main, c.value, scale, paired.seeds);
   if (typeof a === "string") return { ours: null, verdict: "not run", reason: a };
-  const apart = unpaired(results, [main, ...(c.lesser ? [c.lesser] : []), ...(c.bestOf ?? [])]);
-  if (apart) return { ours: null, verdict: "not run", reason: apart };
   let xs = a;
   if (c.lesser) {
-    const b = values(results, c.lesser, c.value, scale);
+    const b = values(results, c.lesser, c.value, scale, paired.seeds);
     if (typeof b === "string") return { ours: null, verdict: "not run", reason: b };
     xs = c.combine === "ratio"
       ? a.map((v, i) => v / b[i]) // paired by seed
@@ -286,7 +297,7 @@ function evaluateWith(
   if (c.bestOf) {
     const sets: number[][] = [];
     for (const id of c.bestOf) {
-      const b = values(results, id, c.value, scale);
+      const b = values(results, id, c.value, scale, paired.seeds);
       if (typeof b === "string") return { ours: null, verdict: "not run", reason: b };
       sets.push(b);
     }
@@ -296,6 +307,7 @@ function evaluateWith(
     reason = `best of the set (mean over seeds): ${c.bestOf[means.indexOf(Math.max(...means))]}`;
   }
   const ours = summarize(xs);
+  reason = [reason, paired.note].filter(Boolean).join("; ");
   return { ours, verdict: judge(ours, check, c.paper), reason };
 }
 

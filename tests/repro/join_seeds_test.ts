@@ -1,3 +1,4 @@
+import { evaluateClaims, loadStudy, type Results } from "../../src/repro/claims.ts";
 import { joinSeedRuns } from "../../src/repro/join_seeds.ts";
 import type { RunReport } from "../../src/repro/report.ts";
 import { assert, assertThrows } from "../_assert.ts";
@@ -115,14 +116,31 @@ Deno.test("deno task repro:merge --join-seeds judges the claims on every run's s
     // Every seed's difference is exactly 10 pp: n = 5, mean 10.
     assert.equal(probe.ours!.n, 5);
     assert.ok(Math.abs(probe.ours!.mean - 10) < 1e-9, JSON.stringify(probe.ours));
-    // Fine-tuning ran on five seeds, scratch on three: no pairing by position.
+    // Fine-tuning ran on five seeds, scratch on three: paired on the three, and said so.
     const ft = report.claims.find((c) => c.id === "mae-beats-supervised-tin")!;
-    assert.equal(ft.verdict, "not run");
+    assert.equal(ft.ours!.n, 3);
+    assert.ok(Math.abs(ft.ours!.mean - 10) < 1e-9, JSON.stringify(ft.ours));
     assert.match(
       ft.reason,
-      /finetune-mae-random ran on seeds 11, 12, 13, 14, 15 and scratch on 11, 12, 13/,
+      /paired on seeds 11, 12, 13, the ones finetune-mae-random, scratch all ran/,
     );
   } finally {
     for (const d of [...dirs, out]) await Deno.remove(d, { recursive: true });
   }
+});
+
+Deno.test("a comparison of experiments with no seed in common is not run, and says why", async () => {
+  const study = await loadStudy("tin");
+  const acc = (seeds: number[]) => ({
+    seeds,
+    metrics: seeds.map((s) => ({ seed: s, eval: { accuracy: 0.5 } })),
+  });
+  const results: Results = new Map([
+    ["probe-mae-random", acc([1, 2])],
+    ["probe-random-init", acc([3])],
+  ]);
+  const c = evaluateClaims(study, "small", results)
+    .find((c) => c.id === "mae-probe-beats-random-init")!;
+  assert.equal(c.verdict, "not run");
+  assert.match(c.reason, /probe-mae-random, probe-random-init ran on no seed in common/);
 });
