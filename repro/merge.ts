@@ -7,7 +7,9 @@
 
 import { parseFlags, usageExit } from "../src/cli/_args.ts";
 import { evaluateClaims, loadStudy, type Results } from "../src/repro/claims.ts";
-import type { ProfileName } from "../src/repro/profiles.ts";
+import { loadProfile, type ProfileName } from "../src/repro/profiles.ts";
+import { renderFigures } from "../src/repro/figures_report.ts";
+import { openGpu } from "../src/gpu/device.ts";
 import { joinSeedRuns } from "../src/repro/join_seeds.ts";
 import { claimsTable, type RunReport, verdictCounts, writeReport } from "../src/repro/report.ts";
 
@@ -27,6 +29,21 @@ options:
   -h, --help      this text
 
 exit: 0 all checked claims pass, 1 a claim fails, 2 bad usage or unreadable shards.`;
+
+/**
+ * The figures of a joined run, drawn from the experiments' cached runs when
+ * they are still on this machine (training curves of the first seed, the
+ * sweep and scale charts over all seeds, reconstructions); none, with a
+ * message, when they are not.
+ */
+async function joinedFigures(out: string, results: Results, profile: ProfileName) {
+  try {
+    return await renderFigures(out, results, await loadProfile(profile), await openGpu());
+  } catch (e) {
+    console.error(`repro:merge: figures skipped: ${(e as Error).message}`);
+    return [];
+  }
+}
 
 if (import.meta.main) {
   const { values, positionals } = parseFlags(
@@ -94,7 +111,7 @@ if (import.meta.main) {
     claims,
     results,
     runs: parts.flatMap((p) => p.runs),
-    figures: [],
+    figures: join ? await joinedFigures(out, results, first.profile as ProfileName) : [],
   });
   console.log(claimsTable(claims));
   const counts = verdictCounts(claims);
