@@ -1,4 +1,5 @@
 import { profileTrainSteps } from "../../bench/profile_step.ts";
+import { SMALL_STEPS } from "../../bench/train_step.ts";
 import { assert } from "../_assert.ts";
 import { gpuTest } from "../_helpers.ts";
 
@@ -25,6 +26,20 @@ gpuTest(
       // ViT-Lite-7/4 has 7 blocks: one attention softmax each (MAE adds its 2-block decoder).
       const attention = p.rows.find((r) => r.entry === "attention_softmax_rows")!;
       assert.equal(attention.dispatchesPerStep, p.name === "finetune-step" ? 7 : 9);
+    }
+  },
+);
+
+gpuTest(
+  "profileTrainSteps() on the small profiles' model runs their 2-block ViT with attention by rows",
+  async (gpu) => {
+    const [mae, ft] = await profileTrainSteps(gpu, 2, 1, SMALL_STEPS);
+    for (const p of [mae, ft]) {
+      assert.equal(p.model, "small ViT 28x28");
+      const rows = p.rows.find((r) => r.entry === "attention_rows_forward");
+      // Two encoder blocks, plus the 1-block decoder in MAE; no matmul attention at dh = 16.
+      assert.equal(rows?.dispatchesPerStep, p.name === "finetune-step" ? 2 : 3, p.name);
+      assert.ok(!p.rows.some((r) => r.entry === "attention_softmax_rows"), p.name);
     }
   },
 );
