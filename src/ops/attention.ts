@@ -142,11 +142,12 @@ export interface AttentionOptions {
  * permutes move vec4s and refuse them). "matmul" also holds the (B * H, Tp,
  * Tp) scores in one tensor (Tp: T rounded up to 4); when that is over
  * `scoreLimit` bytes (the device's binding limit; ViT-Lite at batch 128 needs
- * 138 MB against WebGPU's default 128 MiB) the rows kernels, which keep no
+ * 138 MB against WebGPU's default 128 MiB) the fused kernels, which keep no
  * scores, run instead. Below the matmul threshold, head dims divisible by 4
  * take the rows form: measured on llvmpipe (deno task bench:profile --model
  * small, batch 128) it beat the fused kernels on the small profile's shapes
- * (T = 13 and 50, dh = 16); other head dims keep the fused kernels.
+ * (T = 13 and 50, dh = 16); it was not measured on large heads, and other
+ * head dims keep the fused kernels.
  */
 export function attentionKernels(
   T: number,
@@ -155,7 +156,8 @@ export function attentionKernels(
 ): { forward: AttentionKernel; backward: AttentionKernel } {
   const Tp = Math.ceil(T / 4) * 4;
   const fits = !scores || scores.batch * scores.heads * Tp * Tp * 4 <= scores.limit;
-  const k = dh % 4 !== 0 ? "fused" : T * dh >= 1280 && fits ? "matmul" : "rows";
+  const large = T * dh >= 1280;
+  const k = dh % 4 !== 0 ? "fused" : large ? (fits ? "matmul" : "fused") : "rows";
   return { forward: k, backward: k };
 }
 
