@@ -7,6 +7,7 @@
  */
 import workgroupReduce from "./_workgroup_reduce.wgsl" with { type: "text" };
 import matmul from "./matmul.wgsl" with { type: "text" };
+import matmul_tex from "./matmul_tex.wgsl" with { type: "text" };
 import reduce from "./reduce.wgsl" with { type: "text" };
 import elementwise from "./elementwise.wgsl" with { type: "text" };
 import softmax from "./softmax.wgsl" with { type: "text" };
@@ -43,6 +44,7 @@ export function withIncludes(source: string): string {
 /** Kernel file name → WGSL source (includes resolved). */
 export const KERNEL_SOURCES = {
   "matmul.wgsl": withIncludes(matmul),
+  "matmul_tex.wgsl": withIncludes(matmul_tex),
   "reduce.wgsl": withIncludes(reduce),
   "elementwise.wgsl": withIncludes(elementwise),
   "softmax.wgsl": withIncludes(softmax),

@@ -74,6 +74,17 @@ export interface Binding {
   size: number;
 }
 
+/**
+ * A storage-buffer range staged into an rgba32float texture for a kernel that
+ * reads it with `textureLoad` (see {@link Gpu.stageTexture}).
+ */
+export interface TextureBinding {
+  texture: GPUTextureView;
+}
+
+/** Texels (4 f32 each) per row of a staged texture; kernels/matmul_tex.wgsl's TEX_W. */
+export const STAGED_TEXELS_PER_ROW = 1024;
+
 /** What `openGpu` found: the adapter's own words plus our classification. */
 export interface AdapterSummary {
   description: string;
@@ -116,6 +127,14 @@ export class Gpu {
   /** Host readbacks since the device was opened (a training step should make none it did not ask for). */
   readbacks = 0;
 
+  /**
+   * Whether kernels that can read operands from textures do (matmul): on by
+   * default on software adapters, whose storage-buffer loads are a loop over the
+   * SIMD lanes while a texel fetch is vectorised (kernels/matmul_tex.wgsl).
+   * Tests and benchmarks set it to run either path.
+   */
+  textureOperands: boolean;
+
   /** Per WGSL source text: its module and its pipelines by entry point and constants. */
   readonly #modules = new Map<
     string,
@@ -123,6 +142,8 @@ export class Gpu {
   >();
   #pipelineCount = 0;
   readonly #free = new Map<number, GPUBuffer[]>();
+  /** Scratch textures for {@link stageTexture}, by slot and height. */
+  readonly #stageTextures = new Map<string, { texture: GPUTexture; view: GPUTextureView }>();
   readonly #staging: GPUBuffer[] = [];
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -150,6 +171,7 @@ export class Gpu {
     readonly debug: boolean,
   ) {
     this.#bindingLimit = device.limits.maxStorageBufferBindingSize;
+    this.textureOperands = adapter.software;
     device.lost.then((info) => {
       this.#lost = true;
       if (info.reason !== "destroyed") console.error(`WebGPU device lost: ${info.message}`);
@@ -192,13 +214,13 @@ export class Gpu {
   }
 
   /**
-   * Records one dispatch of `spec` with uniform `params`, storage `bindings`
-   * (bound at 1, 2, ... in order) and `groups` workgroups.
+   * Records one dispatch of `spec` with uniform `params`, storage or texture
+   * `bindings` (bound at 1, 2, ... in order) and `groups` workgroups.
    */
   dispatch<L extends ParamLayout>(
     spec: KernelSpec<L>,
     params: ParamValues<L>,
-    bindings: readonly Binding[],
+    bindings: readonly (Binding | TextureBinding)[],
     groups: readonly [number, number?, number?],
     constants?: Record<string, number>,
   ): void {
@@ -224,7 +246,9 @@ export class Gpu {
     bindings.forEach((b, i) =>
       entries.push({
         binding: i + 1,
-        resource: { buffer: b.buffer, offset: b.offset, size: Math.max(4, b.size) },
+        resource: "texture" in b
+          ? b.texture
+          : { buffer: b.buffer, offset: b.offset, size: Math.max(4, b.size) },
       })
     );
     const group = this.device.createBindGroup({
@@ -259,6 +283,56 @@ export class Gpu {
     this.#pendingKernels.push(spec.entry);
     this.dispatches++;
     if (this.debug) this.flush();
+  }
+
+  /**
+   * Records a copy of a buffer range into a scratch rgba32float texture,
+   * {@link STAGED_TEXELS_PER_ROW} texels wide (element 4 i at texel
+   * (i % width, i / width)), ordered with the dispatches around it. `slot`
+   * keeps the operands of one dispatch apart; a slot's texture is reused by
+   * the next call, which the queue orders after the dispatches reading it.
+   * Returns null where the range cannot be staged: an offset or size not a
+   * multiple of 16 bytes, or more rows than the device's 2D texture limit.
+   */
+  stageTexture(src: Binding, slot: number): TextureBinding | null {
+    const width = STAGED_TEXELS_PER_ROW, rowBytes = width * 16;
+    if (src.offset % 16 !== 0 || src.size % 16 !== 0 || src.size === 0) return null;
+    const texels = src.size / 16;
+    const rows = Math.ceil(texels / width);
+    // Heights round up to a power of two so that a few textures serve every size.
+    const height = 2 ** Math.ceil(Math.log2(rows));
+    if (height > this.device.limits.maxTextureDimension2D) return null;
+    const key = `${slot}:${height}`;
+    let staged = this.#stageTextures.get(key);
+    if (!staged) {
+      const texture = this.device.createTexture({
+        label: `staged operand ${slot} (${width}x${height})`,
+        size: [width, height],
+        format: "rgba32float",
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      });
+      staged = { texture, view: texture.createView() };
+      this.#stageTextures.set(key, staged);
+    }
+    const { texture, view } = staged;
+    this.#endPass();
+    const enc = this.#enc();
+    const full = Math.floor(texels / width), rest = texels % width;
+    if (full > 0) {
+      enc.copyBufferToTexture(
+        { buffer: src.buffer, offset: src.offset, bytesPerRow: rowBytes },
+        { texture },
+        [width, full],
+      );
+    }
+    if (rest > 0) {
+      enc.copyBufferToTexture(
+        { buffer: src.buffer, offset: src.offset + full * rowBytes },
+        { texture, origin: [0, full] },
+        [rest, 1],
+      );
+    }
+    return { texture: view };
   }
 
   /** Records a zero-fill of a buffer range (ordered with the dispatches around it). */

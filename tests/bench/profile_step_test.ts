@@ -12,10 +12,11 @@ gpuTest(
       const share = p.rows.reduce((a, r) => a + r.share, 0);
       assert.ok(Math.abs(share - 1) < 1e-9, `${p.name}: shares sum to ${share}`);
       const kernels = new Set(p.rows.map((r) => r.entry));
-      // At ViT-Lite's shapes attention runs as batched matmuls around a row softmax.
+      // At ViT-Lite's shapes attention runs as batched matmuls around a row softmax;
+      // the products read their operands from textures on a software adapter.
       for (
         const k of [
-          "matmul_vec4",
+          gpu.textureOperands ? "matmul_tex" : "matmul_vec4",
           "attention_softmax_rows",
           "attention_softmax_backward",
           "adamw_step",

@@ -177,3 +177,19 @@ gpuTest(
     b.destroy();
   },
 );
+
+gpuTest(
+  "stageTexture() stages 16-byte-aligned ranges and declines others (callers fall back)",
+  (gpu) => {
+    const buffer = gpu.acquire(4096);
+    try {
+      assert.ok(gpu.stageTexture({ buffer, offset: 0, size: 4096 }, 0), "aligned range");
+      assert.ok(gpu.stageTexture({ buffer, offset: 256, size: 48 }, 1), "aligned offset and size");
+      assert.equal(gpu.stageTexture({ buffer, offset: 4, size: 16 }, 0), null, "offset 4");
+      assert.equal(gpu.stageTexture({ buffer, offset: 0, size: 20 }, 0), null, "size 20");
+      assert.equal(gpu.stageTexture({ buffer, offset: 0, size: 0 }, 0), null, "empty");
+    } finally {
+      gpu.release(buffer);
+    }
+  },
+);

@@ -3,8 +3,10 @@ import { matmul, matmulKernel } from "../../src/ops/matmul.ts";
 import { OPS } from "../../src/ops/registry.ts";
 import { backward } from "../../src/tape.ts";
 import { tensor, tidy } from "../../src/tensor.ts";
+import { type Gpu, STAGED_TEXELS_PER_ROW } from "../../src/gpu/device.ts";
+import { KERNEL_SOURCES } from "../../kernels/sources.ts";
 import { gpuTest, gradData, leaf, rand } from "../_helpers.ts";
-import { assertThrows } from "../_assert.ts";
+import { assert, assertThrows } from "../_assert.ts";
 
 const { forward: ref, backward: refBack } = OPS.matmul.reference;
 const tol = OPS.matmul.tolerance;
@@ -14,6 +16,11 @@ type Case = [batch: number, m: number, k: number, n: number];
 // 16x16 blocks overhang 36x20x44 and 37x8x12 (tiled when A is transposed: m =
 // 37). 36x18x44 and 8x50x8 run matmul_vec4 only with A transposed and B not
 // (k = 18 and 50 end in a partial group of 4); the other transposes, tiled.
+// With texture operands the same shapes run matmul_tex (16x32 blocks) instead
+// of matmul_vec4; 40x36x72 spans 3x3 of its blocks, and 100x52x48's operands
+// fill more than one texture row (1024 texels) and end in a partial one;
+// 1040x20x264 is tall enough for matmul_tex_tall's 32x32 blocks (forward, and
+// the input gradient when A is transposed), overhanging both ways.
 const CASES: Case[] = [
   [1, 1, 1, 1],
   [1, 37, 53, 29],
@@ -24,6 +31,9 @@ const CASES: Case[] = [
   [1, 37, 8, 12],
   [2, 36, 18, 44],
   [1, 8, 50, 8],
+  [2, 40, 36, 72],
+  [1, 100, 52, 48],
+  [1, 1040, 20, 264],
 ];
 const TRANS = [[false, false], [true, false], [false, true], [true, true]] as const;
 
@@ -47,59 +57,108 @@ Deno.test("matmulBackwardRef() agrees with central finite differences in f64", (
   }
 });
 
+/** Runs `fn` with matmul's operands read from storage buffers, then from textures. */
+async function bothOperandPaths(gpu: Gpu, fn: (path: string) => Promise<void>) {
+  const saved = gpu.textureOperands;
+  try {
+    for (const textures of [false, true]) {
+      gpu.textureOperands = textures;
+      await fn(textures ? "texture operands" : "storage operands");
+    }
+  } finally {
+    gpu.textureOperands = saved;
+  }
+}
+
 gpuTest(
   "matmul() matches the f64 reference on round, odd and batched shapes, all transposes, with bias",
-  async (gpu) => {
-    for (const [batch, m, k, n] of CASES) {
-      for (const [transA, transB] of TRANS) {
-        const A = rand(m + k, batch * m * k), B = rand(k + n, batch * k * n), bias = rand(n, n);
-        const out = tidy(() =>
-          matmul(
-            tensor(gpu, A, stored(batch, m, k, transA)),
-            tensor(gpu, B, stored(batch, k, n, transB)),
-            {
-              transA,
-              transB,
-              bias: tensor(gpu, bias, [n]),
-            },
-          )
-        );
-        const want = ref(A, B, { batch, m, k, n, transA, transB }, bias);
-        assertClose(
-          await out.read(),
-          want,
-          tol.forward,
-          `matmul ${batch}x${m}x${k}x${n} t${+transA}${+transB}`,
-        );
-        out.dispose();
+  (gpu) =>
+    bothOperandPaths(gpu, async (path) => {
+      for (const [batch, m, k, n] of CASES) {
+        for (const [transA, transB] of TRANS) {
+          const A = rand(m + k, batch * m * k), B = rand(k + n, batch * k * n), bias = rand(n, n);
+          const out = tidy(() =>
+            matmul(
+              tensor(gpu, A, stored(batch, m, k, transA)),
+              tensor(gpu, B, stored(batch, k, n, transB)),
+              {
+                transA,
+                transB,
+                bias: tensor(gpu, bias, [n]),
+              },
+            )
+          );
+          const want = ref(A, B, { batch, m, k, n, transA, transB }, bias);
+          assertClose(
+            await out.read(),
+            want,
+            tol.forward,
+            `matmul ${batch}x${m}x${k}x${n} t${+transA}${+transB}, ${path}`,
+          );
+          out.dispose();
+        }
       }
+    }),
+);
+
+gpuTest(
+  "matmul() backward matches the f64 reference for A, B and bias",
+  (gpu) =>
+    bothOperandPaths(gpu, async (path) => {
+      for (const [batch, m, k, n] of CASES) {
+        for (const [transA, transB] of TRANS) {
+          const A = rand(1, batch * m * k),
+            B = rand(2, batch * k * n),
+            W = rand(3, batch * m * n),
+            bias = rand(4, n);
+          const a = leaf(gpu, A, stored(batch, m, k, transA));
+          const b = leaf(gpu, B, stored(batch, k, n, transB));
+          const bi = leaf(gpu, bias, [n]);
+          tidy(() => {
+            const c = matmul(a, b, { transA, transB, bias: bi });
+            backward(c, tensor(gpu, W, c.shape));
+          });
+          const want = refBack(A, B, W, { batch, m, k, n, transA, transB });
+          const label = `${batch}x${m}x${k}x${n} t${+transA}${+transB}, ${path}`;
+          assertClose(await gradData(a), want.da, tol.backward, `dA ${label}`);
+          assertClose(await gradData(b), want.db, tol.backward, `dB ${label}`);
+          assertClose(await gradData(bi), want.dbias, { atol: 1e-4, rtol: 1e-5 }, `dbias ${label}`);
+          for (const t of [a, b, bi]) t.dispose();
+        }
+      }
+    }),
+);
+
+gpuTest(
+  "matmul() runs matmul_tex (or _tall for many rows) with texture operands, matmul_vec4 without",
+  async (gpu) => {
+    const saved = gpu.textureOperands;
+    // [m, k, n], then the kernels of the forward product and the two gradients.
+    const cases: [number[], Record<string, number>, Record<string, number>][] = [
+      [[32, 16, 8], { matmul_tex: 3 }, { matmul_vec4: 3 }],
+      // Forward 1040 rows in 33x9 blocks of 32; dA (1040x264x20) has 33 blocks, dB 20 rows.
+      [[1040, 20, 264], { matmul_tex_tall: 1, matmul_tex: 2 }, { matmul_vec4: 3 }],
+    ];
+    try {
+      for (const [[m, k, n], withTextures, without] of cases) {
+        for (const textures of [true, false]) {
+          gpu.textureOperands = textures;
+          if (!gpu.startProfile()) throw new Error("the adapter cannot time kernels");
+          const a = leaf(gpu, rand(1, m * k), [m, k]), b = leaf(gpu, rand(2, k * n), [k, n]);
+          tidy(() => backward(matmul(a, b), tensor(gpu, rand(3, m * n), [m, n])));
+          const ran = await gpu.stopProfile();
+          for (const t of [a, b]) t.dispose();
+          const got = Object.fromEntries(
+            ran.filter((r) => r.entry.startsWith("matmul")).map((r) => [r.entry, r.calls]),
+          );
+          assert.deepEqual(got, textures ? withTextures : without, `${m}x${k}x${n} ${textures}`);
+        }
+      }
+    } finally {
+      gpu.textureOperands = saved;
     }
   },
 );
-
-gpuTest("matmul() backward matches the f64 reference for A, B and bias", async (gpu) => {
-  for (const [batch, m, k, n] of CASES) {
-    for (const [transA, transB] of TRANS) {
-      const A = rand(1, batch * m * k),
-        B = rand(2, batch * k * n),
-        W = rand(3, batch * m * n),
-        bias = rand(4, n);
-      const a = leaf(gpu, A, stored(batch, m, k, transA));
-      const b = leaf(gpu, B, stored(batch, k, n, transB));
-      const bi = leaf(gpu, bias, [n]);
-      tidy(() => {
-        const c = matmul(a, b, { transA, transB, bias: bi });
-        backward(c, tensor(gpu, W, c.shape));
-      });
-      const want = refBack(A, B, W, { batch, m, k, n, transA, transB });
-      const label = `${batch}x${m}x${k}x${n} t${+transA}${+transB}`;
-      assertClose(await gradData(a), want.da, tol.backward, `dA ${label}`);
-      assertClose(await gradData(b), want.db, tol.backward, `dB ${label}`);
-      assertClose(await gradData(bi), want.dbias, { atol: 1e-4, rtol: 1e-5 }, `dbias ${label}`);
-      for (const t of [a, b, bi]) t.dispose();
-    }
-  }
-});
 
 Deno.test("matmulKernel() picks the vec4 kernel only where every vec4 row is whole", () => {
   const want: [m: number, k: number, n: number, tA: boolean, tB: boolean, kernel: string][] = [
@@ -137,3 +196,11 @@ gpuTest(
     );
   },
 );
+
+Deno.test("matmul_tex.wgsl reads textures as wide as Gpu.stageTexture writes them", () => {
+  const src = KERNEL_SOURCES["matmul_tex.wgsl"];
+  const width = Number(/const TEX_W = (\d+)u;/.exec(src)?.[1]);
+  const shift = Number(/const TEX_SHIFT = (\d+)u;/.exec(src)?.[1]);
+  assert.equal(width, STAGED_TEXELS_PER_ROW);
+  assert.equal(2 ** shift, width);
+});

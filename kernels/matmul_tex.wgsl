@@ -1,0 +1,329 @@
+// matmul_tex.wgsl — matmul_vec4's product (kernels/matmul.wgsl) with both
+// operands read from rgba32float textures instead of storage buffers.
+//
+//   C[b] = alpha * op(A[b]) @ op(B[b]) + bias (broadcast over rows) + beta * C[b]
+//
+// Same shapes, transposes (TRANS_A / TRANS_B), strides and shape rules as
+// matmul_vec4; the launcher (src/ops/matmul.ts) first copies A and B into
+// scratch textures, TEX_W texels (4 f32 each) per texture row: element 4 i of a
+// stored operand is texel (i % TEX_W, i / TEX_W).
+//
+// Why textures: llvmpipe (Mesa 22.3 gallivm) runs an invocation per SIMD lane
+// and emits every storage-buffer (and workgroup-memory) load as a loop over the
+// 8 lanes with a bounds check and a branch per lane, while a texel fetch is
+// vectorised across lanes. Measured in one process on llvmpipe (2 cores, a
+// scratch script, medians of 5 interleaved runs), GFLOP/s at 512^3: matmul_vec4
+// 18; the same kernel with texel fetches 27; its FMAs alone (loads hoisted out
+// of the k loop) 51-64, so loads were most of its time. Tried and dropped:
+// B from a uniform buffer (its loads are gathers, not loops: +15%), B staged in
+// workgroup memory and read at constant offsets (no faster than storage).
+// With cheaper fetches a larger block pays: on 512^3, 8224x256x768 and
+// 257x64x260, 16x32 blocks ran 34-39 GFLOP/s against matmul_vec4's 10-24;
+// 16x16 and 32x16 blocks were slower everywhere, 32x32 (matmul_tex_tall)
+// faster on products of many rows only (src/ops/matmul.ts texTall).
+//
+// Each invocation computes a 16x32 block of C (matmul_tex) or 32x32
+// (matmul_tex_tall): per 4 values of k, one fetch of A per row and 8 of B feed
+// 32 vec4 FMAs per row. The block is written without loops over rows (see
+// matmul_vec4: a rolled loop kept the accumulators in indexed memory and ran 5x
+// slower), and what the epilogue adds is chosen per pipeline (HAS_BIAS,
+// ACCUMULATE): compiled into every pipeline, its loads took llvmpipe ~10 s.
+// Texel coordinates use & and >> (TEX_W is a power of two): naga's guarded
+// % and / made the pipeline another ~10 s to compile.
+// Workgroups of 64 invocations; dispatch grid: (ceil(ceil(m / R) * ceil(n / 32) / 64), 1,
+// batch) with R = 16 (matmul_tex) or 32 (matmul_tex_tall).
+
+struct Params {
+  batch: u32,
+  m: u32,
+  n: u32,
+  k: u32,
+  stride_a: u32,
+  stride_b: u32,
+  stride_c: u32,
+  alpha: f32,
+  beta: f32,
+  has_bias: u32,
+}
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+// Per pipeline rather than per dispatch: each term the epilogue can add is 128
+// loads, and compiling all of them into every pipeline took llvmpipe ~10 s.
+override HAS_BIAS: bool = false;
+override ACCUMULATE: bool = false; // C = ... + beta * C
+// Set when A is transposed, B is not and k % 4 != 0: only then do loads past k
+// happen (and read zeros); the checks cost ~10% of a product that needs none.
+override K_TAIL: bool = false;
+
+// Texels per texture row: Gpu.stageTexture (src/gpu/device.ts, STAGED_TEXELS_PER_ROW) stages
+// operands this wide.
+const TEX_W = 1024u;
+const TEX_SHIFT = 10u; // log2(TEX_W)
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var a_tex: texture_2d<f32>;
+@group(0) @binding(2) var b_tex: texture_2d<f32>;
+@group(0) @binding(3) var<storage, read> bias4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> c4: array<vec4<f32>>;
+
+fn texel_a(i: u32) -> vec4<f32> {
+  return textureLoad(a_tex, vec2u(i & (TEX_W - 1u), i >> TEX_SHIFT), 0);
+}
+
+fn texel_b(i: u32) -> vec4<f32> {
+  return textureLoad(b_tex, vec2u(i & (TEX_W - 1u), i >> TEX_SHIFT), 0);
+}
+
+// With TRANS_A and not TRANS_B neither operand is read along k as whole
+// texels, so k need not be divisible by 4: the last group reads zeros past k.
+fn a_t_row(base: u32, mv: u32, kk: u32) -> vec4<f32> {
+  if (!K_TAIL) { return texel_a(base + kk * mv); }
+  return select(vec4<f32>(0.0), texel_a(base + min(kk, p.k - 1u) * mv), kk < p.k);
+}
+
+fn b_row(base: u32, nv: u32, kk: u32) -> vec4<f32> {
+  if (!K_TAIL) { return texel_b(base + kk * nv); }
+  return select(vec4<f32>(0.0), texel_b(base + min(kk, p.k - 1u) * nv), kk < p.k);
+}
+
+// Rows row0 + 4q + 0..3 of op(A) at k = 4 kq + 0..3: column r is row 4q + r, component t is k.
+// Rows past m are clamped to the last row (their results are never stored).
+fn a_block(base: u32, row0: u32, kq: u32, q: u32) -> mat4x4<f32> {
+  if (TRANS_A) {
+    let mv = p.m / 4u;
+    let rv = min(row0 / 4u + q, mv - 1u);
+    return transpose(mat4x4<f32>(
+      a_t_row(base + rv, mv, kq * 4u),
+      a_t_row(base + rv, mv, kq * 4u + 1u),
+      a_t_row(base + rv, mv, kq * 4u + 2u),
+      a_t_row(base + rv, mv, kq * 4u + 3u),
+    ));
+  }
+  let kv = p.k / 4u;
+  let r = row0 + q * 4u;
+  return mat4x4<f32>(
+    texel_a(base + min(r, p.m - 1u) * kv + kq),
+    texel_a(base + min(r + 1u, p.m - 1u) * kv + kq),
+    texel_a(base + min(r + 2u, p.m - 1u) * kv + kq),
+    texel_a(base + min(r + 3u, p.m - 1u) * kv + kq),
+  );
+}
+
+// Columns 4 cv + 0..3 of op(B) at k = 4 kq + 0..3: column t is k, components are the columns.
+fn b_block(base: u32, cv: u32, kq: u32) -> mat4x4<f32> {
+  let kv = p.k / 4u;
+  if (TRANS_B) {
+    let c = cv * 4u;
+    return transpose(mat4x4<f32>(
+      texel_b(base + min(c, p.n - 1u) * kv + kq),
+      texel_b(base + min(c + 1u, p.n - 1u) * kv + kq),
+      texel_b(base + min(c + 2u, p.n - 1u) * kv + kq),
+      texel_b(base + min(c + 3u, p.n - 1u) * kv + kq),
+    ));
+  }
+  let nv = p.n / 4u;
+  let cc = min(cv, nv - 1u);
+  if (TRANS_A) {
+    return mat4x4<f32>(
+      b_row(base + cc, nv, kq * 4u),
+      b_row(base + cc, nv, kq * 4u + 1u),
+      b_row(base + cc, nv, kq * 4u + 2u),
+      b_row(base + cc, nv, kq * 4u + 3u),
+    );
+  }
+  return mat4x4<f32>(
+    texel_b(base + (kq * 4u) * nv + cc),
+    texel_b(base + (kq * 4u + 1u) * nv + cc),
+    texel_b(base + (kq * 4u + 2u) * nv + cc),
+    texel_b(base + (kq * 4u + 3u) * nv + cc),
+  );
+}
+
+// acc + sum over t of a[t] * b[t], t in k order (the order matmul_vec4 sums in).
+fn dot4(acc: vec4<f32>, a: vec4<f32>, b: mat4x4<f32>) -> vec4<f32> {
+  let s = fma(b[1], vec4<f32>(a.y), fma(b[0], vec4<f32>(a.x), acc));
+  return fma(b[3], vec4<f32>(a.w), fma(b[2], vec4<f32>(a.z), s));
+}
+
+// The 8 column blocks of op(B) at one kq.
+struct BRow {
+  b0: mat4x4<f32>,
+  b1: mat4x4<f32>,
+  b2: mat4x4<f32>,
+  b3: mat4x4<f32>,
+  b4: mat4x4<f32>,
+  b5: mat4x4<f32>,
+  b6: mat4x4<f32>,
+  b7: mat4x4<f32>,
+}
+
+// One row of the block's accumulators: c_j holds columns 4 j .. 4 j + 3 of 32.
+struct Row {
+  c0: vec4<f32>,
+  c1: vec4<f32>,
+  c2: vec4<f32>,
+  c3: vec4<f32>,
+  c4: vec4<f32>,
+  c5: vec4<f32>,
+  c6: vec4<f32>,
+  c7: vec4<f32>,
+}
+
+// r + op(A) row a (4 values of k) times the 8 column blocks.
+fn row_step(r: Row, a: vec4<f32>, b: BRow) -> Row {
+  return Row(
+    dot4(r.c0, a, b.b0),
+    dot4(r.c1, a, b.b1),
+    dot4(r.c2, a, b.b2),
+    dot4(r.c3, a, b.b3),
+    dot4(r.c4, a, b.b4),
+    dot4(r.c5, a, b.b5),
+    dot4(r.c6, a, b.b6),
+    dot4(r.c7, a, b.b7),
+  );
+}
+
+// The 8 column blocks of op(B) at one kq, columns 4 colv0 .. 4 colv0 + 31.
+fn b_blocks(base: u32, colv0: u32, kq: u32) -> BRow {
+  return BRow(
+    b_block(base, colv0, kq),
+    b_block(base, colv0 + 1u, kq),
+    b_block(base, colv0 + 2u, kq),
+    b_block(base, colv0 + 3u, kq),
+    b_block(base, colv0 + 4u, kq),
+    b_block(base, colv0 + 5u, kq),
+    b_block(base, colv0 + 6u, kq),
+    b_block(base, colv0 + 7u, kq),
+  );
+}
+
+// Four rows of the block.
+struct Quad {
+  r0: Row,
+  r1: Row,
+  r2: Row,
+  r3: Row,
+}
+
+// q + op(A) rows a (columns of a_block: 4 rows, 4 values of k each) times b.
+fn quad_step(q: Quad, a: mat4x4<f32>, b: BRow) -> Quad {
+  return Quad(row_step(q.r0, a[0], b), row_step(q.r1, a[1], b), row_step(q.r2, a[2], b),
+    row_step(q.r3, a[3], b));
+}
+
+// The bias under the block's 32 columns (zeros without HAS_BIAS).
+fn bias_row(colv0: u32) -> Row {
+  if (!HAS_BIAS) { return Row(); }
+  let last = p.n / 4u - 1u;
+  return Row(
+    bias4[min(colv0, last)],
+    bias4[min(colv0 + 1u, last)],
+    bias4[min(colv0 + 2u, last)],
+    bias4[min(colv0 + 3u, last)],
+    bias4[min(colv0 + 4u, last)],
+    bias4[min(colv0 + 5u, last)],
+    bias4[min(colv0 + 6u, last)],
+    bias4[min(colv0 + 7u, last)],
+  );
+}
+
+// C[row, 4 cv .. 4 cv + 3] = alpha * x + bias + beta * C, unless outside C.
+fn store(base: u32, row: u32, cv: u32, x: vec4<f32>, bias: vec4<f32>) {
+  let nv = p.n / 4u;
+  if (row >= p.m || cv >= nv) { return; }
+  let idx = base + row * nv + cv;
+  var v = p.alpha * x + bias;
+  if (ACCUMULATE) { v += p.beta * c4[idx]; }
+  c4[idx] = v;
+}
+
+fn store_quad(base: u32, row: u32, colv0: u32, q: Quad, bias: Row) {
+  store_row(base, row, colv0, q.r0, bias);
+  store_row(base, row + 1u, colv0, q.r1, bias);
+  store_row(base, row + 2u, colv0, q.r2, bias);
+  store_row(base, row + 3u, colv0, q.r3, bias);
+}
+
+fn store_row(base: u32, row: u32, colv0: u32, r: Row, bias: Row) {
+  store(base, row, colv0, r.c0, bias.c0);
+  store(base, row, colv0 + 1u, r.c1, bias.c1);
+  store(base, row, colv0 + 2u, r.c2, bias.c2);
+  store(base, row, colv0 + 3u, r.c3, bias.c3);
+  store(base, row, colv0 + 4u, r.c4, bias.c4);
+  store(base, row, colv0 + 5u, r.c5, bias.c5);
+  store(base, row, colv0 + 6u, r.c6, bias.c6);
+  store(base, row, colv0 + 7u, r.c7, bias.c7);
+}
+
+// Invocation x: the block at rows 16 (x / blocks_n), columns 32 (x % blocks_n).
+@compute @workgroup_size(64)
+fn matmul_tex(@builtin(global_invocation_id) gid: vec3u) {
+  let blocks_n = (p.n / 4u + 7u) / 8u;
+  let row0 = (gid.x / blocks_n) * 16u;
+  let colv0 = (gid.x % blocks_n) * 8u;
+  if (row0 >= p.m) { return; }
+  let abase = gid.z * (p.stride_a / 4u);
+  let bbase = gid.z * (p.stride_b / 4u);
+
+  var q0: Quad; // rows row0 + 0..3
+  var q1: Quad;
+  var q2: Quad;
+  var q3: Quad;
+  for (var kq = 0u; kq < (p.k + 3u) / 4u; kq++) {
+    let b = b_blocks(bbase, colv0, kq);
+    q0 = quad_step(q0, a_block(abase, row0, kq, 0u), b);
+    q1 = quad_step(q1, a_block(abase, row0, kq, 1u), b);
+    q2 = quad_step(q2, a_block(abase, row0, kq, 2u), b);
+    q3 = quad_step(q3, a_block(abase, row0, kq, 3u), b);
+  }
+  let cbase = gid.z * (p.stride_c / 4u);
+  let bias = bias_row(colv0);
+  store_quad(cbase, row0, colv0, q0, bias);
+  store_quad(cbase, row0 + 4u, colv0, q1, bias);
+  store_quad(cbase, row0 + 8u, colv0, q2, bias);
+  store_quad(cbase, row0 + 12u, colv0, q3, bias);
+}
+
+// The same with 32-row blocks (256 vec4 accumulators), for products with many
+// blocks: twice the FMAs per fetch of B.
+// Dispatch grid: (ceil(ceil(m / 32) * ceil(n / 32) / 64), 1, batch).
+@compute @workgroup_size(64)
+fn matmul_tex_tall(@builtin(global_invocation_id) gid: vec3u) {
+  let blocks_n = (p.n / 4u + 7u) / 8u;
+  let row0 = (gid.x / blocks_n) * 32u;
+  let colv0 = (gid.x % blocks_n) * 8u;
+  if (row0 >= p.m) { return; }
+  let abase = gid.z * (p.stride_a / 4u);
+  let bbase = gid.z * (p.stride_b / 4u);
+
+  var q0: Quad; // rows row0 + 0..3
+  var q1: Quad;
+  var q2: Quad;
+  var q3: Quad;
+  var q4: Quad;
+  var q5: Quad;
+  var q6: Quad;
+  var q7: Quad;
+  for (var kq = 0u; kq < (p.k + 3u) / 4u; kq++) {
+    let b = b_blocks(bbase, colv0, kq);
+    q0 = quad_step(q0, a_block(abase, row0, kq, 0u), b);
+    q1 = quad_step(q1, a_block(abase, row0, kq, 1u), b);
+    q2 = quad_step(q2, a_block(abase, row0, kq, 2u), b);
+    q3 = quad_step(q3, a_block(abase, row0, kq, 3u), b);
+    q4 = quad_step(q4, a_block(abase, row0, kq, 4u), b);
+    q5 = quad_step(q5, a_block(abase, row0, kq, 5u), b);
+    q6 = quad_step(q6, a_block(abase, row0, kq, 6u), b);
+    q7 = quad_step(q7, a_block(abase, row0, kq, 7u), b);
+  }
+  let cbase = gid.z * (p.stride_c / 4u);
+  let bias = bias_row(colv0);
+  store_quad(cbase, row0, colv0, q0, bias);
+  store_quad(cbase, row0 + 4u, colv0, q1, bias);
+  store_quad(cbase, row0 + 8u, colv0, q2, bias);
+  store_quad(cbase, row0 + 12u, colv0, q3, bias);
+  store_quad(cbase, row0 + 16u, colv0, q4, bias);
+  store_quad(cbase, row0 + 20u, colv0, q5, bias);
+  store_quad(cbase, row0 + 24u, colv0, q6, bias);
+  store_quad(cbase, row0 + 28u, colv0, q7, bias);
+}
