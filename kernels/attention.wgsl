@@ -27,7 +27,10 @@
 //
 // The rows form (attention_rows_*): the same three passes and the same stats,
 // one thread per (b, h, row) and no workgroup memory or barriers, every row
-// read as vec4s (so dh, the strides and the offsets must be multiples of 4).
+// read as vec4s (so dh, the strides and the offsets must be multiples of 4),
+// the other side's rows fetched from textures (see the bindings below):
+// 1.7x the storage-buffer reads for the small profile's MAE step and 1.2x for
+// its fine-tuning step (deno task bench:profile --model small, attention ms).
 // The forward keeps its running maximum per key (two exps a key); the query
 // pass loops over the keys, the key pass over the queries. For short
 // sequences and small heads, where a workgroup's barriers and half-empty
@@ -78,15 +81,22 @@ override DH4: u32 = 16u;
 @group(0) @binding(6) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dv: array<f32>;
 
-// The rows form's vec4 views of the same bindings.
-@group(0) @binding(1) var<storage, read> q4: array<vec4f>;
-@group(0) @binding(2) var<storage, read> k4: array<vec4f>;
-@group(0) @binding(3) var<storage, read> v4: array<vec4f>;
+// The rows form reads q, k, v (and in the key pass dO) as rgba32float
+// textures that Gpu.stageTexture (src/gpu/device.ts) filled from the same
+// buffers, TEX_W texels per texture row: vec4 i of a buffer is texel
+// (i % TEX_W, i / TEX_W). A thread reads whole rows of the other side in its
+// inner loop, and llvmpipe fetches texels as vectors but loads storage
+// buffers lane by lane (see matmul_tex.wgsl); the rest are vec4 views.
+@group(0) @binding(1) var q_tex: texture_2d<f32>;
+@group(0) @binding(2) var k_tex: texture_2d<f32>;
+@group(0) @binding(3) var v_tex: texture_2d<f32>;
+@group(0) @binding(4) var do_tex: texture_2d<f32>; // the key pass's dO
+const TEX_W = 1024u; // STAGED_TEXELS_PER_ROW
+const TEX_SHIFT = 10u; // log2(TEX_W)
 @group(0) @binding(4) var<storage, read_write> o4_out: array<vec4f>;
 @group(0) @binding(4) var<storage, read> o4_in: array<vec4f>;
 @group(0) @binding(5) var<storage, read> do4: array<vec4f>;
 @group(0) @binding(7) var<storage, read_write> dq4: array<vec4f>;
-@group(0) @binding(4) var<storage, read> do4_k: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> dk4: array<vec4f>;
 @group(0) @binding(7) var<storage, read_write> dv4: array<vec4f>;
 
@@ -443,6 +453,11 @@ fn row_of(w: vec3u, g: vec3u, l: vec3u) -> Row {
   return Row(bh / p.heads, bh % p.heads, bh, id % p.seq);
 }
 
+// vec4 i of a staged buffer.
+fn texel(t: texture_2d<f32>, i: u32) -> vec4f {
+  return textureLoad(t, vec2u(i & (TEX_W - 1u), i >> TEX_SHIFT), 0);
+}
+
 // vec4 index of head h of token t in an input (part at `off`), the output, a gradient.
 fn in4(r: Row, t: u32, off: u32) -> u32 {
   return (off + (r.b * p.seq + t) * p.in_stride + r.h * p.dh) / 4u;
@@ -468,7 +483,7 @@ fn attention_rows_forward(
   var acc: array<vec4f, MAX_DH4>;
   let qa = in4(r, r.t, p.q_off);
   for (var c = 0u; c < DH4; c++) {
-    qi[c] = q4[qa + c] * p.scale;
+    qi[c] = texel(q_tex, qa + c) * p.scale;
     acc[c] = vec4f(0.0);
   }
   // Online softmax: m = running max of the scaled scores, lsum = sum exp(s - m).
@@ -477,14 +492,14 @@ fn attention_rows_forward(
   for (var j = 0u; j < p.seq; j++) {
     let ka = in4(r, j, p.k_off);
     var s = 0.0;
-    for (var c = 0u; c < DH4; c++) { s += dot(qi[c], k4[ka + c]); }
+    for (var c = 0u; c < DH4; c++) { s += dot(qi[c], texel(k_tex, ka + c)); }
     let m_new = max(m, s);
     let alpha = exp(m - m_new);
     let e = exp(s - m_new);
     lsum = lsum * alpha + e;
     m = m_new;
     let va = in4(r, j, p.v_off);
-    for (var c = 0u; c < DH4; c++) { acc[c] = acc[c] * alpha + e * v4[va + c]; }
+    for (var c = 0u; c < DH4; c++) { acc[c] = acc[c] * alpha + e * texel(v_tex, va + c); }
   }
   let inv = 1.0 / lsum;
   let oa = out4(r, r.t);
@@ -507,7 +522,7 @@ fn attention_rows_backward_query(
   let oa = out4(r, r.t);
   var delta = 0.0;
   for (var c = 0u; c < DH4; c++) {
-    qi[c] = q4[qa + c] * p.scale;
+    qi[c] = texel(q_tex, qa + c) * p.scale;
     doi[c] = do4[oa + c];
     delta += dot(doi[c], o4_in[oa + c]);
     acc[c] = vec4f(0.0);
@@ -521,11 +536,11 @@ fn attention_rows_backward_query(
     var s = 0.0;
     var dp = 0.0;
     for (var c = 0u; c < DH4; c++) {
-      s += dot(qi[c], k4[ka + c]);
-      dp += dot(doi[c], v4[va + c]);
+      s += dot(qi[c], texel(k_tex, ka + c));
+      dp += dot(doi[c], texel(v_tex, va + c));
     }
     let ds = exp(s - lse) * (dp - delta);
-    for (var c = 0u; c < DH4; c++) { acc[c] += ds * k4[ka + c]; }
+    for (var c = 0u; c < DH4; c++) { acc[c] += ds * texel(k_tex, ka + c); }
   }
   let ga = grad4(r, r.t, p.dq_off);
   for (var c = 0u; c < DH4; c++) { dq4[ga + c] += p.scale * acc[c]; }
@@ -546,8 +561,8 @@ fn attention_rows_backward_key(
   let ka = in4(r, r.t, p.k_off);
   let va = in4(r, r.t, p.v_off);
   for (var c = 0u; c < DH4; c++) {
-    kj[c] = k4[ka + c] * p.scale;
-    vj[c] = v4[va + c];
+    kj[c] = texel(k_tex, ka + c) * p.scale;
+    vj[c] = texel(v_tex, va + c);
     dk[c] = vec4f(0.0);
     dv[c] = vec4f(0.0);
   }
@@ -557,15 +572,15 @@ fn attention_rows_backward_key(
     var s = 0.0;
     var dp = 0.0;
     for (var c = 0u; c < DH4; c++) {
-      s += dot(kj[c], q4[qa + c]);
-      dp += dot(vj[c], do4_k[oa + c]);
+      s += dot(kj[c], texel(q_tex, qa + c));
+      dp += dot(vj[c], texel(do_tex, oa + c));
     }
     let at = (r.bh * p.seq + i) * 2u; // (lse, D) of query row i
     let pr = exp(s - stats_in[at]);
     let ds = pr * (dp - stats_in[at + 1u]);
     for (var c = 0u; c < DH4; c++) {
-      dv[c] += pr * do4_k[oa + c];
-      dk[c] += ds * q4[qa + c];
+      dv[c] += pr * texel(do_tex, oa + c);
+      dk[c] += ds * texel(q_tex, qa + c);
     }
   }
   let gk = grad4(r, r.t, p.dk_off);

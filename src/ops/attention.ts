@@ -14,7 +14,7 @@
  */
 
 import { KERNEL_SOURCES } from "../../kernels/sources.ts";
-import type { Gpu, KernelSpec } from "../gpu/device.ts";
+import type { Binding, Gpu, KernelSpec, TextureBinding } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
@@ -282,6 +282,21 @@ function launch(
 }
 
 /**
+ * Each distinct tensor of `inputs` staged as a texture (a packed qkv once),
+ * in input order; null when one cannot be (then nothing reads the others).
+ */
+function stageDistinct(gpu: Gpu, inputs: Tensor[]): TextureBinding[] | null {
+  const staged = new Map<Tensor, TextureBinding>();
+  for (const t of inputs) {
+    if (staged.has(t)) continue;
+    const tex = gpu.stageTexture(t.binding, 2 + staged.size); // matmul uses slots 0, 1
+    if (!tex) return null;
+    staged.set(t, tex);
+  }
+  return inputs.map((t) => staged.get(t)!);
+}
+
+/**
  * The three passes of attention.wgsl, in its fused form (a workgroup per 32
  * rows) or its rows form (a thread per row); the backward reads stats[.., 0]
  * and fills stats[.., 1].
@@ -298,12 +313,26 @@ function fusedKernels(
 ): { forward: () => void; backward: (g: Tensor) => void } {
   const { B, T, D, H } = L;
   const dh = D / H;
-  const [FORWARD_PASS, QUERY_PASS, KEY_PASS] = form === "fused"
-    ? [FORWARD, BACKWARD_QUERY, BACKWARD_KEY]
-    : [ROWS_FORWARD, ROWS_BACKWARD_QUERY, ROWS_BACKWARD_KEY];
-  const groups = form === "fused"
-    ? grid1d(B * H * Math.ceil(T / BLOCK))
-    : grid1d(Math.ceil((B * H * T) / 64));
+  const passes = {
+    fused: {
+      kernels: [FORWARD, BACKWARD_QUERY, BACKWARD_KEY],
+      groups: grid1d(B * H * Math.ceil(T / BLOCK)),
+    },
+    rows: {
+      kernels: [ROWS_FORWARD, ROWS_BACKWARD_QUERY, ROWS_BACKWARD_KEY],
+      groups: grid1d(Math.ceil((B * H * T) / 64)),
+    },
+  } as const;
+  /**
+   * The rows form reads q, k, v (the key pass: q, k, v, dO) from textures;
+   * where a tensor cannot be staged (Gpu.stageTexture), that pass runs fused.
+   */
+  const pass = (i: 0 | 1 | 2, inputs: Tensor[], storage: Binding[]) => {
+    const staged = form === "rows" ? stageDistinct(gpu, inputs) : null;
+    const use = staged ? passes.rows : passes.fused;
+    const bindings = staged ?? inputs.map((t) => t.binding);
+    return { kernel: use.kernels[i], groups: use.groups, bindings: [...bindings, ...storage] };
+  };
   const constants = { DH4: Math.max(1, Math.ceil(dh / 4)) };
   const base = {
     batch_heads: B * H,
@@ -319,11 +348,12 @@ function fusedKernels(
     dv_in_dk: 0,
   };
   const forward = () => {
+    const f = pass(0, [q, k, v], [out.binding, stats.binding]);
     gpu.dispatch(
-      FORWARD_PASS,
+      f.kernel,
       { ...base, grad_stride: 0, dq_off: 0, dk_off: 0, dv_off: 0 },
-      [q.binding, k.binding, v.binding, out.binding, stats.binding],
-      groups,
+      f.bindings,
+      f.groups,
       constants,
     );
   };
@@ -344,13 +374,8 @@ function fusedKernels(
       dk_off: L.kOff,
       dv_off: L.vOff,
     };
-    gpu.dispatch(
-      QUERY_PASS,
-      grads,
-      [q.binding, k.binding, v.binding, out.binding, g.binding, stats.binding, dq.binding],
-      groups,
-      constants,
-    );
+    const fq = pass(1, [q, k, v], [out.binding, g.binding, stats.binding, dq.binding]);
+    gpu.dispatch(fq.kernel, grads, fq.bindings, fq.groups, constants);
     if (k.requiresGrad || v.requiresGrad) {
       const [dk, dv] = [sink(k), sink(v)];
       // A packed qkv (or k and v one tensor) has one gradient for both: it is bound
@@ -359,11 +384,12 @@ function fusedKernels(
       // (four floats: the rows form views it as vec4s)
       const dvBinding = shared ? (scratch.push(empty(gpu, [4])), scratch.at(-1)!) : dv;
       // Runs after the query pass (same encoder), which filled stats[.., 1] = D.
+      const fk = pass(2, [q, k, v, g], [stats.binding, dk.binding, dvBinding.binding]);
       gpu.dispatch(
-        KEY_PASS,
+        fk.kernel,
         { ...grads, dv_in_dk: shared ? 1 : 0 },
-        [q.binding, k.binding, v.binding, g.binding, stats.binding, dk.binding, dvBinding.binding],
-        groups,
+        fk.bindings,
+        fk.groups,
         constants,
       );
     }

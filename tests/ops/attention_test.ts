@@ -232,6 +232,35 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "attention() rows reads q, k, v from staged textures; where they cannot be staged it runs fused",
+  async (gpu) => {
+    const s = { B: 2, T: 17, D: 24, H: 3 };
+    const X = rand(5, s.B * s.T * 3 * s.D, -2, 2);
+    const stage = gpu.stageTexture;
+    try {
+      for (const staging of [true, false]) {
+        if (!staging) gpu.stageTexture = () => null;
+        if (!gpu.startProfile()) throw new Error("the adapter cannot time kernels");
+        await checkPacked(gpu, s, X, `rows, staging ${staging}`, tol, both("rows"));
+        const ran = (await gpu.stopProfile()).map((r) => r.entry).filter((e) =>
+          e.startsWith("attention_") && !e.includes("heads")
+        ).sort();
+        const want = staging
+          ? [
+            "attention_rows_backward_key",
+            "attention_rows_backward_query",
+            "attention_rows_forward",
+          ]
+          : ["attention_backward_key", "attention_backward_query", "attention_forward"];
+        assert.deepEqual(ran, want, `staging ${staging}`);
+      }
+    } finally {
+      gpu.stageTexture = stage;
+    }
+  },
+);
+
 gpuTest("attention() rejects bad shapes with an OpError naming the op and shapes", (gpu) => {
   const t = (shape: number[]) =>
     tensor(gpu, new Float32Array(shape.reduce((a, b) => a * b)), shape);
