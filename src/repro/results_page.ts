@@ -164,10 +164,11 @@ function benchSection(b: KeptBench): string[] {
   return [
     "## Benchmarks",
     "",
-    `\`${b.command}\` at commit ${b.commit}, ${b.date}. \`ours\` and \`TF.js\` ran in the same`,
-    "process on the same adapter; `ratio` = ours / TF.js's WebGPU backend.",
+    `\`${b.command}\` at commit ${b.commit}, ${b.date}. \`ours\` and its \`peer\` ran in the same`,
+    "process: TensorFlow.js's WebGPU backend on the same adapter for the kernel rows, PyTorch on",
+    "the CPU (same model, batch and threads) for the `vs pytorch` rows; `ratio` = ours / peer.",
     "",
-    "| name | shape | ours | TF.js | unit | ratio |",
+    "| name | shape | ours | peer | unit | ratio |",
     "|---|---|---|---|---|---|",
     ...b.rows.map((r) =>
       `| ${cell(r.name)} | ${cell(r.shape)} | ${num(r.ours)} | ${
