@@ -41,21 +41,7 @@
 // tiles that overhang m, n or k read zeros, so any size works.
 // Dispatch grid: (ceil(n / 64), ceil(m / 64), batch).
 
-struct Params {
-  batch: u32,
-  m: u32,
-  n: u32,
-  k: u32,
-  stride_a: u32,
-  stride_b: u32,
-  stride_c: u32,
-  alpha: f32,
-  beta: f32,
-  has_bias: u32,
-}
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
+//#include _matmul_blocks.wgsl
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -147,73 +133,12 @@ fn matmul_forward(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_i
 
 // ---- matmul_vec4: no workgroup memory, 16x16 register blocks, vec4 loads ----
 
-// With TRANS_A and not TRANS_B neither operand is read as vec4 along k, so k
-// need not be divisible by 4: the last group of 4 reads zeros past k.
-// a_t_row: A^T[kk, 4 rv .. 4 rv + 3] (base includes rv); b_row: B[kk, 4 cv .. 4 cv + 3].
-fn a_t_row(base: u32, mv: u32, kk: u32) -> vec4<f32> {
-  return select(vec4<f32>(0.0), a4[base + min(kk, p.k - 1u) * mv], kk < p.k);
+fn fetch_a4(i: u32) -> vec4<f32> {
+  return a4[i];
 }
 
-fn b_row(base: u32, nv: u32, kk: u32) -> vec4<f32> {
-  return select(vec4<f32>(0.0), b4[base + min(kk, p.k - 1u) * nv], kk < p.k);
-}
-
-// Rows row0 + 4q + 0..3 of op(A) at k = 4 kq + 0..3: column r is row 4q + r, component t is k.
-fn a_block(base: u32, row0: u32, kq: u32, q: u32) -> mat4x4<f32> {
-  if (TRANS_A) {
-    let mv = p.m / 4u;
-    let rv = min(row0 / 4u + q, mv - 1u);
-    return transpose(mat4x4<f32>(
-      a_t_row(base + rv, mv, kq * 4u),
-      a_t_row(base + rv, mv, kq * 4u + 1u),
-      a_t_row(base + rv, mv, kq * 4u + 2u),
-      a_t_row(base + rv, mv, kq * 4u + 3u),
-    ));
-  }
-  let kv = p.k / 4u;
-  let r = row0 + q * 4u;
-  return mat4x4<f32>(
-    a4[base + min(r, p.m - 1u) * kv + kq],
-    a4[base + min(r + 1u, p.m - 1u) * kv + kq],
-    a4[base + min(r + 2u, p.m - 1u) * kv + kq],
-    a4[base + min(r + 3u, p.m - 1u) * kv + kq],
-  );
-}
-
-// Columns 4 cv + 0..3 of op(B) at k = 4 kq + 0..3: column t is k, components are the columns.
-fn b_block(base: u32, cv: u32, kq: u32) -> mat4x4<f32> {
-  let kv = p.k / 4u;
-  if (TRANS_B) {
-    let c = cv * 4u;
-    return transpose(mat4x4<f32>(
-      b4[base + min(c, p.n - 1u) * kv + kq],
-      b4[base + min(c + 1u, p.n - 1u) * kv + kq],
-      b4[base + min(c + 2u, p.n - 1u) * kv + kq],
-      b4[base + min(c + 3u, p.n - 1u) * kv + kq],
-    ));
-  }
-  let nv = p.n / 4u;
-  let cc = min(cv, nv - 1u);
-  if (TRANS_A) {
-    return mat4x4<f32>(
-      b_row(base + cc, nv, kq * 4u),
-      b_row(base + cc, nv, kq * 4u + 1u),
-      b_row(base + cc, nv, kq * 4u + 2u),
-      b_row(base + cc, nv, kq * 4u + 3u),
-    );
-  }
-  return mat4x4<f32>(
-    b4[base + (kq * 4u) * nv + cc],
-    b4[base + (kq * 4u + 1u) * nv + cc],
-    b4[base + (kq * 4u + 2u) * nv + cc],
-    b4[base + (kq * 4u + 3u) * nv + cc],
-  );
-}
-
-// acc + sum over t of a[t] * b[t]: one row of C, 4 columns, 4 values of k.
-fn dot4(acc: vec4<f32>, a: vec4<f32>, b: mat4x4<f32>) -> vec4<f32> {
-  let s = fma(b[1], vec4<f32>(a.y), fma(b[0], vec4<f32>(a.x), acc));
-  return fma(b[3], vec4<f32>(a.w), fma(b[2], vec4<f32>(a.z), s));
+fn fetch_b4(i: u32) -> vec4<f32> {
+  return b4[i];
 }
 
 // Row i of the block (acc[i * 4 + j], 16 columns) += op(A) row i times b_j, 4 values of k.

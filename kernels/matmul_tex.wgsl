@@ -33,28 +33,12 @@
 // Workgroups of 64 invocations; dispatch grid: (ceil(ceil(m / R) * ceil(n / 32) / 64), 1,
 // batch) with R = 16 (matmul_tex) or 32 (matmul_tex_tall).
 
-struct Params {
-  batch: u32,
-  m: u32,
-  n: u32,
-  k: u32,
-  stride_a: u32,
-  stride_b: u32,
-  stride_c: u32,
-  alpha: f32,
-  beta: f32,
-  has_bias: u32,
-}
+//#include _matmul_blocks.wgsl
 
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
 // Per pipeline rather than per dispatch: each term the epilogue can add is 128
 // loads, and compiling all of them into every pipeline took llvmpipe ~10 s.
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false; // C = ... + beta * C
-// Set when A is transposed, B is not and k % 4 != 0: only then do loads past k
-// happen (and read zeros); the checks cost ~10% of a product that needs none.
-override K_TAIL: bool = false;
 
 // Texels per texture row: Gpu.stageTexture (src/gpu/device.ts, STAGED_TEXELS_PER_ROW) stages
 // operands this wide.
@@ -67,83 +51,12 @@ const TEX_SHIFT = 10u; // log2(TEX_W)
 @group(0) @binding(3) var<storage, read> bias4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> c4: array<vec4<f32>>;
 
-fn texel_a(i: u32) -> vec4<f32> {
+fn fetch_a4(i: u32) -> vec4<f32> {
   return textureLoad(a_tex, vec2u(i & (TEX_W - 1u), i >> TEX_SHIFT), 0);
 }
 
-fn texel_b(i: u32) -> vec4<f32> {
+fn fetch_b4(i: u32) -> vec4<f32> {
   return textureLoad(b_tex, vec2u(i & (TEX_W - 1u), i >> TEX_SHIFT), 0);
-}
-
-// With TRANS_A and not TRANS_B neither operand is read along k as whole
-// texels, so k need not be divisible by 4: the last group reads zeros past k.
-fn a_t_row(base: u32, mv: u32, kk: u32) -> vec4<f32> {
-  if (!K_TAIL) { return texel_a(base + kk * mv); }
-  return select(vec4<f32>(0.0), texel_a(base + min(kk, p.k - 1u) * mv), kk < p.k);
-}
-
-fn b_row(base: u32, nv: u32, kk: u32) -> vec4<f32> {
-  if (!K_TAIL) { return texel_b(base + kk * nv); }
-  return select(vec4<f32>(0.0), texel_b(base + min(kk, p.k - 1u) * nv), kk < p.k);
-}
-
-// Rows row0 + 4q + 0..3 of op(A) at k = 4 kq + 0..3: column r is row 4q + r, component t is k.
-// Rows past m are clamped to the last row (their results are never stored).
-fn a_block(base: u32, row0: u32, kq: u32, q: u32) -> mat4x4<f32> {
-  if (TRANS_A) {
-    let mv = p.m / 4u;
-    let rv = min(row0 / 4u + q, mv - 1u);
-    return transpose(mat4x4<f32>(
-      a_t_row(base + rv, mv, kq * 4u),
-      a_t_row(base + rv, mv, kq * 4u + 1u),
-      a_t_row(base + rv, mv, kq * 4u + 2u),
-      a_t_row(base + rv, mv, kq * 4u + 3u),
-    ));
-  }
-  let kv = p.k / 4u;
-  let r = row0 + q * 4u;
-  return mat4x4<f32>(
-    texel_a(base + min(r, p.m - 1u) * kv + kq),
-    texel_a(base + min(r + 1u, p.m - 1u) * kv + kq),
-    texel_a(base + min(r + 2u, p.m - 1u) * kv + kq),
-    texel_a(base + min(r + 3u, p.m - 1u) * kv + kq),
-  );
-}
-
-// Columns 4 cv + 0..3 of op(B) at k = 4 kq + 0..3: column t is k, components are the columns.
-fn b_block(base: u32, cv: u32, kq: u32) -> mat4x4<f32> {
-  let kv = p.k / 4u;
-  if (TRANS_B) {
-    let c = cv * 4u;
-    return transpose(mat4x4<f32>(
-      texel_b(base + min(c, p.n - 1u) * kv + kq),
-      texel_b(base + min(c + 1u, p.n - 1u) * kv + kq),
-      texel_b(base + min(c + 2u, p.n - 1u) * kv + kq),
-      texel_b(base + min(c + 3u, p.n - 1u) * kv + kq),
-    ));
-  }
-  let nv = p.n / 4u;
-  let cc = min(cv, nv - 1u);
-  if (TRANS_A) {
-    return mat4x4<f32>(
-      b_row(base + cc, nv, kq * 4u),
-      b_row(base + cc, nv, kq * 4u + 1u),
-      b_row(base + cc, nv, kq * 4u + 2u),
-      b_row(base + cc, nv, kq * 4u + 3u),
-    );
-  }
-  return mat4x4<f32>(
-    texel_b(base + (kq * 4u) * nv + cc),
-    texel_b(base + (kq * 4u + 1u) * nv + cc),
-    texel_b(base + (kq * 4u + 2u) * nv + cc),
-    texel_b(base + (kq * 4u + 3u) * nv + cc),
-  );
-}
-
-// acc + sum over t of a[t] * b[t], t in k order (the order matmul_vec4 sums in).
-fn dot4(acc: vec4<f32>, a: vec4<f32>, b: mat4x4<f32>) -> vec4<f32> {
-  let s = fma(b[1], vec4<f32>(a.y), fma(b[0], vec4<f32>(a.x), acc));
-  return fma(b[3], vec4<f32>(a.w), fma(b[2], vec4<f32>(a.z), s));
 }
 
 // The 8 column blocks of op(B) at one kq.

@@ -6,6 +6,7 @@
  * @module
  */
 import workgroupReduce from "./_workgroup_reduce.wgsl" with { type: "text" };
+import matmulBlocks from "./_matmul_blocks.wgsl" with { type: "text" };
 import matmul from "./matmul.wgsl" with { type: "text" };
 import matmul_tex from "./matmul_tex.wgsl" with { type: "text" };
 import reduce from "./reduce.wgsl" with { type: "text" };
@@ -30,7 +31,10 @@ import l2_normalize from "./l2_normalize.wgsl" with { type: "text" };
 import soft_cross_entropy from "./soft_cross_entropy.wgsl" with { type: "text" };
 import clip_grad_norm from "./clip_grad_norm.wgsl" with { type: "text" };
 
-const SNIPPETS: Record<string, string> = { "_workgroup_reduce.wgsl": workgroupReduce };
+const SNIPPETS: Record<string, string> = {
+  "_workgroup_reduce.wgsl": workgroupReduce,
+  "_matmul_blocks.wgsl": matmulBlocks,
+};
 
 /** Replaces each `//#include NAME` line with that snippet (throws naming an unknown one). */
 export function withIncludes(source: string): string {

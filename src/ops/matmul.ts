@@ -161,6 +161,8 @@ export function matmulInto(
   };
   const bindings = [a.binding, b.binding, (o.bias ?? a).binding, out.binding];
   const constants = { TRANS_A: o.transA ? 1 : 0, TRANS_B: o.transB ? 1 : 0 };
+  // Only then do the vec4 kernels read past k (A^T B with k % 4 != 0).
+  const kTail = o.transA && !o.transB && k % 4 !== 0 ? 1 : 0;
   const kernel = matmulKernel(dims, o.transA, o.transB);
   if (kernel === "vec4" && gpu.textureOperands) {
     const at = gpu.stageTexture(a.binding, 0);
@@ -177,7 +179,7 @@ export function matmulInto(
           ...constants,
           HAS_BIAS: o.bias ? 1 : 0,
           ACCUMULATE: params.beta !== 0 ? 1 : 0,
-          K_TAIL: o.transA && !o.transB && k % 4 !== 0 ? 1 : 0,
+          K_TAIL: kTail,
         },
       );
       return;
@@ -185,7 +187,10 @@ export function matmulInto(
   }
   if (kernel === "vec4") {
     const blocks = Math.ceil(m / 16) * Math.ceil(n / 16);
-    gpu.dispatch(MATMUL_VEC4, params, bindings, [Math.ceil(blocks / 64), 1, batch], constants);
+    gpu.dispatch(MATMUL_VEC4, params, bindings, [Math.ceil(blocks / 64), 1, batch], {
+      ...constants,
+      K_TAIL: kTail,
+    });
   } else {
     gpu.dispatch(
       MATMUL,
