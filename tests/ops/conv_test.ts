@@ -7,6 +7,7 @@ import {
   maxPool2d,
   type Pair,
   sigmoid,
+  weightGradSlices,
 } from "../../src/ops/conv.ts";
 import { OPS } from "../../src/ops/registry.ts";
 import {
@@ -97,13 +98,21 @@ const CASES: ConvCase[] = [
   [2, 16, 15, 15, 64, 3, 3, 1, 1], // a Fire expand3x3
   [3, 3, 33, 33, 64, 3, 3, 2, 0], // weight gradient split over several chunks
   [1, 2, 3, 3, 2, 5, 5, 1, 1], // kernel as large as the padded input: 1x1 output
+  [8, 4, 7, 6, 8, 3, 3, 1, 1], // 8 images: the im2col weight gradient in 4 slices of 2
+  [6, 4, 5, 5, 4, 3, 3, 1, 0], // 6 images: 3 slices of 2
 ];
 
-/** The three ways a convolution runs: implicit GEMM with either input-gradient kernel, and im2col. */
+/**
+ * The ways a convolution runs: implicit GEMM with either input-gradient
+ * kernel, and im2col with its weight gradient summed over the default slices
+ * of the batch (on a software adapter up to 4) or over single images (the
+ * hardware default), set per case below.
+ */
 const IMPL_OPTIONS = {
   "implicit gemm": { impl: "implicit", inputGrad: "gemm" },
   "implicit direct": { impl: "implicit", inputGrad: "direct" },
   im2col: { impl: "im2col" },
+  "im2col per image": { impl: "im2col" },
 } as const satisfies Record<string, Conv2dOptions>;
 const IMPLS = Object.keys(IMPL_OPTIONS) as (keyof typeof IMPL_OPTIONS)[];
 
@@ -125,6 +134,7 @@ gpuTest(
             stride,
             padding: pad,
             ...IMPL_OPTIONS[form],
+            ...(form === "im2col per image" ? { weightSlices: n } : {}),
             ...(withBias ? { bias: b } : {}),
           });
           backward(out, tensor(gpu, G, out.shape));
@@ -150,6 +160,13 @@ gpuTest(
   },
 );
 
+Deno.test("weightGradSlices() splits a batch per image on hardware, in at most 4 whole slices on a CPU", () => {
+  for (const [n, want] of [[32, 4], [128, 4], [6, 3], [9, 3], [5, 1], [2, 2], [1, 1]]) {
+    assert.equal(weightGradSlices(n, true), want, `n ${n}`);
+    assert.equal(weightGradSlices(n, false), n, `n ${n} on hardware`);
+  }
+});
+
 gpuTest(
   "conv2d() takes the im2col form only where all three products run on matmul_vec4 and the patches fit one binding",
   (gpu) => {
@@ -168,9 +185,12 @@ gpuTest(
       128 * 4096 * 144 * 4 <= limit,
       "patches over the binding limit",
     );
-    // The per-image weight gradients: 128 x 256 filters x 2304 patch values is 302 MB.
+    // The sliced weight gradients: per image (hardware), 128 x 256 filters x 2304 patch
+    // values is 302 MB; in 4 slices (software) 9.4 MB.
     const wide = { ...fire, n: 128, c: 256, k: 256, ho: 2, wo: 2 };
-    assert.equal(im2colSuits(gpu, wide), 128 * 256 * 2304 * 4 <= limit, "weight gradients");
+    const slices = weightGradSlices(128, gpu.adapter.software);
+    assert.equal(slices, gpu.adapter.software ? 4 : 128);
+    assert.equal(im2colSuits(gpu, wide), slices * 256 * 2304 * 4 <= limit, "weight gradients");
   },
 );
 
@@ -325,6 +345,10 @@ gpuTest("the conv ops reject bad inputs with errors naming the op and the shapes
     );
     const xi = tensor(gpu, new Int32Array(150), [2, 3, 5, 5], "i32");
     assertThrows(() => conv2d(xi, w3), "conv2d: tensor[2,3,5,5] i32 must be f32");
+    assertThrows(
+      () => conv2d(x, w3, { impl: "im2col", weightSlices: 3 }),
+      "conv2d: weightSlices 3 must divide the batch 2",
+    );
     assertThrows(() => conv2d(x, w3, { bias: tensor(gpu, [1, 2], [2]) }), "must have 4 elements");
     assertThrows(() => conv2d(x, w3, { stride: 0 }), "conv2d: stride 0");
     assertThrows(
