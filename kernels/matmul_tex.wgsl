@@ -169,33 +169,50 @@ fn store_row(base: u32, row: u32, colv0: u32, r: Row, bias: Row) {
   store(base, row, colv0 + 7u, r.c7, bias.c7);
 }
 
-// Invocation x: the block at rows 16 (x / blocks_n), columns 32 (x % blocks_n).
+// Where an invocation's block lies: rows row0 .., vec4 columns colv0 .. colv0 + 7,
+// and its batch item's first vec4 in A, B and C.
+struct Block {
+  row0: u32,
+  colv0: u32,
+  abase: u32,
+  bbase: u32,
+  cbase: u32,
+}
+
+// Invocation x: rows `rows` (x / blocks_n), columns 32 (x % blocks_n).
+fn block_of(gid: vec3u, rows: u32) -> Block {
+  let blocks_n = (p.n / 4u + 7u) / 8u;
+  return Block(
+    (gid.x / blocks_n) * rows,
+    (gid.x % blocks_n) * 8u,
+    gid.z * (p.stride_a / 4u),
+    gid.z * (p.stride_b / 4u),
+    gid.z * (p.stride_c / 4u),
+  );
+}
+
+// 16x32 blocks.
 @compute @workgroup_size(64)
 fn matmul_tex(@builtin(global_invocation_id) gid: vec3u) {
-  let blocks_n = (p.n / 4u + 7u) / 8u;
-  let row0 = (gid.x / blocks_n) * 16u;
-  let colv0 = (gid.x % blocks_n) * 8u;
-  if (row0 >= p.m) { return; }
-  let abase = gid.z * (p.stride_a / 4u);
-  let bbase = gid.z * (p.stride_b / 4u);
+  let o = block_of(gid, 16u);
+  if (o.row0 >= p.m) { return; }
 
-  var q0: Quad; // rows row0 + 0..3
+  var q0: Quad; // rows o.row0 + 0..3
   var q1: Quad;
   var q2: Quad;
   var q3: Quad;
   for (var kq = 0u; kq < (p.k + 3u) / 4u; kq++) {
-    let b = b_blocks(bbase, colv0, kq);
-    q0 = quad_step(q0, a_block(abase, row0, kq, 0u), b);
-    q1 = quad_step(q1, a_block(abase, row0, kq, 1u), b);
-    q2 = quad_step(q2, a_block(abase, row0, kq, 2u), b);
-    q3 = quad_step(q3, a_block(abase, row0, kq, 3u), b);
+    let b = b_blocks(o.bbase, o.colv0, kq);
+    q0 = quad_step(q0, a_block(o.abase, o.row0, kq, 0u), b);
+    q1 = quad_step(q1, a_block(o.abase, o.row0, kq, 1u), b);
+    q2 = quad_step(q2, a_block(o.abase, o.row0, kq, 2u), b);
+    q3 = quad_step(q3, a_block(o.abase, o.row0, kq, 3u), b);
   }
-  let cbase = gid.z * (p.stride_c / 4u);
-  let bias = bias_row(colv0);
-  store_quad(cbase, row0, colv0, q0, bias);
-  store_quad(cbase, row0 + 4u, colv0, q1, bias);
-  store_quad(cbase, row0 + 8u, colv0, q2, bias);
-  store_quad(cbase, row0 + 12u, colv0, q3, bias);
+  let bias = bias_row(o.colv0);
+  store_quad(o.cbase, o.row0, o.colv0, q0, bias);
+  store_quad(o.cbase, o.row0 + 4u, o.colv0, q1, bias);
+  store_quad(o.cbase, o.row0 + 8u, o.colv0, q2, bias);
+  store_quad(o.cbase, o.row0 + 12u, o.colv0, q3, bias);
 }
 
 // The same with 32-row blocks (256 vec4 accumulators), for products with many
@@ -203,14 +220,10 @@ fn matmul_tex(@builtin(global_invocation_id) gid: vec3u) {
 // Dispatch grid: (ceil(ceil(m / 32) * ceil(n / 32) / 64), 1, batch).
 @compute @workgroup_size(64)
 fn matmul_tex_tall(@builtin(global_invocation_id) gid: vec3u) {
-  let blocks_n = (p.n / 4u + 7u) / 8u;
-  let row0 = (gid.x / blocks_n) * 32u;
-  let colv0 = (gid.x % blocks_n) * 8u;
-  if (row0 >= p.m) { return; }
-  let abase = gid.z * (p.stride_a / 4u);
-  let bbase = gid.z * (p.stride_b / 4u);
+  let o = block_of(gid, 32u);
+  if (o.row0 >= p.m) { return; }
 
-  var q0: Quad; // rows row0 + 0..3
+  var q0: Quad; // rows o.row0 + 0..3
   var q1: Quad;
   var q2: Quad;
   var q3: Quad;
@@ -219,24 +232,23 @@ fn matmul_tex_tall(@builtin(global_invocation_id) gid: vec3u) {
   var q6: Quad;
   var q7: Quad;
   for (var kq = 0u; kq < (p.k + 3u) / 4u; kq++) {
-    let b = b_blocks(bbase, colv0, kq);
-    q0 = quad_step(q0, a_block(abase, row0, kq, 0u), b);
-    q1 = quad_step(q1, a_block(abase, row0, kq, 1u), b);
-    q2 = quad_step(q2, a_block(abase, row0, kq, 2u), b);
-    q3 = quad_step(q3, a_block(abase, row0, kq, 3u), b);
-    q4 = quad_step(q4, a_block(abase, row0, kq, 4u), b);
-    q5 = quad_step(q5, a_block(abase, row0, kq, 5u), b);
-    q6 = quad_step(q6, a_block(abase, row0, kq, 6u), b);
-    q7 = quad_step(q7, a_block(abase, row0, kq, 7u), b);
+    let b = b_blocks(o.bbase, o.colv0, kq);
+    q0 = quad_step(q0, a_block(o.abase, o.row0, kq, 0u), b);
+    q1 = quad_step(q1, a_block(o.abase, o.row0, kq, 1u), b);
+    q2 = quad_step(q2, a_block(o.abase, o.row0, kq, 2u), b);
+    q3 = quad_step(q3, a_block(o.abase, o.row0, kq, 3u), b);
+    q4 = quad_step(q4, a_block(o.abase, o.row0, kq, 4u), b);
+    q5 = quad_step(q5, a_block(o.abase, o.row0, kq, 5u), b);
+    q6 = quad_step(q6, a_block(o.abase, o.row0, kq, 6u), b);
+    q7 = quad_step(q7, a_block(o.abase, o.row0, kq, 7u), b);
   }
-  let cbase = gid.z * (p.stride_c / 4u);
-  let bias = bias_row(colv0);
-  store_quad(cbase, row0, colv0, q0, bias);
-  store_quad(cbase, row0 + 4u, colv0, q1, bias);
-  store_quad(cbase, row0 + 8u, colv0, q2, bias);
-  store_quad(cbase, row0 + 12u, colv0, q3, bias);
-  store_quad(cbase, row0 + 16u, colv0, q4, bias);
-  store_quad(cbase, row0 + 20u, colv0, q5, bias);
-  store_quad(cbase, row0 + 24u, colv0, q6, bias);
-  store_quad(cbase, row0 + 28u, colv0, q7, bias);
+  let bias = bias_row(o.colv0);
+  store_quad(o.cbase, o.row0, o.colv0, q0, bias);
+  store_quad(o.cbase, o.row0 + 4u, o.colv0, q1, bias);
+  store_quad(o.cbase, o.row0 + 8u, o.colv0, q2, bias);
+  store_quad(o.cbase, o.row0 + 12u, o.colv0, q3, bias);
+  store_quad(o.cbase, o.row0 + 16u, o.colv0, q4, bias);
+  store_quad(o.cbase, o.row0 + 20u, o.colv0, q5, bias);
+  store_quad(o.cbase, o.row0 + 24u, o.colv0, q6, bias);
+  store_quad(o.cbase, o.row0 + 28u, o.colv0, q7, bias);
 }
