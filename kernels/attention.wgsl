@@ -91,8 +91,6 @@ override DH4: u32 = 16u;
 @group(0) @binding(2) var k_tex: texture_2d<f32>;
 @group(0) @binding(3) var v_tex: texture_2d<f32>;
 @group(0) @binding(4) var do_tex: texture_2d<f32>; // the key pass's dO
-const TEX_W = 1024u; // STAGED_TEXELS_PER_ROW
-const TEX_SHIFT = 10u; // log2(TEX_W)
 @group(0) @binding(4) var<storage, read_write> o4_out: array<vec4f>;
 @group(0) @binding(4) var<storage, read> o4_in: array<vec4f>;
 @group(0) @binding(5) var<storage, read> do4: array<vec4f>;
@@ -453,10 +451,7 @@ fn row_of(w: vec3u, g: vec3u, l: vec3u) -> Row {
   return Row(bh / p.heads, bh % p.heads, bh, id % p.seq);
 }
 
-// vec4 i of a staged buffer.
-fn texel(t: texture_2d<f32>, i: u32) -> vec4f {
-  return textureLoad(t, vec2u(i & (TEX_W - 1u), i >> TEX_SHIFT), 0);
-}
+//#include _staged_texel.wgsl
 
 // vec4 index of head h of token t in an input (part at `off`), the output, a gradient.
 fn in4(r: Row, t: u32, off: u32) -> u32 {

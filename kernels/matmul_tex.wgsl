@@ -28,8 +28,6 @@
 // matmul_vec4: a rolled loop kept the accumulators in indexed memory and ran 5x
 // slower), and what the epilogue adds is chosen per pipeline (HAS_BIAS,
 // ACCUMULATE): compiled into every pipeline, its loads took llvmpipe ~10 s.
-// Texel coordinates use & and >> (TEX_W is a power of two): naga's guarded
-// % and / made the pipeline another ~10 s to compile.
 // Workgroups of 64 invocations; dispatch grid: (ceil(ceil(m / R) * ceil(n / 32) / 64), 1,
 // batch) with R = 16 (matmul_tex) or 32 (matmul_tex_tall).
 
@@ -40,10 +38,7 @@
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false; // C = ... + beta * C
 
-// Texels per texture row: Gpu.stageTexture (src/gpu/device.ts, STAGED_TEXELS_PER_ROW) stages
-// operands this wide.
-const TEX_W = 1024u;
-const TEX_SHIFT = 10u; // log2(TEX_W)
+//#include _staged_texel.wgsl
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var a_tex: texture_2d<f32>;
@@ -52,11 +47,11 @@ const TEX_SHIFT = 10u; // log2(TEX_W)
 @group(0) @binding(4) var<storage, read_write> c4: array<vec4<f32>>;
 
 fn fetch_a4(i: u32) -> vec4<f32> {
-  return textureLoad(a_tex, vec2u(i & (TEX_W - 1u), i >> TEX_SHIFT), 0);
+  return texel(a_tex, i);
 }
 
 fn fetch_b4(i: u32) -> vec4<f32> {
-  return textureLoad(b_tex, vec2u(i & (TEX_W - 1u), i >> TEX_SHIFT), 0);
+  return texel(b_tex, i);
 }
 
 // The 8 column blocks of op(B) at one kq.

@@ -7,6 +7,7 @@
  */
 import workgroupReduce from "./_workgroup_reduce.wgsl" with { type: "text" };
 import matmulBlocks from "./_matmul_blocks.wgsl" with { type: "text" };
+import stagedTexel from "./_staged_texel.wgsl" with { type: "text" };
 import matmul from "./matmul.wgsl" with { type: "text" };
 import matmul_tex from "./matmul_tex.wgsl" with { type: "text" };
 import reduce from "./reduce.wgsl" with { type: "text" };
@@ -34,6 +35,7 @@ import clip_grad_norm from "./clip_grad_norm.wgsl" with { type: "text" };
 const SNIPPETS: Record<string, string> = {
   "_workgroup_reduce.wgsl": workgroupReduce,
   "_matmul_blocks.wgsl": matmulBlocks,
+  "_staged_texel.wgsl": stagedTexel,
 };
 
 /** Replaces each `//#include NAME` line with that snippet (throws naming an unknown one). */

@@ -197,10 +197,12 @@ gpuTest(
   },
 );
 
-Deno.test("matmul_tex.wgsl reads textures as wide as Gpu.stageTexture writes them", () => {
-  const src = KERNEL_SOURCES["matmul_tex.wgsl"];
-  const width = Number(/const TEX_W = (\d+)u;/.exec(src)?.[1]);
-  const shift = Number(/const TEX_SHIFT = (\d+)u;/.exec(src)?.[1]);
-  assert.equal(width, STAGED_TEXELS_PER_ROW);
-  assert.equal(2 ** shift, width);
+Deno.test("matmul_tex.wgsl and attention.wgsl read textures as wide as Gpu.stageTexture writes them", () => {
+  for (const file of ["matmul_tex.wgsl", "attention.wgsl"] as const) {
+    const src = KERNEL_SOURCES[file];
+    const width = Number(/const TEX_W = (\d+)u;/.exec(src)?.[1]);
+    const shift = Number(/const TEX_SHIFT = (\d+)u;/.exec(src)?.[1]);
+    assert.equal(width, STAGED_TEXELS_PER_ROW, file);
+    assert.equal(2 ** shift, width, file);
+  }
 });
