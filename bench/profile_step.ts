@@ -145,8 +145,8 @@ kernel | dispatches per step | ms per step | share.
       Deno.exit(2);
     }
   }
-  const model = STEP_MODELS[values.model!];
-  if (!model) {
+  const stepModel = STEP_MODELS[values.model!];
+  if (!stepModel) {
     console.error(
       `profile_step: --model ${values.model}: unknown (one of ${
         Object.keys(STEP_MODELS).join(", ")
@@ -154,6 +154,7 @@ kernel | dispatches per step | ms per step | share.
     );
     Deno.exit(2);
   }
+  const model = await stepModel();
   const gpu = await openGpu();
   for (const p of await profileTrainSteps(gpu, batch, steps, model)) {
     console.log(values.json ? JSON.stringify(p) : formatProfile(p, values.markdown) + "\n");

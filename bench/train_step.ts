@@ -8,6 +8,7 @@
  * @module
  */
 
+import { FASHION_MNIST_CLASSES } from "../src/data/idx.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { Classifier, type Pooling } from "../src/models/classifier.ts";
 import { Mae, MAE_DECODER, type MaeConfig } from "../src/models/mae.ts";
@@ -15,6 +16,7 @@ import { patchGeometry, VIT_LITE_7_4, type VitConfig } from "../src/models/vit.t
 import { DropoutContext } from "../src/nn.ts";
 import { crossEntropy } from "../src/ops/loss.ts";
 import { AdamW } from "../src/optim.ts";
+import { loadProfile } from "../src/repro/profiles.ts";
 import { Rng } from "../src/rng.ts";
 import { backward } from "../src/tape.ts";
 import { tensor, tidy } from "../src/tensor.ts";
@@ -70,32 +72,32 @@ export const VIT_LITE_STEPS: StepModel = {
 };
 
 /**
- * The `ci` and `small` profiles' model (repro/profiles/small.yaml): a
- * 2-block width-64 ViT on 28x28 gray images, its small decoder and a head
- * on the mean of the patch tokens (10 classes). Its steps are what those
+ * The `small` profile's model, read from repro/profiles/small.yaml (the
+ * `ci` profile trains the same ViT): its pre-training stage's 2-block
+ * width-64 ViT on 28x28 gray images and MAE decoder, and its fine-tuning
+ * stage's pooling over Fashion-MNIST's 10 classes. Its steps are what those
  * profiles' CPU time is made of.
  */
-export const SMALL_STEPS: StepModel = {
-  label: "small ViT 28x28",
-  encoder: {
-    imageSize: 28,
-    channels: 1,
-    patch: 4,
-    width: 64,
-    depth: 2,
-    heads: 4,
-    mlp: 128,
-    dropout: 0.1,
-  },
-  decoder: { decoderWidth: 32, decoderDepth: 1, decoderHeads: 4, decoderMlp: 64 },
-  classes: 10,
-  pool: "mean",
-};
+export async function smallSteps(): Promise<StepModel> {
+  const { stages, file } = await loadProfile("small");
+  const pretrain = stages.pretrain, finetune = stages.finetune;
+  if (pretrain?.mode !== "pretrain" || finetune?.mode !== "finetune") {
+    throw new Error(`${file}: the small steps need its pretrain and finetune stages`);
+  }
+  const { decoderWidth, decoderDepth, decoderHeads, decoderMlp } = pretrain.mae;
+  return {
+    label: "small ViT 28x28",
+    encoder: pretrain.encoder,
+    decoder: { decoderWidth, decoderDepth, decoderHeads, decoderMlp },
+    classes: FASHION_MNIST_CLASSES.length,
+    pool: finetune.encoder.pool,
+  };
+}
 
 /** The models `--model` names. */
-export const STEP_MODELS: Record<string, StepModel> = {
-  "vit-lite": VIT_LITE_STEPS,
-  small: SMALL_STEPS,
+export const STEP_MODELS: Record<string, () => Promise<StepModel>> = {
+  "vit-lite": () => Promise.resolve(VIT_LITE_STEPS),
+  small: smallSteps,
 };
 
 /**

@@ -1,5 +1,5 @@
 import { profileTrainSteps } from "../../bench/profile_step.ts";
-import { SMALL_STEPS } from "../../bench/train_step.ts";
+import { smallSteps } from "../../bench/train_step.ts";
 import { assert } from "../_assert.ts";
 import { gpuTest } from "../_helpers.ts";
 
@@ -34,7 +34,7 @@ gpuTest(
 gpuTest(
   "profileTrainSteps() on the small profiles' model runs their 2-block ViT with attention by rows",
   async (gpu) => {
-    const [mae, ft] = await profileTrainSteps(gpu, 2, 1, SMALL_STEPS);
+    const [mae, ft] = await profileTrainSteps(gpu, 2, 1, await smallSteps());
     for (const p of [mae, ft]) {
       assert.equal(p.model, "small ViT 28x28");
       const rows = p.rows.find((r) => r.entry === "attention_rows_forward");
