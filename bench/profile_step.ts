@@ -3,8 +3,10 @@
  * MAE pre-training step and one fine-tuning step of ViT-Lite-7/4 (64x64), or
  * with `--model small` of the ci and small profiles' model, under
  * the runtime's timestamp-query profiler (every dispatch in its own timed
- * pass) and prints, per kernel entry point, its dispatches per step, GPU
- * milliseconds per step and share of the step's kernel time.
+ * pass, every transfer bracketed by timestamps) and prints, per kernel entry
+ * point and per kind of transfer (texture staging, buffer copies and clears,
+ * in parentheses), its calls per step, GPU milliseconds per step and share of
+ * the step's GPU time.
  *
  *   deno task bench:profile                 both steps at batch 32, a table
  *   deno task bench:profile --batch 128 --steps 3 --markdown
@@ -82,10 +84,10 @@ export function profileTrainSteps(
   );
 }
 
-/** The profile as a table: "kernel | dispatches per step | ms per step | share". */
+/** The profile as a table: "kernel or transfer | calls per step | ms per step | share". */
 export function formatProfile(p: StepProfile, markdown: boolean): string {
   const head = `${p.name}, ${p.model}, batch ${p.batch}: ` +
-    `${p.kernelMs.toFixed(1)} ms of kernels, ${p.wallMs.toFixed(1)} ms wall per step`;
+    `${p.kernelMs.toFixed(1)} ms on the GPU, ${p.wallMs.toFixed(1)} ms wall per step`;
   const cells = p.rows.map((r) => [
     r.entry,
     r.dispatchesPerStep.toFixed(r.dispatchesPerStep % 1 ? 1 : 0),
@@ -94,7 +96,7 @@ export function formatProfile(p: StepProfile, markdown: boolean): string {
   ]);
   const dispatches = p.rows.reduce((s, r) => s + r.dispatchesPerStep, 0);
   cells.push(["total", dispatches.toFixed(0), p.kernelMs.toFixed(2), "100%"]);
-  const header = ["kernel", "dispatches per step", "ms per step", "share"];
+  const header = ["kernel or transfer", "calls per step", "ms per step", "share"];
   if (markdown) {
     return [
       head,
@@ -127,8 +129,8 @@ if (import.meta.main) {
       `usage: deno task bench:profile [--model M] [--batch N] [--steps N] [--markdown | --json]
 
 Per-kernel GPU time of one MAE pre-training step and one fine-tuning step,
-from timestamp queries (one timed pass per dispatch):
-kernel | dispatches per step | ms per step | share.
+from timestamp queries (one timed pass per dispatch; transfers bracketed):
+kernel or transfer | calls per step | ms per step | share.
 --model     vit-lite: ViT-Lite-7/4 on 64x64 RGB (default); small: the ci and
             small profiles' 2-block ViT on 28x28 gray (batch 128 is theirs)
 --batch     images per step (default 32)

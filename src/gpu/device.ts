@@ -111,6 +111,13 @@ export interface OpenOptions {
 }
 
 const PROFILE_SLOTS = 512; // timestamps per submission while profiling (2 per dispatch)
+
+/** How the profiler names transfers (see {@link Gpu.startProfile}), apart from kernel entry points. */
+export const TRANSFER_ENTRIES = {
+  stage: "(copy: buffer to staged texture)",
+  copy: "(copy: buffer to buffer)",
+  clear: "(clear buffer)",
+} as const;
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we have seen
 const ARENA_SLOTS = 512;
 const POOL_GRANULE = 256;
@@ -314,43 +321,75 @@ export class Gpu {
       staged = { texture, view: texture.createView() };
       this.#stageTextures.set(key, staged);
     }
-    const { texture, view } = staged;
-    this.#endPass();
-    const enc = this.#enc();
+    const { texture } = staged;
     const full = Math.floor(texels / width), rest = texels % width;
-    if (full > 0) {
-      enc.copyBufferToTexture(
-        { buffer: src.buffer, offset: src.offset, bytesPerRow: rowBytes },
-        { texture },
-        [width, full],
-      );
-    }
-    if (rest > 0) {
-      enc.copyBufferToTexture(
-        { buffer: src.buffer, offset: src.offset + full * rowBytes },
-        { texture, origin: [0, full] },
-        [rest, 1],
-      );
-    }
-    return { texture: view };
+    this.#transfer(TRANSFER_ENTRIES.stage, (enc) => {
+      if (full > 0) {
+        enc.copyBufferToTexture(
+          { buffer: src.buffer, offset: src.offset, bytesPerRow: rowBytes },
+          { texture },
+          [width, full],
+        );
+      }
+      if (rest > 0) {
+        enc.copyBufferToTexture(
+          { buffer: src.buffer, offset: src.offset + full * rowBytes },
+          { texture, origin: [0, full] },
+          [rest, 1],
+        );
+      }
+    });
+    return { texture: staged.view };
   }
 
   /** Records a zero-fill of a buffer range (ordered with the dispatches around it). */
   clear(b: Binding): void {
-    this.#endPass();
-    this.#enc().clearBuffer(b.buffer, b.offset, align4(b.size));
+    this.#transfer(
+      TRANSFER_ENTRIES.clear,
+      (enc) => enc.clearBuffer(b.buffer, b.offset, align4(b.size)),
+    );
   }
 
   /** Records a buffer-to-buffer copy (ordered with the dispatches around it). */
   copy(src: Binding, dst: Binding, bytes = src.size): void {
+    this.#transfer(
+      TRANSFER_ENTRIES.copy,
+      (enc) =>
+        enc.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, align4(bytes)),
+    );
+  }
+
+  /**
+   * Records transfer commands outside any compute pass. While profiling they
+   * are timed as `entry`: an empty pass writes a timestamp at its beginning
+   * before them and another at its end after them (transfers have no passes
+   * of their own to carry timestamps).
+   */
+  #transfer(entry: string, record: (enc: GPUCommandEncoder) => void): void {
     this.#endPass();
-    this.#enc().copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, align4(bytes));
+    const prof = this.#profile;
+    if (!prof) {
+      record(this.#enc());
+      return;
+    }
+    const i = prof.names.length * 2;
+    this.#enc().beginComputePass({
+      timestampWrites: { querySet: prof.queries, beginningOfPassWriteIndex: i },
+    }).end();
+    record(this.#enc());
+    this.#enc().beginComputePass({
+      timestampWrites: { querySet: prof.queries, endOfPassWriteIndex: i + 1 },
+    }).end();
+    prof.names.push(entry);
+    if (prof.names.length * 2 >= PROFILE_SLOTS) this.flush();
   }
 
   /**
    * Starts per-kernel GPU timing with timestamp queries (needs the adapter's
    * "timestamp-query" feature): every dispatch gets its own timed pass until
-   * {@link stopProfile}. Returns false when the adapter cannot time.
+   * {@link stopProfile}, and every transfer (texture staging, copy, clear) is
+   * timed too, under the names of {@link TRANSFER_ENTRIES}. Returns false when
+   * the adapter cannot time.
    */
   startProfile(): boolean {
     if (!this.device.features.has("timestamp-query")) return false;

@@ -1,10 +1,11 @@
 import { profileTrainSteps } from "../../bench/profile_step.ts";
 import { smallSteps } from "../../bench/train_step.ts";
+import { TRANSFER_ENTRIES } from "../../src/gpu/device.ts";
 import { assert } from "../_assert.ts";
 import { gpuTest } from "../_helpers.ts";
 
 gpuTest(
-  "profileTrainSteps() times every dispatch of an MAE and a fine-tuning step, shares summing to 1",
+  "profileTrainSteps() times every dispatch and transfer of an MAE and a fine-tuning step, shares summing to 1",
   async (gpu) => {
     const [mae, ft] = await profileTrainSteps(gpu, 2);
     assert.deepEqual([mae.name, ft.name], ["mae-pretrain-step", "finetune-step"]);
@@ -24,6 +25,8 @@ gpuTest(
       ) {
         assert.ok(kernels.has(k), `${p.name} runs ${k}`);
       }
+      // The operands staged as textures are timed too, as transfers.
+      assert.equal(kernels.has(TRANSFER_ENTRIES.stage), gpu.textureOperands, `${p.name} staging`);
       // ViT-Lite-7/4 has 7 blocks: one attention softmax each (MAE adds its 2-block decoder).
       const attention = p.rows.find((r) => r.entry === "attention_softmax_rows")!;
       assert.equal(attention.dispatchesPerStep, p.name === "finetune-step" ? 7 : 9);

@@ -5,6 +5,7 @@ import {
   KernelError,
   moduleLabel,
   poolSize,
+  TRANSFER_ENTRIES,
 } from "../../src/gpu/device.ts";
 import { add } from "../../src/ops/elementwise.ts";
 import { matmul } from "../../src/ops/matmul.ts";
@@ -175,6 +176,40 @@ gpuTest(
     const b = gpu.acquire(limit - 1000);
     assert.ok(b.size <= limit && b.size >= limit - 1000, `${b.size} vs ${limit}`);
     b.destroy();
+  },
+);
+
+gpuTest(
+  "the profiler times transfers as well as dispatches: each kind by name, a large copy longer than a small one",
+  async (gpu) => {
+    const big = 32 * 2 ** 20;
+    const a = gpu.acquire(big), b = gpu.acquire(big);
+    try {
+      if (!gpu.startProfile()) throw new Error("the adapter cannot time kernels");
+      gpu.stageTexture({ buffer: a, offset: 0, size: 4096 }, 0);
+      gpu.stageTexture({ buffer: a, offset: 0, size: 64 }, 0);
+      gpu.clear({ buffer: b, offset: 0, size: 256 });
+      gpu.copy({ buffer: a, offset: 0, size: 16 }, { buffer: b, offset: 0, size: 16 });
+      const small = await gpu.stopProfile();
+      const calls = Object.fromEntries(small.map((r) => [r.entry, r.calls]));
+      assert.deepEqual(calls, {
+        [TRANSFER_ENTRIES.stage]: 2,
+        [TRANSFER_ENTRIES.clear]: 1,
+        [TRANSFER_ENTRIES.copy]: 1,
+      });
+      for (const r of small) {
+        assert.ok(Number.isFinite(r.ms) && r.ms >= 0, `${r.entry}: ${r.ms} ms`);
+      }
+      // The timestamps bracket the copy itself: 32 MiB takes longer than 16 bytes did.
+      gpu.startProfile();
+      gpu.copy({ buffer: a, offset: 0, size: big }, { buffer: b, offset: 0, size: big });
+      const [large] = await gpu.stopProfile();
+      const tiny = small.find((r) => r.entry === TRANSFER_ENTRIES.copy)!;
+      assert.ok(large.ms > tiny.ms, `32 MiB ${large.ms} ms vs 16 bytes ${tiny.ms} ms`);
+    } finally {
+      gpu.release(a);
+      gpu.release(b);
+    }
   },
 );
 
