@@ -48,7 +48,10 @@ export const SWEEP_RATIOS = [25, 50, 60, 65, 70, 75, 80, 85, 90];
 /** The scale study's training-set sizes (images), each a `-n<size>` suffix of an experiment. */
 export const SCALE_SIZES = [1024, 4096, 16384];
 
-/** The experiments the scale study repeats at each size: the two MAE-vs-random comparisons. */
+/**
+ * The experiments the scale study repeats at each size: the two MAE-vs-random
+ * comparisons and their shuffled-label controls.
+ */
 export const SCALED_EXPERIMENTS = [
   "pretrain-mae-random",
   "pretrain-mae-untrained",
@@ -56,6 +59,8 @@ export const SCALED_EXPERIMENTS = [
   "probe-random-init",
   "finetune-mae-random",
   "scratch",
+  "probe-mae-shuffled-labels",
+  "finetune-mae-shuffled-labels",
 ];
 
 /** Table 5's grid: (lr, weight decay) pairs with a reported probe accuracy. */
