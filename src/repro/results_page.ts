@@ -191,8 +191,9 @@ function profileSection(p: KeptProfile): string[] {
   return [
     "## Where a training step's time goes",
     "",
-    `\`${p.command}\` at commit ${p.commit}, ${p.date}. Per-kernel GPU time from timestamp queries;`,
-    "read the shares, since absolute times move with the machine's load.",
+    `\`${p.command}\` at commit ${p.commit}, ${p.date}. GPU time per kernel and per kind of transfer`,
+    "(in parentheses) from timestamp queries; read the shares, since absolute times move with the",
+    "machine's load.",
     "",
     p.markdown.trim(),
     "",
