@@ -530,12 +530,14 @@ fn attention_rows_backward_query(
     let va = in4(r, j, p.v_off);
     var s = 0.0;
     var dp = 0.0;
+    var kj: array<vec4f, MAX_DH4>; // fetched once: llvmpipe does not merge repeated texel fetches
     for (var c = 0u; c < DH4; c++) {
-      s += dot(qi[c], texel(k_tex, ka + c));
+      kj[c] = texel(k_tex, ka + c);
+      s += dot(qi[c], kj[c]);
       dp += dot(doi[c], texel(v_tex, va + c));
     }
     let ds = exp(s - lse) * (dp - delta);
-    for (var c = 0u; c < DH4; c++) { acc[c] += ds * texel(k_tex, ka + c); }
+    for (var c = 0u; c < DH4; c++) { acc[c] += ds * kj[c]; }
   }
   let ga = grad4(r, r.t, p.dq_off);
   for (var c = 0u; c < DH4; c++) { dq4[ga + c] += p.scale * acc[c]; }
@@ -566,16 +568,21 @@ fn attention_rows_backward_key(
     let oa = out4(r, i);
     var s = 0.0;
     var dp = 0.0;
+    // Fetched once for both loops: llvmpipe does not merge repeated texel fetches.
+    var qi: array<vec4f, MAX_DH4>;
+    var doi: array<vec4f, MAX_DH4>;
     for (var c = 0u; c < DH4; c++) {
-      s += dot(kj[c], texel(q_tex, qa + c));
-      dp += dot(vj[c], texel(do_tex, oa + c));
+      qi[c] = texel(q_tex, qa + c);
+      doi[c] = texel(do_tex, oa + c);
+      s += dot(kj[c], qi[c]);
+      dp += dot(vj[c], doi[c]);
     }
     let at = (r.bh * p.seq + i) * 2u; // (lse, D) of query row i
     let pr = exp(s - stats_in[at]);
     let ds = pr * (dp - stats_in[at + 1u]);
     for (var c = 0u; c < DH4; c++) {
-      dv[c] += pr * texel(do_tex, oa + c);
-      dk[c] += ds * texel(q_tex, qa + c);
+      dv[c] += pr * doi[c];
+      dk[c] += ds * qi[c];
     }
   }
   let gk = grad4(r, r.t, p.dk_off);
