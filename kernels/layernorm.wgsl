@@ -19,7 +19,8 @@
 // own partial row; the params pass then sums the blocks in a fixed order.
 // Rows of up to 1024 columns (src/ops/layernorm.ts) take the barrier-free twins below:
 //   layernorm_forward_rows / layernorm_backward_rows: one invocation per row (dx only),
-//   workgroup 64, grid (x, y), x * y * 64 >= rows;
+//   workgroup 64, grid (x, y), x * y * 64 >= rows (their _tex twins, at the end, read x
+//   and dy from staged textures);
 //   layernorm_backward_partial_cols: partial as above, one invocation per (column, block),
 //   workgroup 64, grid (ceil(cols / 64), blocks); then layernorm_backward_params.
 // Wider rows: forward one workgroup of 64 threads per row (strided loops over cols, tree reductions);
@@ -199,4 +200,70 @@ fn layernorm_backward_partial_cols(@builtin(workgroup_id) w: vec3u, @builtin(loc
   let pw = 2u * block * p.cols;
   pc_partial[pw + c] = s.x;
   pc_partial[pw + p.cols + c] = s.y;
+}
+
+// ---- rows read from staged textures (software adapters; cols % 4 == 0) ----
+// The same arithmetic as the rows twins above, in the same order: x and dy come as vec4
+// texels (Gpu.stageTexture), which llvmpipe fetches for 8 lanes at once where it loads
+// storage lane by lane; weight and bias are vec4 storage views (staging them too cost
+// more in copies than it saved). Forward binds (x texture, weight, bias, y, shift, rstd),
+// backward (x texture, weight, shift, rstd, dy texture, dx); y and dx are vec4 views.
+@group(0) @binding(1) var x_tex: texture_2d<f32>;
+@group(0) @binding(2) var<storage, read> w4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> b4: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> y4: array<vec4f>;
+@group(0) @binding(5) var dy_tex: texture_2d<f32>;
+@group(0) @binding(6) var<storage, read_write> dx4: array<vec4f>;
+
+//#include _staged_texel.wgsl
+
+fn sum4(s: f32, v: vec4f) -> f32 {
+  return (((s + v.x) + v.y) + v.z) + v.w; // the scalar loop's order
+}
+
+@compute @workgroup_size(64)
+fn layernorm_forward_rows_tex(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let row = (w.y * g.x + w.x) * 64u + l.x;
+  if (row >= p.rows) { return; }
+  let c4 = p.cols / 4u;
+  let base = row * c4;
+  let n = f32(p.cols);
+  let x0 = texel(x_tex, base).x;
+  var s = 0.0;
+  for (var c = 0u; c < c4; c++) { s = sum4(s, texel(x_tex, base + c) - x0); }
+  let m = s / n;
+  var q = 0.0;
+  for (var c = 0u; c < c4; c++) {
+    let d = (texel(x_tex, base + c) - x0) - m;
+    q = sum4(q, d * d);
+  }
+  let r = inverseSqrt(q / n + p.eps);
+  for (var c = 0u; c < c4; c++) {
+    y4[base + c] = ((texel(x_tex, base + c) - x0) - m) * r * w4[c] + b4[c];
+  }
+  shift_out[row] = m;
+  rstd_out[row] = r;
+}
+
+@compute @workgroup_size(64)
+fn layernorm_backward_rows_tex(@builtin(workgroup_id) w: vec3u, @builtin(num_workgroups) g: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let row = (w.y * g.x + w.x) * 64u + l.x;
+  if (row >= p.rows) { return; }
+  let c4 = p.cols / 4u;
+  let base = row * c4;
+  let n = f32(p.cols);
+  let x0 = texel(x_tex, base).x;
+  let m = shift[row];
+  let r = rstd[row];
+  var s = vec2f(0.0);
+  for (var c = 0u; c < c4; c++) {
+    let gy = w4[c] * texel(dy_tex, base + c);
+    let gx = gy * ((texel(x_tex, base + c) - x0) - m) * r;
+    s = vec2f(sum4(s.x, gy), sum4(s.y, gx));
+  }
+  s = s / n;
+  for (var c = 0u; c < c4; c++) {
+    let xhat = ((texel(x_tex, base + c) - x0) - m) * r;
+    dx4[base + c] += r * (w4[c] * texel(dy_tex, base + c) - s.x - xhat * s.y);
+  }
 }

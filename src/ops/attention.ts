@@ -14,10 +14,11 @@
  */
 
 import { KERNEL_SOURCES } from "../../kernels/sources.ts";
-import type { Binding, Gpu, KernelSpec, TextureBinding } from "../gpu/device.ts";
+import type { Binding, Gpu, KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+import { stageDistinct } from "./_stage.ts";
 import { matmulInto } from "./matmul.ts";
 import { attentionBackwardRef, attentionRef } from "../ref/attention.ts";
 import type { OpDeclarations } from "./_op.ts";
@@ -282,21 +283,6 @@ function launch(
 }
 
 /**
- * Each distinct tensor of `inputs` staged as a texture (a packed qkv once),
- * in input order; null when one cannot be (then nothing reads the others).
- */
-function stageDistinct(gpu: Gpu, inputs: Tensor[]): TextureBinding[] | null {
-  const staged = new Map<Tensor, TextureBinding>();
-  for (const t of inputs) {
-    if (staged.has(t)) continue;
-    const tex = gpu.stageTexture(t.binding, 2 + staged.size); // matmul uses slots 0, 1
-    if (!tex) return null;
-    staged.set(t, tex);
-  }
-  return inputs.map((t) => staged.get(t)!);
-}
-
-/**
  * The three passes of attention.wgsl, in its fused form (a workgroup per 32
  * rows) or its rows form (a thread per row); the backward reads stats[.., 0]
  * and fills stats[.., 1].
@@ -328,7 +314,8 @@ function fusedKernels(
    * where a tensor cannot be staged (Gpu.stageTexture), that pass runs fused.
    */
   const pass = (i: 0 | 1 | 2, inputs: Tensor[], storage: Binding[]) => {
-    const staged = form === "rows" ? stageDistinct(gpu, inputs) : null;
+    // Slots from 2: matmul stages into 0 and 1.
+    const staged = form === "rows" ? stageDistinct(gpu, inputs, 2) : null;
     const use = staged ? passes.rows : passes.fused;
     const bindings = staged ?? inputs.map((t) => t.binding);
     return { kernel: use.kernels[i], groups: use.groups, bindings: [...bindings, ...storage] };

@@ -17,6 +17,7 @@ import type { KernelSpec } from "../gpu/device.ts";
 import { gradOf, record } from "../tape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { dtypeIs, grid1d, OpError, sameDevice } from "./_check.ts";
+import { stageDistinct } from "./_stage.ts";
 import { layerNormBackwardRef, layerNormRef } from "../ref/layernorm.ts";
 import type { OpDeclarations } from "./_op.ts";
 
@@ -37,6 +38,8 @@ const BACKWARD = { ...FORWARD, entry: "layernorm_backward" } as const;
 const FORWARD_ROWS = { ...FORWARD, entry: "layernorm_forward_rows" } as const;
 const BACKWARD_ROWS = { ...FORWARD, entry: "layernorm_backward_rows" } as const;
 const BACKWARD_PARTIAL_COLS = { ...FORWARD, entry: "layernorm_backward_partial_cols" } as const;
+const FORWARD_ROWS_TEX = { ...FORWARD, entry: "layernorm_forward_rows_tex" } as const;
+const BACKWARD_ROWS_TEX = { ...FORWARD, entry: "layernorm_backward_rows_tex" } as const;
 /**
  * Rows up to this width get one invocation each (no barriers: on llvmpipe 2.6x
  * the forward and backward of a row per 64-thread workgroup at 2080x256, whose
@@ -62,6 +65,8 @@ export const LAYERNORM_OPS = {
       FORWARD_ROWS,
       BACKWARD_ROWS,
       BACKWARD_PARTIAL_COLS,
+      FORWARD_ROWS_TEX,
+      BACKWARD_ROWS_TEX,
     ],
     reference: { forward: layerNormRef, backward: layerNormBackwardRef },
     // y is O(1) whatever the input scale: mean/var sums of ~256 terms plus
@@ -110,12 +115,26 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   const rstd = empty(gpu, [rows]);
   const mode = LAYERNORM_KERNELS.mode;
   const byRow = mode === "rows" || mode === "auto" && cols <= LAYERNORM_ROW_PER_THREAD_MAX_COLS;
-  gpu.dispatch(
-    byRow ? FORWARD_ROWS : FORWARD,
-    params,
-    [x.binding, weight.binding, bias.binding, y.binding, shift.binding, rstd.binding],
-    grid1d(byRow ? Math.ceil(rows / 64) : rows),
-  );
+  // Row kernels read their inputs from staged textures where the adapter prefers
+  // them and rows are whole vec4s; where staging declines they read storage.
+  const textured = byRow && cols % 4 === 0 && gpu.textureOperands;
+  const rowGroups = grid1d(Math.ceil(rows / 64));
+  const fromTextures = textured ? stageDistinct(gpu, [x], 0) : null;
+  if (fromTextures) {
+    gpu.dispatch(
+      FORWARD_ROWS_TEX,
+      params,
+      [...fromTextures, weight.binding, bias.binding, y.binding, shift.binding, rstd.binding],
+      rowGroups,
+    );
+  } else {
+    gpu.dispatch(
+      byRow ? FORWARD_ROWS : FORWARD,
+      params,
+      [x.binding, weight.binding, bias.binding, y.binding, shift.binding, rstd.binding],
+      byRow ? rowGroups : grid1d(rows),
+    );
+  }
   // saves: per row the shifted mean (mean - x[row, 0], see layernorm.wgsl) and rstd;
   // the inputs x and weight
   return record(op, y, [x, weight, bias], (g) => {
@@ -132,14 +151,25 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     scratch.push(partial);
     if (byRow) {
       if (x.requiresGrad) {
-        gpu.dispatch(BACKWARD_ROWS, params, [
-          x.binding,
-          weight.binding,
-          shift.binding,
-          rstd.binding,
-          g.binding,
-          gradOf(x).binding,
-        ], grid1d(Math.ceil(rows / 64)));
+        const staged = textured ? stageDistinct(gpu, [x, g], 0) : null;
+        if (staged) {
+          const [xt, gt] = staged;
+          gpu.dispatch(
+            BACKWARD_ROWS_TEX,
+            params,
+            [xt, weight.binding, shift.binding, rstd.binding, gt, gradOf(x).binding],
+            rowGroups,
+          );
+        } else {
+          gpu.dispatch(BACKWARD_ROWS, params, [
+            x.binding,
+            weight.binding,
+            shift.binding,
+            rstd.binding,
+            g.binding,
+            gradOf(x).binding,
+          ], rowGroups);
+        }
       }
       if (weight.requiresGrad || bias.requiresGrad) {
         gpu.dispatch(

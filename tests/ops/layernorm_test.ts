@@ -92,6 +92,54 @@ gpuTest(
 );
 
 gpuTest(
+  "layerNorm()'s row kernels from staged textures give the storage kernels' results bit for bit",
+  async (gpu) => {
+    const saved = gpu.textureOperands;
+    try {
+      // Whole vec4 rows (the textured kernels) with extreme rows among them, and one width
+      // that is not (storage either way).
+      for (const [rows, cols] of [[6, 52], [700, 64], [129, 32], [5, 54]]) {
+        const X = rand(rows + cols, rows * cols, -3, 3);
+        for (let c = 0; c < cols; c++) {
+          X[c] = -7e5; // constant and large
+          X[cols + c] = 1e4 + X[cols + c]; // large offset, spread ~1
+        }
+        const W = rand(rows + 1, cols, 0.5, 1.5), B = rand(rows + 2, cols);
+        const DY = rand(rows + 3, rows * cols);
+        const run = async (textures: boolean) => {
+          gpu.textureOperands = textures;
+          const x = leaf(gpu, X, [rows, cols]), w = leaf(gpu, W, [cols]), b = leaf(gpu, B, [cols]);
+          if (!gpu.startProfile()) throw new Error("the adapter cannot time kernels");
+          const y = tidy(() => {
+            const out = layerNorm(x, w, b);
+            backward(out, tensor(gpu, DY, out.shape));
+            return out;
+          });
+          const kernels = (await gpu.stopProfile()).map((r) => r.entry);
+          const got = [await y.read(), await gradData(x), await gradData(w), await gradData(b)];
+          for (const t of [y, x, w, b]) t.dispose();
+          return { kernels, got };
+        };
+        const tex = await run(true), storage = await run(false);
+        const label = `${rows}x${cols}`;
+        const whole = cols % 4 === 0;
+        assert.equal(tex.kernels.includes("layernorm_forward_rows_tex"), whole, label);
+        assert.equal(tex.kernels.includes("layernorm_backward_rows_tex"), whole, label);
+        assert.ok(!storage.kernels.some((k) => k.endsWith("_tex")), label);
+        ["y", "dx", "dweight", "dbias"].forEach((name, i) =>
+          assert.deepEqual(tex.got[i], storage.got[i], `${name} ${label}`)
+        );
+        // And both against the f64 reference.
+        assertClose(tex.got[0], ref(X, W, B, cols).y, tol.forward, `y ${label}`);
+        assertClose(tex.got[1], refBack(X, W, DY, cols).dx, tol.backward, `dx ${label}`);
+      }
+    } finally {
+      gpu.textureOperands = saved;
+    }
+  },
+);
+
+gpuTest(
   "layerNorm() handles the MAE decoder's largest shape (128 * 257 rows of 48)",
   async (gpu) => {
     const rows = 128 * 257, cols = 48;
