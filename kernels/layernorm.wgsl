@@ -267,3 +267,30 @@ fn layernorm_backward_rows_tex(@builtin(workgroup_id) w: vec3u, @builtin(num_wor
     dx4[base + c] += r * (w4[c] * texel(dy_tex, base + c) - s.x - xhat * s.y);
   }
 }
+
+// partial as layernorm_backward_partial_cols, one invocation per (4 columns, block): the
+// columns' sums over the block's rows in the same order. Binds (x texture, shift, rstd,
+// dy texture, partial); grid (ceil(cols / 256), blocks).
+@group(0) @binding(4) var pc_dy_tex: texture_2d<f32>;
+@group(0) @binding(5) var<storage, read_write> partial4: array<vec4f>;
+
+@compute @workgroup_size(64)
+fn layernorm_backward_partial_cols_tex(@builtin(workgroup_id) w: vec3u, @builtin(local_invocation_id) l: vec3u) {
+  let c = w.x * 64u + l.x; // columns 4c .. 4c + 3
+  let c4 = p.cols / 4u;
+  let block = w.y;
+  if (c >= c4 || block >= p.blocks) { return; }
+  let first = block * p.rows_per_block;
+  let last = min(p.rows, first + p.rows_per_block);
+  var sx = vec4f(0.0);
+  var sd = vec4f(0.0);
+  for (var row = first; row < last; row++) {
+    let base = row * c4;
+    let d = texel(pc_dy_tex, base + c);
+    sx += d * (((texel(x_tex, base + c) - texel(x_tex, base).x) - pc_shift[row]) * pc_rstd[row]);
+    sd += d;
+  }
+  let pw = 2u * block * c4;
+  partial4[pw + c] = sx;
+  partial4[pw + c4 + c] = sd;
+}

@@ -40,6 +40,10 @@ const BACKWARD_ROWS = { ...FORWARD, entry: "layernorm_backward_rows" } as const;
 const BACKWARD_PARTIAL_COLS = { ...FORWARD, entry: "layernorm_backward_partial_cols" } as const;
 const FORWARD_ROWS_TEX = { ...FORWARD, entry: "layernorm_forward_rows_tex" } as const;
 const BACKWARD_ROWS_TEX = { ...FORWARD, entry: "layernorm_backward_rows_tex" } as const;
+const BACKWARD_PARTIAL_COLS_TEX = {
+  ...FORWARD,
+  entry: "layernorm_backward_partial_cols_tex",
+} as const;
 /**
  * Rows up to this width get one invocation each (no barriers: on llvmpipe 2.6x
  * the forward and backward of a row per 64-thread workgroup at 2080x256, whose
@@ -67,6 +71,7 @@ export const LAYERNORM_OPS = {
       BACKWARD_PARTIAL_COLS,
       FORWARD_ROWS_TEX,
       BACKWARD_ROWS_TEX,
+      BACKWARD_PARTIAL_COLS_TEX,
     ],
     reference: { forward: layerNormRef, backward: layerNormBackwardRef },
     // y is O(1) whatever the input scale: mean/var sums of ~256 terms plus
@@ -150,8 +155,9 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     const partial = empty(gpu, [blocks, 2, cols]);
     scratch.push(partial);
     if (byRow) {
+      // x and dy staged once serve both passes (nothing stages between them).
+      const staged = textured ? stageDistinct(gpu, [x, g], 0) : null;
       if (x.requiresGrad) {
-        const staged = textured ? stageDistinct(gpu, [x, g], 0) : null;
         if (staged) {
           const [xt, gt] = staged;
           gpu.dispatch(
@@ -172,12 +178,22 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
         }
       }
       if (weight.requiresGrad || bias.requiresGrad) {
-        gpu.dispatch(
-          BACKWARD_PARTIAL_COLS,
-          params,
-          [x.binding, shift.binding, rstd.binding, g.binding, partial.binding],
-          [Math.ceil(cols / 64), blocks],
-        );
+        if (staged) {
+          const [xt, gt] = staged;
+          gpu.dispatch(
+            BACKWARD_PARTIAL_COLS_TEX,
+            params,
+            [xt, shift.binding, rstd.binding, gt, partial.binding],
+            [Math.ceil(cols / 256), blocks],
+          );
+        } else {
+          gpu.dispatch(
+            BACKWARD_PARTIAL_COLS,
+            params,
+            [x.binding, shift.binding, rstd.binding, g.binding, partial.binding],
+            [Math.ceil(cols / 64), blocks],
+          );
+        }
       }
     } else {gpu.dispatch(BACKWARD, params, [
         x.binding,

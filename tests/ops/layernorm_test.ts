@@ -75,9 +75,10 @@ gpuTest(
 );
 
 gpuTest(
-  "layerNorm() gives weight and bias gradients when x needs none, on both kernel paths",
+  "layerNorm() gives weight and bias gradients when x needs none, on every kernel path",
   async (gpu) => {
-    for (const [rows, cols] of [[37, 53], [9, 1031]]) {
+    // Rows from storage, rows from textures (whole vec4 rows), a workgroup per row.
+    for (const [rows, cols] of [[37, 53], [37, 52], [9, 1031]]) {
       const X = rand(rows, rows * cols, -3, 3), W = rand(rows + 1, cols, 0.5, 1.5);
       const B = rand(rows + 2, cols), DY = rand(rows + 3, rows * cols);
       const x = tensor(gpu, X, [rows, cols]), w = leaf(gpu, W, [cols]), b = leaf(gpu, B, [cols]);
@@ -125,6 +126,7 @@ gpuTest(
         const whole = cols % 4 === 0;
         assert.equal(tex.kernels.includes("layernorm_forward_rows_tex"), whole, label);
         assert.equal(tex.kernels.includes("layernorm_backward_rows_tex"), whole, label);
+        assert.equal(tex.kernels.includes("layernorm_backward_partial_cols_tex"), whole, label);
         assert.ok(!storage.kernels.some((k) => k.endsWith("_tex")), label);
         ["y", "dx", "dweight", "dbias"].forEach((name, i) =>
           assert.deepEqual(tex.got[i], storage.got[i], `${name} ${label}`)
