@@ -1,7 +1,9 @@
 /**
  * `deno task repro:merge DIR...`: joins the claims.json of several
  * `--shard i/n` runs of one study and profile into one report, evaluating
- * every claim on the union of their experiments. Exit 1 when a claim fails.
+ * every claim on the union of their experiments with today's claims files
+ * (the report names the commit that judged them). One DIR alone is judged
+ * again as it stands. Exit 1 when a claim fails.
  * @module
  */
 
@@ -11,13 +13,22 @@ import { loadProfile, type ProfileName } from "../src/repro/profiles.ts";
 import { renderFigures } from "../src/repro/figures_report.ts";
 import { openGpu } from "../src/gpu/device.ts";
 import { joinSeedRuns } from "../src/repro/join_seeds.ts";
-import { claimsTable, type RunReport, verdictCounts, writeReport } from "../src/repro/report.ts";
+import {
+  claimsTable,
+  commitId,
+  type RunReport,
+  verdictCounts,
+  writeReport,
+} from "../src/repro/report.ts";
 
 const HELP = `usage: deno task repro:merge [--out DIR] [--join-seeds] RUN_DIR...
 
 Reads RUN_DIR/claims.json from each shard of one study and profile (as
 written by deno task repro:<study> --shard i/n) and writes the merged
 claims.json and report.md to --out (default runs/repro-<study>-<profile>-merged).
+Claims are judged with the claims files of the checked-out commit, which the
+report names beside the runs' own; a single RUN_DIR is judged again as it is
+(e.g. after a claim's wording or reason changed), keeping its shard and figures.
 
 options:
   --out DIR       merged report directory
@@ -43,6 +54,23 @@ async function joinedFigures(out: string, results: Results, profile: ProfileName
     console.error(`repro:merge: figures skipped: ${(e as Error).message}`);
     return [];
   }
+}
+
+/** A run's figures copied beside its report judged again (those still there). */
+async function copyFigures(from: string, out: string, names: string[]): Promise<string[]> {
+  const kept: string[] = [];
+  await Deno.mkdir(out, { recursive: true });
+  for (const name of names) {
+    try {
+      if (`${from}/${name}` !== `${out}/${name}`) {
+        await Deno.copyFile(`${from}/${name}`, `${out}/${name}`);
+      }
+      kept.push(name);
+    } catch {
+      console.error(`repro:merge: figure ${from}/${name} is missing; left out`);
+    }
+  }
+  return kept;
 }
 
 if (import.meta.main) {
@@ -106,12 +134,21 @@ if (import.meta.main) {
     ...first,
     seeds,
     commit,
-    shard: join ? null : `merged from ${parts.map((p) => p.shard ?? "?").join(", ")}`,
+    judged: await commitId(),
+    shard: join
+      ? null
+      : parts.length === 1
+      ? first.shard
+      : `merged from ${parts.map((p) => p.shard ?? "?").join(", ")}`,
     seconds: parts.reduce((a, p) => a + p.seconds, 0),
     claims,
     results,
     runs: parts.flatMap((p) => p.runs),
-    figures: join ? await joinedFigures(out, results, first.profile as ProfileName) : [],
+    figures: join
+      ? await joinedFigures(out, results, first.profile as ProfileName)
+      : parts.length === 1
+      ? await copyFigures(positionals[0], out, first.figures)
+      : [],
   });
   console.log(claimsTable(claims));
   const counts = verdictCounts(claims);

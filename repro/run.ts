@@ -17,7 +17,7 @@ import {
   runSeeds,
 } from "../src/repro/profiles.ts";
 import { studyConfigs } from "../src/repro/experiments.ts";
-import { claimsTable, verdictCounts, writeReport } from "../src/repro/report.ts";
+import { claimsTable, commitId, verdictCounts, writeReport } from "../src/repro/report.ts";
 import { families, runExperiments } from "../src/repro/runner.ts";
 import { loadLevelJob } from "../src/repro/level_run.ts";
 import { lockDir, LockedError } from "../src/repro/lock.ts";
@@ -86,24 +86,6 @@ const CPU_ESTIMATE_HOURS: Record<ProfileName, number> = {
   short: 300,
   paper: 20000,
 };
-
-/**
- * The commit the run's code comes from, read when the run starts (a long run
- * may outlive it), with "-dirty" when tracked files differ from it then.
- */
-async function commitId(): Promise<string> {
-  try {
-    const git = (...args: string[]) =>
-      new Deno.Command("git", { args, stdout: "piped", stderr: "null" }).output();
-    const head = new TextDecoder().decode((await git("rev-parse", "--short", "HEAD")).stdout)
-      .trim();
-    if (!head) return "unknown";
-    const dirty = (await git("diff", "--quiet", "HEAD", "--")).code === 1;
-    return dirty ? `${head}-dirty` : head;
-  } catch {
-    return "unknown";
-  }
-}
 
 if (import.meta.main) {
   const t0 = performance.now();

@@ -27,6 +27,8 @@ export interface Check {
   margin?: number;
   /** Run the experiments and report the value without asserting anything. */
   measure?: true;
+  /** With `measure`: why this profile reports the value instead of asserting it (shown in the report). */
+  why?: string;
 }
 
 /** One claim of the paper (or of its CI-scale version). */
@@ -137,7 +139,8 @@ export async function loadStudy(study: string): Promise<Study> {
       bad("timing must be true or false");
     }
     for (const [p, check] of Object.entries(c.profiles ?? {})) {
-      const keys = Object.keys(check ?? {});
+      const all = Object.keys(check ?? {});
+      const keys = all.filter((k) => k !== "why");
       if (
         keys.length !== 1 || !["tolerance", "min", "max", "margin", "measure"].includes(keys[0])
       ) {
@@ -145,6 +148,9 @@ export async function loadStudy(study: string): Promise<Study> {
       }
       if (keys[0] === "measure" && (check as Check).measure !== true) {
         bad(`profile ${p}: measure must be true`);
+      }
+      if (all.includes("why") && (keys[0] !== "measure" || !(check as Check).why?.trim())) {
+        bad(`profile ${p}: why goes with measure only, as a non-empty sentence`);
       }
       if (keys[0] !== "measure" && (keys[0] === "margin") !== compared) {
         bad(`profile ${p}: margin goes with ordering and best-of claims only`);
@@ -358,6 +364,9 @@ export function evaluateClaims(
     }
     const main = c.experiment ?? c.greater!;
     const r: ClaimResult = { ...base, ...evaluateWith(c, check, results, main) };
+    if (check.why && r.verdict === "measured") {
+      r.reason = r.reason ? `${check.why.trim()}; ${r.reason}` : check.why.trim();
+    }
     if (demoted && r.verdict === "measured") {
       r.tolerance = `${describe(asserted!)} (not asserted)`;
       r.reason = `a timing on a software adapter${found.length ? ` (${found.join(", ")})` : ""}, ` +

@@ -24,6 +24,11 @@ export interface RunReport {
   seedKind?: "design" | "held" | "mixed";
   adapter: { description: string; software: boolean };
   commit: string;
+  /**
+   * The commit whose claims files judged these results, where it is not the
+   * run's own: `deno task repro:merge` judges kept results again.
+   */
+  judged?: string;
   started: string;
   seconds: number;
   shard: string | null;
@@ -99,9 +104,9 @@ export function markdown(r: RunReport): string {
       r.seedRole ? `; ${r.seedRole}` : ""
     }`,
     `- adapter: ${r.adapter.description}${r.adapter.software ? " (software rasterizer)" : ""}`,
-    `- commit: ${r.commit}; started ${r.started}; ${r.seconds.toFixed(0)} s${
-      r.shard ? `; shard ${r.shard}` : ""
-    }`,
+    `- commit: ${r.commit}${
+      r.judged && r.judged !== r.commit ? ` (claims judged at ${r.judged})` : ""
+    }; started ${r.started}; ${r.seconds.toFixed(0)} s${r.shard ? `; shard ${r.shard}` : ""}`,
     `- verdicts: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}`,
     "",
     "## Claims",
@@ -149,4 +154,23 @@ export function markdown(r: RunReport): string {
     if (other.length) lines.push(`Also: ${other.map((f) => `[${f}](${f})`).join(", ")}`, "");
   }
   return lines.join("\n");
+}
+
+/**
+ * The checked-out commit (short), with "-dirty" when tracked files differ from
+ * it; "unknown" outside a git checkout. A run reads it when it starts (a long run
+ * may outlive it).
+ */
+export async function commitId(): Promise<string> {
+  try {
+    const git = (...args: string[]) =>
+      new Deno.Command("git", { args, stdout: "piped", stderr: "null" }).output();
+    const head = new TextDecoder().decode((await git("rev-parse", "--short", "HEAD")).stdout)
+      .trim();
+    if (!head) return "unknown";
+    const dirty = (await git("diff", "--quiet", "HEAD", "--")).code === 1;
+    return dirty ? `${head}-dirty` : head;
+  } catch {
+    return "unknown";
+  }
 }

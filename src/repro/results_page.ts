@@ -24,6 +24,7 @@ export type PageRun =
     | "seedKind"
     | "adapter"
     | "commit"
+    | "judged"
     | "started"
     | "seconds"
     | "claims"
@@ -238,9 +239,9 @@ export function renderPage(
         run.seedKind === "design" ? ", design seeds" : ""
       }`,
       "",
-      `${cell(run.title)}. Commit ${run.commit}, started ${run.started}, ${
-        Math.round(run.seconds)
-      } s on ${run.adapter.description}${
+      `${cell(run.title)}. Commit ${run.commit}${
+        run.judged && run.judged !== run.commit ? ` (claims judged at ${run.judged})` : ""
+      }, started ${run.started}, ${Math.round(run.seconds)} s on ${run.adapter.description}${
         run.adapter.software ? " (software adapter)" : ""
       }; seeds ${run.seeds.join(", ")}${run.seedRole ? ` (${run.seedRole})` : ""}${
         run.shard ? `; shard ${run.shard}` : ""

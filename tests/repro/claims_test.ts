@@ -178,6 +178,37 @@ Deno.test("a claims file with a bad check names the file and the claim", async (
   await assertRejectsMessage(() => loadStudy("no-such-study"), /no such study 'no-such-study'/);
 });
 
+Deno.test("a `why` goes with `measure` only, and the report gives it as the measured claim's reason", async () => {
+  for (
+    const [check, ok] of [
+      ["{ measure: true, why: too few seeds }", true],
+      ["{ min: 1, why: too few seeds }", false],
+      ["{ measure: true, why: '' }", false],
+    ] as const
+  ) {
+    const file = await Deno.makeTempFile({ suffix: ".yaml" });
+    await Deno.writeTextFile(
+      file,
+      `study: x\ntitle: x\nclaims:\n  - { id: c, wording: w, source: s, metric: m, paper: 1, experiment: e, value: v,\n      profiles: { ci: ${check} } }\n`,
+    );
+    if (ok) await loadStudy(file);
+    else {await assertRejectsMessage(() =>
+        loadStudy(file), /claim c: profile ci: why goes with measure only/);}
+    await Deno.remove(file);
+  }
+  const s = study([
+    {
+      greater: "a",
+      lesser: "b",
+      value: "eval.accuracy",
+      profiles: { small: { measure: true, why: "3 seeds are too few for a 2 pp margin" } },
+    },
+  ]);
+  const r = evaluateClaims(s, "small", results({ a: [0.6, 0.7], b: [0.5, 0.6] }));
+  assert.equal(r[0].verdict, "measured");
+  assert.match(r[0].reason, /^3 seeds are too few for a 2 pp margin(; |$)/);
+});
+
 async function assertRejectsMessage(fn: () => Promise<unknown>, re: RegExp) {
   try {
     await fn();

@@ -129,6 +129,48 @@ Deno.test("deno task repro:merge --join-seeds judges the claims on every run's s
   }
 });
 
+Deno.test("deno task repro:merge on one run judges it again with today's claims, keeping its shard and figures, and names the judging commit", async () => {
+  const dir = await Deno.makeTempDir(), out = await Deno.makeTempDir();
+  try {
+    const acc = (base: number) => (s: number) => base + s / 1000;
+    const kept = {
+      ...run([11, 12, 13], { "probe-mae-random": acc(0.6), "probe-random-init": acc(0.5) }),
+      shard: "1/2",
+      figures: ["curve.svg"],
+    };
+    // A kept run whose claim carries an outdated reason and tolerance.
+    kept.claims = [{ id: "mae-probe-beats-random-init", reason: "old", tolerance: "old" } as never];
+    await Deno.writeTextFile(`${dir}/claims.json`, JSON.stringify(kept));
+    await Deno.writeTextFile(`${dir}/curve.svg`, "<svg/>");
+    const merged = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../../repro/merge.ts", import.meta.url).pathname,
+        "--out",
+        out,
+        dir,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(merged.code, 0, new TextDecoder().decode(merged.stderr));
+    const report = JSON.parse(await Deno.readTextFile(`${out}/claims.json`)) as RunReport;
+    assert.equal(report.shard, "1/2");
+    assert.equal(report.commit, kept.commit);
+    assert.ok(report.judged && report.judged !== "", `judged: ${report.judged}`);
+    assert.deepEqual(report.figures, ["curve.svg"]);
+    assert.equal(await Deno.readTextFile(`${out}/curve.svg`), "<svg/>");
+    const probe = report.claims.find((c) => c.id === "mae-probe-beats-random-init")!;
+    const study = await loadStudy("tin");
+    const why = study.claims.find((c) => c.id === probe.id)!.profiles.small!.why!;
+    assert.ok(probe.reason.startsWith(why), probe.reason);
+    assert.ok(Math.abs(probe.ours!.mean - 10) < 1e-9, JSON.stringify(probe.ours));
+  } finally {
+    for (const d of [dir, out]) await Deno.remove(d, { recursive: true });
+  }
+});
+
 Deno.test("a comparison of experiments with no seed in common is not run, and says why", async () => {
   const study = await loadStudy("tin");
   const acc = (seeds: number[]) => ({

@@ -64,6 +64,11 @@ Deno.test("renderPage() lists each run's claims with the interval, check, verdic
   assert.ok(page.includes("- `tin-sweep` (measured): the interval spans zero at this scale"));
   assert.ok(page.includes("Commit abc1234, started 2026-11-30T10:00:00.000Z, 61 s on llvmpipe"));
   assert.ok(page.includes("| tin | small | 1, 2, 3 | abc1234 | 2026-11-30 | 1 pass, 1 measured |"));
+  // A run judged again later (repro:merge) names the commit whose claims judged it.
+  const judged = renderPage([
+    { dir: "results/tin-small", run: run("tin", "small", { judged: "fed4321" }) },
+  ]);
+  assert.ok(judged.includes("Commit abc1234 (claims judged at fed4321), started"), judged);
 });
 
 Deno.test("a run on the design seeds is kept beside the held-apart run, and each says which it is", () => {
