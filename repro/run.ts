@@ -63,6 +63,9 @@ options:
   --cache DIR     experiment cache (default .cache/repro)
   --fresh         retrain every experiment (a cached entry is replaced only once
                   its retraining completes)
+  --cached-only   train nothing: report from what the cache holds (an experiment
+                  with a seed missing there reads "not run"); reads the cache
+                  without locking it, so it can report while a run fills it
   --force         run the paper/short profile on a software adapter anyway
   --plan          print the study's plan instead of running it: each experiment,
                   what it starts from, images x epochs and its estimated time on
@@ -111,6 +114,7 @@ if (import.meta.main) {
       out: { type: "string" },
       cache: { type: "string", default: ".cache/repro" },
       fresh: { type: "boolean", default: false },
+      "cached-only": { type: "boolean", default: false },
       force: { type: "boolean", default: false },
       "print-config": { type: "boolean", default: false },
       plan: { type: "boolean", default: false },
@@ -119,6 +123,9 @@ if (import.meta.main) {
     HELP,
     true,
   );
+  if (values["cached-only"] && (values.fresh || values.level !== undefined)) {
+    fail("--cached-only reports from the cache as it is: it cannot go with --fresh or --level");
+  }
   if (values.level !== undefined) {
     // One job of the level-by-level GPU workflow (all studies): exactly what levelShard() assigns.
     const name = (values.profile ?? "smoke") as ProfileName;
@@ -303,6 +310,7 @@ if (import.meta.main) {
     gpu,
     cacheDir: values.cache!,
     fresh: values.fresh,
+    cachedOnly: values["cached-only"],
     roots: {
       tin: values.data ?? Deno.env.get("TIN_DIR"),
       cub: values.cub ?? Deno.env.get("CUB_DIR"),

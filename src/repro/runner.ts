@@ -47,6 +47,12 @@ export interface RunnerOptions {
   log: (line: string) => void;
   /** A level job of the GPU workflow: what it starts from must come from the cache, never train. */
   levelJob?: LevelJob;
+  /**
+   * Report from the cache alone: nothing trains, and an experiment with a seed
+   * missing there (or starting from one that is) reads "not run". The cache is
+   * only read, so it is neither locked nor swept: a run may be filling it.
+   */
+  cachedOnly?: boolean;
 }
 
 /** One experiment run (for claims.json). */
@@ -213,6 +219,7 @@ export async function runExperiments(
   ids: string[],
   o: RunnerOptions,
 ): Promise<{ results: Results; runs: RunRecord[] }> {
+  if (o.cachedOnly) return await runLocked(ids, o);
   const lock = await lockDir(o.cacheDir, "repro (experiment cache)", o.log);
   try {
     await sweepCache(o.cacheDir, o.log);
@@ -275,7 +282,21 @@ async function runLocked(
       results.set(id, { notrun: plan.reason });
       continue;
     }
+    if (o.cachedOnly) {
+      const missing = plan.kind === "timing"
+        ? "a timing, measured afresh by every run"
+        : [plan.init, plan.critic].find((dep) => dep && "notrun" in (results.get(dep) ?? {}));
+      if (missing) {
+        results.set(id, {
+          notrun:
+            `${plan.kind === "timing" ? missing : `starts from ${missing}, not in the cache`} ` +
+            "(--cached-only)",
+        });
+        continue;
+      }
+    }
     const metrics: Record<string, unknown>[] = [];
+    let uncached: number | undefined;
     for (const seed of o.seeds) {
       const t0 = performance.now();
       progress.start(id, seed);
@@ -324,6 +345,10 @@ async function runLocked(
       if (!cached && o.levelJob?.needs.includes(id)) {
         throw new MissingDependencyError([id], o.levelJob, o.cacheDir);
       }
+      if (!cached && o.cachedOnly) {
+        uncached = seed;
+        break;
+      }
       if (!summary) {
         o.log(
           `${id} (seed ${seed}): training ${c.mode}, ${c.optim.epochs} epochs on ${splits.train.count} images`,
@@ -352,7 +377,12 @@ async function runLocked(
         dir,
       });
     }
-    results.set(id, { seeds: o.seeds, metrics });
+    results.set(
+      id,
+      uncached === undefined
+        ? { seeds: o.seeds, metrics }
+        : { notrun: `seed ${uncached} is not in the cache (--cached-only)` },
+    );
   }
   return { results, runs };
 }

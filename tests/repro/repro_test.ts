@@ -99,6 +99,55 @@ Deno.test({
     const mergedReport = JSON.parse(await Deno.readTextFile(`${merged}/claims.json`));
     const verdicts = (x: { claims: ClaimJson[] }) => x.claims.map((c) => `${c.id}:${c.verdict}`);
     assert.deepEqual(verdicts(mergedReport), verdicts(report));
+
+    // --cached-only trains nothing: from the full cache the same verdicts, except the
+    // timing, which every run measures afresh; from an empty cache, nothing run.
+    const fromCache = await Deno.makeTempDir(), empty = await Deno.makeTempDir();
+    const c = await deno([
+      RUN,
+      "tin",
+      "--profile",
+      "smoke",
+      "--cache",
+      cache,
+      "--out",
+      fromCache,
+      "--cached-only",
+    ]);
+    assert.equal(c.code, 0, c.stderr + c.stdout);
+    assert.doesNotMatch(c.stderr, /: training /);
+    const cachedReport = JSON.parse(await Deno.readTextFile(`${fromCache}/claims.json`));
+    const timing = (cachedReport.claims as (ClaimJson & { reason: string })[]).find((x) =>
+      x.id === "tab2-smae-recon-time"
+    )!;
+    assert.equal(timing.verdict, "not run");
+    assert.match(timing.reason, /a timing, measured afresh by every run \(--cached-only\)/);
+    const notTiming = (x: { claims: ClaimJson[] }) =>
+      verdicts(x).filter((v) => !v.startsWith("tab2-smae-recon-time:"));
+    assert.deepEqual(notTiming(cachedReport), notTiming(report));
+    const e = await deno([
+      RUN,
+      "tin",
+      "--profile",
+      "smoke",
+      "--cache",
+      empty,
+      "--out",
+      fromCache,
+      "--cached-only",
+    ]);
+    const emptyReport = JSON.parse(await Deno.readTextFile(`${fromCache}/claims.json`));
+    assert.ok(
+      (emptyReport.claims as ClaimJson[]).every((x) => x.verdict === "not run"),
+      e.stderr + e.stdout,
+    );
+    const mae = emptyReport.experiments["pretrain-mae-random"] as { notrun: string };
+    assert.match(mae.notrun, /^seed 42 is not in the cache \(--cached-only\)$/);
+    const ft = emptyReport.experiments["finetune-mae-random"] as { notrun: string };
+    assert.match(ft.notrun, /starts from pretrain-mae-random, not in the cache/);
+    const both = await deno([RUN, "tin", "--profile", "smoke", "--cached-only", "--fresh"]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--cached-only .* cannot go with --fresh/);
   },
 });
 
