@@ -350,6 +350,7 @@ if (import.meta.main) {
     started: new Date(Date.now() - (performance.now() - t0)).toISOString(),
     seconds: (performance.now() - t0) / 1000,
     shard: shard ? `${shard.index + 1}/${shard.count}` : null,
+    ...(values["cached-only"] ? { cachedOnly: true } : {}),
     claims,
     results,
     runs,

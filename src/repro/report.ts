@@ -29,6 +29,8 @@ export interface RunReport {
    * run's own: `deno task repro:merge` judges kept results again.
    */
   judged?: string;
+  /** Reported from the experiment cache alone (`--cached-only`): nothing trained; `seconds` is the report's. */
+  cachedOnly?: boolean;
   started: string;
   seconds: number;
   shard: string | null;
@@ -106,7 +108,9 @@ export function markdown(r: RunReport): string {
     `- adapter: ${r.adapter.description}${r.adapter.software ? " (software rasterizer)" : ""}`,
     `- commit: ${r.commit}${
       r.judged && r.judged !== r.commit ? ` (claims judged at ${r.judged})` : ""
-    }; started ${r.started}; ${r.seconds.toFixed(0)} s${r.shard ? `; shard ${r.shard}` : ""}`,
+    }; ${
+      r.cachedOnly ? "reported from the experiment cache (--cached-only) at" : "started"
+    } ${r.started}; ${r.seconds.toFixed(0)} s${r.shard ? `; shard ${r.shard}` : ""}`,
     `- verdicts: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}`,
     "",
     "## Claims",

@@ -25,6 +25,7 @@ export type PageRun =
     | "adapter"
     | "commit"
     | "judged"
+    | "cachedOnly"
     | "started"
     | "seconds"
     | "claims"
@@ -241,11 +242,13 @@ export function renderPage(
       "",
       `${cell(run.title)}. Commit ${run.commit}${
         run.judged && run.judged !== run.commit ? ` (claims judged at ${run.judged})` : ""
-      }, started ${run.started}, ${Math.round(run.seconds)} s on ${run.adapter.description}${
-        run.adapter.software ? " (software adapter)" : ""
-      }; seeds ${run.seeds.join(", ")}${run.seedRole ? ` (${run.seedRole})` : ""}${
-        run.shard ? `; shard ${run.shard}` : ""
-      }.`,
+      }, ${
+        run.cachedOnly
+          ? `reported from the experiment cache (--cached-only) at ${run.started}`
+          : `started ${run.started}, ${Math.round(run.seconds)} s`
+      } on ${run.adapter.description}${run.adapter.software ? " (software adapter)" : ""}; seeds ${
+        run.seeds.join(", ")
+      }${run.seedRole ? ` (${run.seedRole})` : ""}${run.shard ? `; shard ${run.shard}` : ""}.`,
       "",
       "| claim | paper | ours | check | verdict | negative control |",
       "|---|---|---|---|---|---|",

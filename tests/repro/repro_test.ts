@@ -117,6 +117,8 @@ Deno.test({
     assert.equal(c.code, 0, c.stderr + c.stdout);
     assert.doesNotMatch(c.stderr, /: training /);
     const cachedReport = JSON.parse(await Deno.readTextFile(`${fromCache}/claims.json`));
+    assert.equal(cachedReport.cachedOnly, true);
+    assert.equal(report.cachedOnly, undefined);
     const timing = (cachedReport.claims as (ClaimJson & { reason: string })[]).find((x) =>
       x.id === "tab2-smae-recon-time"
     )!;

@@ -69,6 +69,16 @@ Deno.test("renderPage() lists each run's claims with the interval, check, verdic
     { dir: "results/tin-small", run: run("tin", "small", { judged: "fed4321" }) },
   ]);
   assert.ok(judged.includes("Commit abc1234 (claims judged at fed4321), started"), judged);
+  // A report made from the cache alone says so instead of giving a run time.
+  const cached = renderPage([
+    { dir: "results/tin-small", run: run("tin", "small", { cachedOnly: true }) },
+  ]);
+  assert.ok(
+    cached.includes(
+      "Commit abc1234, reported from the experiment cache (--cached-only) at 2026-11-30T10:00:00.000Z on llvmpipe",
+    ),
+    cached,
+  );
 });
 
 Deno.test("a run on the design seeds is kept beside the held-apart run, and each says which it is", () => {
