@@ -13,6 +13,11 @@ async function deno(args: string[]): Promise<{ code: number; stdout: string; std
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** `repro:tin --profile smoke` with this cache and output folder, then `extra`. */
+function smoke(cache: string, out: string, ...extra: string[]) {
+  return deno([RUN, "tin", "--profile", "smoke", "--cache", cache, "--out", out, ...extra]);
+}
+
 interface ClaimJson {
   id: string;
   verdict: string;
@@ -26,7 +31,7 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const cache = await Deno.makeTempDir(), out = await Deno.makeTempDir();
-    const r = await deno([RUN, "tin", "--profile", "smoke", "--cache", cache, "--out", out]);
+    const r = await smoke(cache, out);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /^repro tin: profile smoke — chosen with --profile/);
     assert.match(r.stdout, /claim +paper +ours +tolerance +verdict/);
@@ -79,18 +84,7 @@ Deno.test({
       s2 = await Deno.makeTempDir(),
       merged = await Deno.makeTempDir();
     for (const [shard, dir] of [["1/2", s1], ["2/2", s2]]) {
-      const rs = await deno([
-        RUN,
-        "tin",
-        "--profile",
-        "smoke",
-        "--cache",
-        cache,
-        "--out",
-        dir,
-        "--shard",
-        shard,
-      ]);
+      const rs = await smoke(cache, dir, "--shard", shard);
       assert.ok(rs.code === 0 || rs.code === 1, rs.stderr);
       assert.match(rs.stderr, /cached/);
     }
@@ -103,17 +97,7 @@ Deno.test({
     // --cached-only trains nothing: from the full cache the same verdicts, except the
     // timing, which every run measures afresh; from an empty cache, nothing run.
     const fromCache = await Deno.makeTempDir(), empty = await Deno.makeTempDir();
-    const c = await deno([
-      RUN,
-      "tin",
-      "--profile",
-      "smoke",
-      "--cache",
-      cache,
-      "--out",
-      fromCache,
-      "--cached-only",
-    ]);
+    const c = await smoke(cache, fromCache, "--cached-only");
     assert.equal(c.code, 0, c.stderr + c.stdout);
     assert.doesNotMatch(c.stderr, /: training /);
     const cachedReport = JSON.parse(await Deno.readTextFile(`${fromCache}/claims.json`));
@@ -127,17 +111,7 @@ Deno.test({
     const notTiming = (x: { claims: ClaimJson[] }) =>
       verdicts(x).filter((v) => !v.startsWith("tab2-smae-recon-time:"));
     assert.deepEqual(notTiming(cachedReport), notTiming(report));
-    const e = await deno([
-      RUN,
-      "tin",
-      "--profile",
-      "smoke",
-      "--cache",
-      empty,
-      "--out",
-      fromCache,
-      "--cached-only",
-    ]);
+    const e = await smoke(empty, fromCache, "--cached-only");
     const emptyReport = JSON.parse(await Deno.readTextFile(`${fromCache}/claims.json`));
     assert.ok(
       (emptyReport.claims as ClaimJson[]).every((x) => x.verdict === "not run"),
