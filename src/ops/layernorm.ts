@@ -124,22 +124,15 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
   // them and rows are whole vec4s; where staging declines they read storage.
   const textured = byRow && cols % 4 === 0 && gpu.textureOperands;
   const rowGroups = grid1d(Math.ceil(rows / 64));
-  const fromTextures = textured ? stageDistinct(gpu, [x], 0) : null;
-  if (fromTextures) {
-    gpu.dispatch(
-      FORWARD_ROWS_TEX,
-      params,
-      [...fromTextures, weight.binding, bias.binding, y.binding, shift.binding, rstd.binding],
-      rowGroups,
-    );
-  } else {
-    gpu.dispatch(
-      byRow ? FORWARD_ROWS : FORWARD,
-      params,
-      [x.binding, weight.binding, bias.binding, y.binding, shift.binding, rstd.binding],
-      byRow ? rowGroups : grid1d(rows),
-    );
-  }
+  // The textured kernels bind the same operands in the same order, x as a texture.
+  const xStaged = textured ? stageDistinct(gpu, [x], 0) : null;
+  const [xIn] = xStaged ?? [x.binding];
+  gpu.dispatch(
+    xStaged ? FORWARD_ROWS_TEX : byRow ? FORWARD_ROWS : FORWARD,
+    params,
+    [xIn, weight.binding, bias.binding, y.binding, shift.binding, rstd.binding],
+    byRow ? rowGroups : grid1d(rows),
+  );
   // saves: per row the shifted mean (mean - x[row, 0], see layernorm.wgsl) and rstd;
   // the inputs x and weight
   return record(op, y, [x, weight, bias], (g) => {
@@ -155,45 +148,26 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): 
     const partial = empty(gpu, [blocks, 2, cols]);
     scratch.push(partial);
     if (byRow) {
-      // x and dy staged once serve both passes (nothing stages between them).
+      // x and dy staged once serve both passes (nothing stages between them); the
+      // textured kernels bind the same operands in the same order.
       const staged = textured ? stageDistinct(gpu, [x, g], 0) : null;
+      const [xIn, gIn] = staged ?? [x.binding, g.binding];
       if (x.requiresGrad) {
-        if (staged) {
-          const [xt, gt] = staged;
-          gpu.dispatch(
-            BACKWARD_ROWS_TEX,
-            params,
-            [xt, weight.binding, shift.binding, rstd.binding, gt, gradOf(x).binding],
-            rowGroups,
-          );
-        } else {
-          gpu.dispatch(BACKWARD_ROWS, params, [
-            x.binding,
-            weight.binding,
-            shift.binding,
-            rstd.binding,
-            g.binding,
-            gradOf(x).binding,
-          ], rowGroups);
-        }
+        gpu.dispatch(
+          staged ? BACKWARD_ROWS_TEX : BACKWARD_ROWS,
+          params,
+          [xIn, weight.binding, shift.binding, rstd.binding, gIn, gradOf(x).binding],
+          rowGroups,
+        );
       }
       if (weight.requiresGrad || bias.requiresGrad) {
-        if (staged) {
-          const [xt, gt] = staged;
-          gpu.dispatch(
-            BACKWARD_PARTIAL_COLS_TEX,
-            params,
-            [xt, shift.binding, rstd.binding, gt, partial.binding],
-            [Math.ceil(cols / 256), blocks],
-          );
-        } else {
-          gpu.dispatch(
-            BACKWARD_PARTIAL_COLS,
-            params,
-            [x.binding, shift.binding, rstd.binding, g.binding, partial.binding],
-            [Math.ceil(cols / 64), blocks],
-          );
-        }
+        // The textured pass sums four columns per invocation.
+        gpu.dispatch(
+          staged ? BACKWARD_PARTIAL_COLS_TEX : BACKWARD_PARTIAL_COLS,
+          params,
+          [xIn, shift.binding, rstd.binding, gIn, partial.binding],
+          [Math.ceil(cols / (staged ? 256 : 64)), blocks],
+        );
       }
     } else {gpu.dispatch(BACKWARD, params, [
         x.binding,
