@@ -95,6 +95,18 @@ function mdEscape(s: string): string {
   return s.replaceAll("|", "\\|");
 }
 
+/** A run's commit, and the commit whose claims judged it where that is another. */
+export function judgedCommit(r: Pick<RunReport, "commit" | "judged">): string {
+  return r.commit + (r.judged && r.judged !== r.commit ? ` (claims judged at ${r.judged})` : "");
+}
+
+/** When the run started, or (--cached-only) when its report was made from the cache. */
+export function startedAt(r: Pick<RunReport, "started" | "cachedOnly">): string {
+  return `${
+    r.cachedOnly ? "reported from the experiment cache (--cached-only) at" : "started"
+  } ${r.started}`;
+}
+
 /** report.md: the claims beside the paper, experiment details, figures. */
 export function markdown(r: RunReport): string {
   const counts = verdictCounts(r.claims);
@@ -106,11 +118,9 @@ export function markdown(r: RunReport): string {
       r.seedRole ? `; ${r.seedRole}` : ""
     }`,
     `- adapter: ${r.adapter.description}${r.adapter.software ? " (software rasterizer)" : ""}`,
-    `- commit: ${r.commit}${
-      r.judged && r.judged !== r.commit ? ` (claims judged at ${r.judged})` : ""
-    }; ${
-      r.cachedOnly ? "reported from the experiment cache (--cached-only) at" : "started"
-    } ${r.started}; ${r.seconds.toFixed(0)} s${r.shard ? `; shard ${r.shard}` : ""}`,
+    `- commit: ${judgedCommit(r)}; ${startedAt(r)}; ${r.seconds.toFixed(0)} s${
+      r.shard ? `; shard ${r.shard}` : ""
+    }`,
     `- verdicts: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}`,
     "",
     "## Claims",

@@ -9,7 +9,7 @@
  */
 
 import { writeFileAtomic } from "../data/mod.ts";
-import { formatSummary, type RunReport } from "./report.ts";
+import { formatSummary, judgedCommit, type RunReport, startedAt } from "./report.ts";
 import { PROFILES } from "./profiles.ts";
 
 /** The fields of claims.json the page reads (a subset of {@link RunReport}). */
@@ -240,12 +240,8 @@ export function renderPage(
         run.seedKind === "design" ? ", design seeds" : ""
       }`,
       "",
-      `${cell(run.title)}. Commit ${run.commit}${
-        run.judged && run.judged !== run.commit ? ` (claims judged at ${run.judged})` : ""
-      }, ${
-        run.cachedOnly
-          ? `reported from the experiment cache (--cached-only) at ${run.started}`
-          : `started ${run.started}, ${Math.round(run.seconds)} s`
+      `${cell(run.title)}. Commit ${judgedCommit(run)}, ${startedAt(run)}${
+        run.cachedOnly ? "" : `, ${Math.round(run.seconds)} s`
       } on ${run.adapter.description}${run.adapter.software ? " (software adapter)" : ""}; seeds ${
         run.seeds.join(", ")
       }${run.seedRole ? ` (${run.seedRole})` : ""}${run.shard ? `; shard ${run.shard}` : ""}.`,

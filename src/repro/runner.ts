@@ -219,17 +219,18 @@ export async function runExperiments(
   ids: string[],
   o: RunnerOptions,
 ): Promise<{ results: Results; runs: RunRecord[] }> {
-  if (o.cachedOnly) return await runLocked(ids, o);
+  if (o.cachedOnly) return await runInCache(ids, o); // only reads the cache
   const lock = await lockDir(o.cacheDir, "repro (experiment cache)", o.log);
   try {
     await sweepCache(o.cacheDir, o.log);
-    return await runLocked(ids, o);
+    return await runInCache(ids, o);
   } finally {
     lock.release();
   }
 }
 
-async function runLocked(
+/** Runs (or, cachedOnly, looks up) every experiment; the caller holds the cache's lock to train. */
+async function runInCache(
   ids: string[],
   o: RunnerOptions,
 ): Promise<{ results: Results; runs: RunRecord[] }> {
@@ -283,15 +284,16 @@ async function runLocked(
       continue;
     }
     if (o.cachedOnly) {
-      const missing = plan.kind === "timing"
+      const dep = plan.kind === "train"
+        ? [plan.init, plan.critic].find((d) => d && "notrun" in (results.get(d) ?? {}))
+        : undefined;
+      const why = plan.kind === "timing"
         ? "a timing, measured afresh by every run"
-        : [plan.init, plan.critic].find((dep) => dep && "notrun" in (results.get(dep) ?? {}));
-      if (missing) {
-        results.set(id, {
-          notrun:
-            `${plan.kind === "timing" ? missing : `starts from ${missing}, not in the cache`} ` +
-            "(--cached-only)",
-        });
+        : dep
+        ? `starts from ${dep}, not in the cache`
+        : null;
+      if (why) {
+        results.set(id, { notrun: `${why} (--cached-only)` });
         continue;
       }
     }
